@@ -1,0 +1,32 @@
+# Every target sets itself up: a .venv with this package and its extras, made on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test test-all demo lint bench reproduce clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+setup: $(STAMP)
+
+# The default suite (no `slow` tests). pytest's exit 5 (no tests collected) is a failure here.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ''
+
+demo: $(STAMP)
+	$(BIN)/lstm-jax demo --out runs/demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check lstm_jax tests experiments benchmarks
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,71 @@
+"""Results are files: atomic JSON/JSONL writes and output-directory checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from lstm_jax.errors import UserError
+
+
+def _to_jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__") and not isinstance(obj, str):
+        return _to_jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else (1e308 if obj > 0 else -1e308)
+    return obj
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Atomically write ``obj`` as indented JSON (NumPy/JAX arrays become lists)."""
+    return atomic_write_text(path, json.dumps(_to_jsonable(obj), indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist (expected a results file written by lstm-jax)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+
+
+def ensure_out_dir(path: str | os.PathLike, field: str = "--out") -> Path:
+    """Create the output directory; a clear error when the path is an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{field}={str(path)!r} is a file; an output directory is needed")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{field}={str(path)!r} cannot be created ({e.strerror})") from None
+    return path
