@@ -28,9 +28,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lstm_jax.cells import CellConfig, make_cell, step_fn
-from lstm_jax.errors import UserError, check_positive
+from lstm_jax.errors import UserError, check_choice, check_positive
 
 Carry = dict[str, jax.Array]
+IMPLS = ("scan", "fused")
 
 
 class LayerResult(NamedTuple):
@@ -42,7 +43,7 @@ class LayerResult(NamedTuple):
 
 def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0: Carry, *,
                perturb: Carry | None = None, collect: Sequence[str] = (), unroll: int = 1,
-               remat: bool = False) -> LayerResult:
+               remat: bool = False, impl: str = "scan") -> LayerResult:
     """Run one recurrent layer over a time-major sequence.
 
     Args:
@@ -56,10 +57,22 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
         (``"f"``, ``"i"``, ``"o"``, ``"r"``, ``"z"``).
       unroll: ``lax.scan``'s unroll factor.
       remat: rematerialise the step in the backward pass (``jax.checkpoint``).
+      impl: ``"scan"`` (this function's ``lax.scan``, differentiated by JAX) or ``"fused"``
+        (:func:`lstm_jax.fused.fused_layer`: same outputs and gradients, a hand-written backward
+        pass; with ``remat`` it checkpoints in √T segments). ``"fused"`` is used only when no
+        ``perturb`` and no ``collect`` are requested and the step is a standard cell, so probes
+        always run this plain scan.
 
     Returns:
       ``LayerResult(final_carry, sequences)``; ``sequences["h"]`` is ``(T, B, H)``.
     """
+    check_choice("impl", impl, IMPLS)
+    if impl == "fused" and not perturb and not collect:
+        from lstm_jax.fused import fused_arch, fused_layer
+        arch = fused_arch(step)
+        if arch is not None:
+            return LayerResult(*fused_layer(arch, params, xs, mask, carry0, unroll=unroll,
+                                            remat=remat))
     xw = jnp.einsum("tbd,dg->tbg", xs, params["w_ih"]) + params["bias"]
     T = xs.shape[0]
     if mask is None:
@@ -110,8 +123,11 @@ class Recurrence(nnx.Module):
     """
 
     def __init__(self, in_features: int, config: CellConfig, layers: int = 1, *,
-                 rngs: nnx.Rngs, unroll: int = 1, remat: bool = False, dtype=jnp.float32):
+                 rngs: nnx.Rngs, unroll: int = 1, remat: bool = False, dtype=jnp.float32,
+                 impl: str = "scan"):
         check_positive("layers", layers, maximum=64)
+        check_choice("impl", impl, IMPLS)
+        self.impl = impl
         check_positive("unroll", unroll, maximum=1024)
         self.config = config
         self.in_features = in_features
@@ -156,7 +172,8 @@ class Recurrence(nnx.Module):
         for cell, carry0, eps in zip(self.cells, carries, perturb, strict=True):
             eps_t = None if eps is None else {k: jnp.swapaxes(v, 0, 1) for k, v in eps.items()}
             result = scan_layer(step, cell.params(), xs, mask_t, carry0, perturb=eps_t,
-                                collect=collect, unroll=self.unroll, remat=self.remat)
+                                collect=collect, unroll=self.unroll, remat=self.remat,
+                                impl=self.impl)
             xs = result.sequences["h"]
             finals.append(result.final_carry)
             sequences.append({k: jnp.swapaxes(v, 0, 1) for k, v in result.sequences.items()})
