@@ -3,8 +3,8 @@
 A PyTorch ``state_dict`` (arrays, e.g. ``{k: v.numpy() for k, v in m.state_dict().items()}``)
 holds, for layer ``l``::
 
-    weight_ih_l{l}  (G·H, D)     weight_hh_l{l}  (G·H, H)
-    bias_ih_l{l}    (G·H,)       bias_hh_l{l}    (G·H,)
+    weight_ih_l{layer}  (G·H, D)     weight_hh_l{layer}  (G·H, H)
+    bias_ih_l{layer}    (G·H,)       bias_hh_l{layer}    (G·H,)
 
 with gate blocks in the same order as ours (LSTM ``i, f, g, o``; GRU ``r, z, n``). The mapping:
 
@@ -20,8 +20,8 @@ Only unidirectional, ``batch_first``-agnostic, ``bias=True`` modules without pro
 
 from __future__ import annotations
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 
 from lstm_jax.errors import UserError
 from lstm_jax.recurrence import Recurrence
@@ -38,12 +38,12 @@ def load_torch_state_dict(model: Recurrence, state_dict: dict) -> None:
     H = model.config.hidden
     if model.config.arch == "gru" and not model.config.gru_reset_after:
         raise UserError("PyTorch's GRU is the reset-after variant; build with gru_reset_after=True")
-    for l, cell in enumerate(model.cells):
-        w_ih, w_hh = _get(state_dict, f"weight_ih_l{l}"), _get(state_dict, f"weight_hh_l{l}")
-        b_ih, b_hh = _get(state_dict, f"bias_ih_l{l}"), _get(state_dict, f"bias_hh_l{l}")
+    for layer, cell in enumerate(model.cells):
+        w_ih, w_hh = _get(state_dict, f"weight_ih_l{layer}"), _get(state_dict, f"weight_hh_l{layer}")
+        b_ih, b_hh = _get(state_dict, f"bias_ih_l{layer}"), _get(state_dict, f"bias_hh_l{layer}")
         want = (cell.blocks * H, cell.in_features)
         if w_ih.shape != want:
-            raise UserError(f"weight_ih_l{l} has shape {w_ih.shape}; expected {want} for "
+            raise UserError(f"weight_ih_l{layer} has shape {w_ih.shape}; expected {want} for "
                             f"arch={model.config.arch}, hidden={H}")
         dtype = cell.w_ih[...].dtype
         cell.w_ih[...] = jnp.asarray(w_ih.T, dtype)
@@ -60,13 +60,13 @@ def to_torch_state_dict(model: Recurrence) -> dict[str, np.ndarray]:
     """Export ``model`` as a PyTorch ``state_dict`` of NumPy arrays (see module doc)."""
     H = model.config.hidden
     out = {}
-    for l, cell in enumerate(model.cells):
+    for layer, cell in enumerate(model.cells):
         p = {k: np.asarray(v) for k, v in cell.params().items()}
-        out[f"weight_ih_l{l}"] = p["w_ih"].T.copy()
-        out[f"weight_hh_l{l}"] = p["w_hh"].T.copy()
-        out[f"bias_ih_l{l}"] = p["bias"].copy()
+        out[f"weight_ih_l{layer}"] = p["w_ih"].T.copy()
+        out[f"weight_hh_l{layer}"] = p["w_hh"].T.copy()
+        out[f"bias_ih_l{layer}"] = p["bias"].copy()
         b_hh = np.zeros_like(p["bias"])
         if model.config.arch == "gru":
             b_hh[2 * H:] = p["b_hn"]
-        out[f"bias_hh_l{l}"] = b_hh
+        out[f"bias_hh_l{layer}"] = b_hh
     return out

@@ -11,7 +11,8 @@ def plot_state_norms(summary: dict, out: str | Path) -> Path:
     """``summary["state_norms"][arch]`` is a list of mean ‖h_t‖ over the batch, t = 1..T."""
     fig, ax = new_figure()
     for arch, norms in summary["state_norms"].items():
-        ax.plot(range(1, len(norms) + 1), norms, color=ARCH_COLORS.get(arch), label=ARCH_LABELS.get(arch, arch))
+        ax.plot(range(1, len(norms) + 1), norms, color=ARCH_COLORS.get(arch),
+                label=ARCH_LABELS.get(arch, arch))
     ax.set_xlabel("time step t")
     ax.set_ylabel("mean ‖h_t‖₂ over the batch")
     cfg = summary["config"]

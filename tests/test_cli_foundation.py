@@ -1,0 +1,62 @@
+"""`lstm-jax info` and `lstm-jax demo`, and the CLI's handling of user errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lstm_jax.cli import main
+
+
+def test_info_reports_backend_and_devices(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["backend"] == "cpu" and info["devices"]
+    assert info["versions"]["jax"].startswith("0.10")
+
+
+def test_demo_writes_plot_and_summary(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--seq-len", "30", "--batch", "4", "--hidden", "8", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["state_norms"]) == {"rnn", "lstm", "gru"}
+    assert all(len(v) == 30 for v in summary["state_norms"].values())
+    # An LSTM has 4 gate blocks, a GRU 3, an RNN 1: parameters in that ratio (plus GRU's b_hn).
+    p = summary["parameters"]
+    assert p["lstm"] == 4 * p["rnn"] and p["gru"] == 3 * p["rnn"] + 8
+    assert (out / "state_norms.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["demo", "--arch", "transformer"], "--arch='transformer' is not allowed; choose one of rnn, lstm, gru"),
+    (["demo", "--hidden", "0"], "must be a positive integer"),
+    (["demo", "--recurrent-init", "xavier"], "recurrent_init='xavier'"),
+    (["demo", "--chrono", "1"], "chrono_tmax"),
+])
+def test_user_errors_exit_2_with_one_line(argv, needle, capsys):
+    assert run_cli(argv + ["--out", "/tmp/lstm_jax_never_written"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def run_cli(argv) -> int:
+    """The exit code of ``lstm-jax ARGV``, whether argparse exits or ``main`` returns."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def test_out_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["demo", "--seq-len", "5", "--out", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_console_script_exit_code_and_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "lstm_jax.cli", "demo", "--arch", "lstmm"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "choose one of rnn, lstm, gru" in proc.stderr and "Traceback" not in proc.stderr
