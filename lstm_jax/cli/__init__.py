@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("info", "demo")
+COMMANDS = ("info", "demo", "eda")
 
 
 def build_parser() -> argparse.ArgumentParser:
