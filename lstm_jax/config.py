@@ -1,0 +1,146 @@
+"""The run configuration: one typed, printable, JSON round-trippable dataclass.
+
+``TrainConfig`` is what ``DIR/config.json`` holds and what a checkpoint is checked against on
+``--resume``: every field except those in :data:`RESUME_MAY_CHANGE` must match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from lstm_jax.cells import ARCHS, RECURRENT_INITS, CellConfig
+from lstm_jax.errors import UserError, check_choice, check_positive
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+SCHEDULES = ("constant", "cosine")
+READOUTS = ("task", "last", "mean")
+
+# Fields a resumed run may change without changing what it computes.
+RESUME_MAY_CHANGE = frozenset({"steps"})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (and so its results, bit for bit on CPU).
+
+    Model: ``arch``, ``hidden``, ``layers``, the cell's init options (see
+    :class:`lstm_jax.cells.CellConfig`), ``embed_dim`` (symbol tasks), ``readout`` (``"task"``
+    uses the task's default), ``dropout`` (on the recurrence outputs), ``unroll``/``remat``.
+    Optimisation: ``optimizer`` (adam, rmsprop, sgd with ``momentum``), ``lr``, ``clip`` (global
+    norm, Pascanu et al. 2013; None = off), ``warmup`` steps of linear warm-up, ``schedule``
+    (constant, or cosine decay to 0 at ``steps``), ``steps``, ``batch`` (global, split over
+    devices). Seeds: ``seeds`` independent models trained in one program with seeds
+    ``seed, seed+1, ...``; the held-out set is drawn from ``eval_seed`` (the same for all seeds).
+    Logging: ``eval_every``, ``eval_size``, ``probe_every`` (0 = off), ``checkpoint_every``,
+    ``keep_checkpoints``.
+    """
+
+    task: str = "adding"
+    seq_len: int = 100
+    arch: str = "lstm"
+    hidden: int = 128
+    layers: int = 1
+    forget_bias: float = 1.0
+    chrono: float | None = None
+    recurrent_init: str = "orthogonal"
+    recurrent_scale: float = 1.0
+    gru_reset_after: bool = True
+    embed_dim: int = 32
+    readout: str = "task"
+    dropout: float = 0.0
+    unroll: int = 1
+    remat: bool = False
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    clip: float | None = 1.0
+    warmup: int = 0
+    schedule: str = "constant"
+    steps: int = 1000
+    batch: int = 64
+    seeds: int = 1
+    seed: int = 0
+    eval_seed: int = 1_000_003
+    eval_every: int = 100
+    eval_size: int = 512
+    probe_every: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+
+    def __post_init__(self):
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("readout", self.readout, READOUTS)
+        for f, mx in (("seq_len", 1_000_000), ("hidden", 65536), ("layers", 64),
+                      ("embed_dim", 65536), ("unroll", 1024), ("steps", 10**9),
+                      ("batch", 2**20), ("seeds", 1024), ("eval_every", 10**9),
+                      ("eval_size", 2**22), ("checkpoint_every", 10**9),
+                      ("keep_checkpoints", 1000)):
+            check_positive(f, getattr(self, f), maximum=mx)
+        for f in ("seed", "eval_seed", "warmup", "probe_every"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise UserError(f"{f}={v!r} must be an integer ≥ 0")
+        _finite("lr", self.lr, positive=True)
+        _finite("momentum", self.momentum)
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"momentum={self.momentum!r} must be in [0, 1)")
+        if self.clip is not None:
+            _finite("clip", self.clip, positive=True)
+        _finite("dropout", self.dropout)
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout={self.dropout!r} must be in [0, 1)")
+        if self.warmup >= self.steps:
+            raise UserError(f"warmup={self.warmup} must be smaller than steps={self.steps}")
+        self.cell()  # validates the cell options
+
+    def cell(self) -> CellConfig:
+        return CellConfig(arch=self.arch, hidden=self.hidden, forget_bias=self.forget_bias,
+                          chrono_tmax=self.chrono if self.arch != "rnn" else None,
+                          recurrent_init=self.recurrent_init,
+                          recurrent_scale=self.recurrent_scale,
+                          gru_reset_after=self.gru_reset_after)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def resume_differences(self, other: TrainConfig) -> dict[str, tuple[Any, Any]]:
+        """Fields that differ from ``other`` and would change what a resumed run computes."""
+        may_change = set(RESUME_MAY_CHANGE)
+        if self.schedule != "constant":
+            may_change.discard("steps")  # the cosine schedule's length is part of the run
+        return {f: (getattr(other, f), getattr(self, f)) for f in self.to_dict()
+                if f not in may_change and getattr(self, f) != getattr(other, f)}
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.to_dict().items())
+
+
+def _finite(field: str, value, positive: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UserError(f"{field}={value!r} must be a finite number")
+    if positive and value <= 0:
+        raise UserError(f"{field}={value!r} must be > 0")

@@ -1,0 +1,122 @@
+"""The sequence model: input layer → recurrence → head.
+
+``x`` ``(B, T, D)`` dense features go straight into the recurrence; ``(B, T)`` int symbols are
+looked up in an ``nnx.Embed`` first. The recurrence is :class:`lstm_jax.recurrence.Recurrence`
+(the one scan every probe also goes through). The head is a dense layer applied
+
+* per step (``head="per_step"``): outputs ``(B, T, K)``, or
+* once per sequence (``head="last"``): outputs ``(B, K)`` from the readout — the hidden state
+  at each row's last *valid* step (``readout="last"``; with a mask this is the scan's final carry,
+  since padded steps keep the carry), or the mean of ``h_t`` over valid steps (``"mean"``).
+
+Dropout (optional) is applied to what the head reads, with an explicit key, so a run stays a pure
+function of its seeds and a resumed run matches an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lstm_jax.cells import CellConfig
+from lstm_jax.errors import UserError, check_choice
+from lstm_jax.recurrence import Recurrence, StackResult
+from lstm_jax.tasks.registry import HEADS, INPUT_KINDS, READOUTS, TaskSpec
+
+
+class SequenceModel(nnx.Module):
+    """Embedding or dense input → ``Recurrence`` (``layers`` cells of ``cell.arch``) → head.
+
+    Args:
+      input_kind: ``"dense"`` or ``"symbols"``.
+      in_features: input width D (dense) or vocabulary size (symbols).
+      out_features: head width K.
+      cell: the recurrent layer's config.
+      layers: stacked recurrent layers.
+      head: ``"last"`` or ``"per_step"``.
+      readout: ``"last"`` or ``"mean"`` (``head="last"`` only).
+      embed_dim: embedding width for symbol inputs.
+      dropout: rate on the head's input (0 = off).
+    """
+
+    def __init__(self, *, input_kind: str, in_features: int, out_features: int,
+                 cell: CellConfig, layers: int = 1, head: str = "last", readout: str = "last",
+                 embed_dim: int = 32, dropout: float = 0.0, unroll: int = 1, remat: bool = False,
+                 rngs: nnx.Rngs):
+        check_choice("input_kind", input_kind, INPUT_KINDS)
+        check_choice("head", head, HEADS)
+        check_choice("readout", readout, READOUTS)
+        if not 0 <= dropout < 1:
+            raise UserError(f"dropout={dropout!r} must be in [0, 1)")
+        self.input_kind, self.head_kind, self.readout = input_kind, head, readout
+        self.dropout = float(dropout)
+        if input_kind == "symbols":
+            self.embed = nnx.Embed(in_features, embed_dim, rngs=rngs)
+            width = embed_dim
+        else:
+            self.embed = None
+            width = in_features
+        self.recurrence = Recurrence(width, cell, layers, rngs=rngs, unroll=unroll, remat=remat)
+        self.head = nnx.Linear(cell.hidden, out_features, rngs=rngs)
+
+    @classmethod
+    def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,
+                 readout: str | None = None, embed_dim: int = 32, dropout: float = 0.0,
+                 unroll: int = 1, remat: bool = False, rngs: nnx.Rngs) -> SequenceModel:
+        """The model a task asks for (``readout=None`` keeps the task's default)."""
+        return cls(input_kind=spec.input_kind, in_features=spec.in_features,
+                   out_features=spec.out_features, cell=cell, layers=layers, head=spec.head,
+                   readout=readout or spec.readout, embed_dim=embed_dim, dropout=dropout,
+                   unroll=unroll, remat=remat, rngs=rngs)
+
+    def inputs(self, x: jax.Array) -> jax.Array:
+        """``(B, T, D)`` floats the recurrence reads (embeds ``(B, T)`` int symbols)."""
+        if self.embed is None:
+            if not jnp.issubdtype(x.dtype, jnp.floating):
+                raise UserError(f"dense inputs must be floating point; got dtype {x.dtype}")
+            return x
+        if x.ndim != 2 or not jnp.issubdtype(x.dtype, jnp.integer):
+            raise UserError(f"symbol inputs must be (batch, time) integers; got shape "
+                            f"{tuple(x.shape)} dtype {x.dtype}")
+        return self.embed(x)
+
+    def read(self, result: StackResult, mask: jax.Array | None) -> jax.Array:
+        """What the head reads: ``(B, T, H)`` per step, or ``(B, H)`` per sequence."""
+        if self.head_kind == "per_step":
+            return result.outputs
+        if self.readout == "last":
+            return result.final_carry[-1]["h"]
+        if mask is None:
+            return jnp.mean(result.outputs, axis=1)
+        m = mask.astype(result.outputs.dtype)[..., None]
+        return jnp.sum(result.outputs * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None, *,
+                 dropout_key: jax.Array | None = None,
+                 perturb: Sequence[dict | None] | None = None,
+                 collect: Sequence[str] = ()) -> jax.Array:
+        """Outputs ``(B, K)`` (``head="last"``) or ``(B, T, K)`` (``head="per_step"``).
+
+        ``dropout_key``: None disables dropout (evaluation). ``perturb``/``collect`` pass through
+        to the recurrence (for probes); use :meth:`run` to get the recurrence's result too.
+        """
+        return self.run(x, mask, dropout_key=dropout_key, perturb=perturb, collect=collect)[0]
+
+    def run(self, x, mask=None, *, dropout_key=None, perturb=None, collect=()):
+        """``(outputs, StackResult)``: the head's outputs and everything the recurrence exposed."""
+        result = self.recurrence(self.inputs(x), mask, perturb=perturb, collect=collect)
+        features = self.read(result, mask)
+        if self.dropout > 0 and dropout_key is not None:
+            keep = jax.random.bernoulli(dropout_key, 1.0 - self.dropout, features.shape)
+            features = jnp.where(keep, features / (1.0 - self.dropout), 0.0)
+        return self.head(features), result
+
+
+def parameter_count(model_or_state) -> int:
+    """Number of trainable scalars in a model (or a params ``nnx.State``)."""
+    state = model_or_state if isinstance(model_or_state, nnx.State) else nnx.state(
+        model_or_state, nnx.Param)
+    return int(sum(p.size for p in jax.tree.leaves(state)))

@@ -1,0 +1,68 @@
+"""Devices: a 1-D ``"data"`` mesh over every device, and multi-host start-up.
+
+The batch axis of every batch is split over the mesh (``NamedSharding(mesh, P("data"))``);
+parameters and optimiser state are replicated. The same program runs on one CPU, 8 GPUs or a TPU
+slice; with several processes (hosts), ``jax.devices()`` lists every host's devices and each
+process feeds its share (batches are generated inside the compiled step, so there is nothing to
+feed). Tests use fake CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=8``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from lstm_jax.errors import UserError
+
+AXIS = "data"
+_DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "COORDINATOR_ADDRESS")
+
+
+def maybe_initialize_distributed() -> bool:
+    """Call ``jax.distributed.initialize()`` when the environment describes a multi-host job.
+
+    Triggered by ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``) or
+    by a cluster JAX detects itself (SLURM, Cloud TPU) when ``LSTM_JAX_DISTRIBUTED=1``.
+    Returns whether it initialised.
+    """
+    if any(os.environ.get(k) for k in _DISTRIBUTED_ENV) or os.environ.get(
+            "LSTM_JAX_DISTRIBUTED") == "1":
+        jax.distributed.initialize()
+        return True
+    return False
+
+
+def data_mesh(devices=None) -> Mesh:
+    devices = jax.devices() if devices is None else devices
+    return Mesh(np.asarray(devices), (AXIS,))
+
+
+def check_batch(batch: int, mesh: Mesh, field: str = "batch") -> None:
+    n = mesh.size
+    if batch % n:
+        raise UserError(f"{field}={batch} must be a multiple of the number of devices ({n}) "
+                        "so the batch splits evenly over the data mesh")
+
+
+def batch_sharding(mesh: Mesh, leading: int = 0) -> NamedSharding:
+    """Shard axis ``leading`` (the batch axis) over the mesh; replicate the rest."""
+    return NamedSharding(mesh, P(*([None] * leading), AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def constrain_batch(tree, mesh: Mesh):
+    """Inside jit: ask for the batch axis (axis 0) of every leaf to be split over the mesh."""
+    s = batch_sharding(mesh)
+    return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, s), tree)
+
+
+def is_primary() -> bool:
+    """True in the process that writes results files (process 0)."""
+    return jax.process_index() == 0

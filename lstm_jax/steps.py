@@ -1,0 +1,128 @@
+"""The compiled programs of a run: initialisation, one training step, evaluation.
+
+Every function here is pure and works on ``S`` independent models at once (``jax.vmap`` over a
+leading seeds axis): model ``i`` has its own initialisation, data and dropout keys, derived from
+seed ``cfg.seed + i``, so ``--seeds 5`` trains exactly the five models that five separate runs with
+``--seed s, s+1, ...`` would (up to float reassociation in batched matmuls).
+
+Keys (Salmon et al. 2011's counter-based threefry, via ``jax.random``)::
+
+    base_i   = key(seed + i)
+    init     = fold_in(base_i, 0)
+    data     = fold_in(base_i, 1)    batch at step s: task.train_batch(data, fold_in(data, s))
+    dropout  = fold_in(base_i, 2)    mask at step s: fold_in(dropout, s)
+    eval set = fold_in(key(eval_seed), 3)      (the same held-out set for every seed)
+
+The training state is a dict of arrays, each with the leading seeds axis::
+
+    params    the model's nnx.State (merged with the graphdef inside the step)
+    opt       optax state
+    loss_sum  sum of training losses since the last metrics line
+    bad_step  −1, or the first step whose loss or gradient norm was not finite (from then on the
+              update is skipped, so params stay the last finite ones)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from lstm_jax.config import TrainConfig
+from lstm_jax.model import SequenceModel
+from lstm_jax.optim import optimizer
+from lstm_jax.sharding import constrain_batch
+from lstm_jax.tasks.registry import Batch, Task
+
+
+def build_model(cfg: TrainConfig, task: Task, key) -> SequenceModel:
+    return SequenceModel.for_task(
+        task.spec, cfg.cell(), layers=cfg.layers,
+        readout=None if cfg.readout == "task" else cfg.readout, embed_dim=cfg.embed_dim,
+        dropout=cfg.dropout, unroll=cfg.unroll, remat=cfg.remat, rngs=nnx.Rngs(params=key))
+
+
+def seed_keys(cfg: TrainConfig) -> dict[str, jax.Array]:
+    """Per-seed ``init``/``data``/``dropout`` keys, each ``(S,)``."""
+    base = jax.vmap(jax.random.key)(jnp.arange(cfg.seed, cfg.seed + cfg.seeds, dtype=jnp.uint32))
+    return {name: jax.vmap(lambda k, t=tag: jax.random.fold_in(k, t))(base)
+            for tag, name in enumerate(("init", "data", "dropout"))}
+
+
+def eval_key(cfg: TrainConfig) -> jax.Array:
+    return jax.random.fold_in(jax.random.key(cfg.eval_seed), 3)
+
+
+@dataclasses.dataclass
+class Programs:
+    """The jitted functions of one run (built once by :func:`build_programs`)."""
+
+    graphdef: Any
+    tx: optax.GradientTransformation
+    init: Any  # (init_keys (S,)) -> state
+    train_step: Any  # (state, data_keys, dropout_keys, step, data) -> (state, loss (S,))
+    evaluate: Any  # (params, chunks) -> {metric: (S,)}
+
+
+def build_programs(cfg: TrainConfig, task: Task, mesh) -> Programs:
+    tx = optimizer(cfg)
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_model(cfg, task, jax.random.key(0))))
+    B = cfg.batch
+
+    def init_one(key):
+        params = nnx.split(build_model(cfg, task, key))[1]
+        return {"params": params, "opt": tx.init(params), "loss_sum": jnp.zeros((), jnp.float32),
+                "bad_step": jnp.full((), -1, jnp.int32)}
+
+    def loss_fn(params, batch: Batch, dropout_key):
+        model = nnx.merge(graphdef, params)
+        return task.loss(model(batch.x, batch.mask, dropout_key=dropout_key), batch)
+
+    def step_one(state, data_key, dropout_key, step, data):
+        batch = constrain_batch(task.train_batch(data, data_key, step, B), mesh)
+        dkey = jax.random.fold_in(dropout_key, step) if cfg.dropout > 0 else None
+        params = state["params"]
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch, dkey)
+        updates, opt = tx.update(grads, state["opt"], params)
+        new_params = optax.apply_updates(params, updates)
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+        ok = finite & (state["bad_step"] < 0)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+        bad = jnp.where(~finite & (state["bad_step"] < 0), step, state["bad_step"])
+        return {"params": keep(new_params, params), "opt": keep(opt, state["opt"]),
+                "loss_sum": state["loss_sum"] + jnp.where(ok, loss, 0.0),
+                "bad_step": bad.astype(jnp.int32)}, loss
+
+    def eval_one(params, chunks: Batch):
+        model = nnx.merge(graphdef, params)
+
+        def chunk_metrics(batch):
+            batch = constrain_batch(batch, mesh)
+            return task.metrics(model(batch.x, batch.mask), batch)
+
+        return jax.tree.map(lambda m: jnp.mean(m, axis=0), jax.lax.map(chunk_metrics, chunks))
+
+    return Programs(
+        graphdef=graphdef, tx=tx,
+        init=jax.jit(jax.vmap(init_one)),
+        train_step=jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)), donate_argnums=0),
+        evaluate=jax.jit(jax.vmap(eval_one, in_axes=(0, None))))
+
+
+def eval_chunks(cfg: TrainConfig, task: Task, data) -> Batch:
+    """The held-out set as ``(n_chunks, batch, ...)`` chunks (size rounded up to whole batches;
+    a data-backed task's fixed set is cut to whole batches)."""
+    n = -(-cfg.eval_size // cfg.batch)
+    full = task.eval_set(data, eval_key(cfg), n * cfg.batch)
+    size = full.y.shape[0] // cfg.batch * cfg.batch
+    return jax.tree.map(lambda a: a[:size].reshape(size // cfg.batch, cfg.batch, *a.shape[1:]),
+                        full)
+
+
+def seed_slice(tree, i: int):
+    """Model ``i``'s arrays from a seeds-stacked tree."""
+    return jax.tree.map(lambda a: a[i], tree)

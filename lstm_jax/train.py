@@ -1,0 +1,293 @@
+"""The training loop: results files, checkpoints, resume, seeds, devices, probes, signals.
+
+``train(cfg, out)`` writes into ``out``::
+
+    config.json      the TrainConfig (JSON round-trip: TrainConfig.from_json)
+    metrics.jsonl    every eval_every steps: step, lr, train/loss and eval/<metric> per seed
+    probes.jsonl     every probe_every steps (if a probe_fn is given): its record, per seed
+    summary.json     status, final metrics (mean ± sd over seeds), baseline, steps, wall time
+    checkpoints/     orbax CheckpointManager (atomic; keeps the last keep_checkpoints)
+    curves.png       eval loss against step, with the baseline
+
+Resume (``resume=True``) restores the newest complete checkpoint (refusing one written by another
+configuration), drops any metrics/probes lines after it, and continues; since every batch, dropout
+mask and accumulator is a function of the step (see :mod:`lstm_jax.steps`), the run ends with
+bitwise the same parameters and metrics as an uninterrupted one (wall-clock ``time`` aside).
+
+A non-finite loss or gradient stops the run with :class:`Diverged` (the last good checkpoint is
+kept; nothing after it is saved). SIGINT/SIGTERM save a checkpoint and stop (status
+``"interrupted"``), with a message saying how to resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lstm_jax.checkpoint import Checkpoints
+from lstm_jax.config import TrainConfig
+from lstm_jax.errors import UserError
+from lstm_jax.io import ensure_out_dir, read_json, write_json
+from lstm_jax.metrics import append_jsonl, mean_sd, read_jsonl, truncate_after
+from lstm_jax.optim import learning_rate
+from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated
+from lstm_jax.steps import build_programs, eval_chunks, seed_keys, seed_slice
+from lstm_jax.tasks import make_task
+
+ProbeFn = Callable[[nnx.Module, object], dict]
+
+
+class Diverged(UserError):
+    """The loss or the gradient became non-finite; the run stopped cleanly."""
+
+
+def _resume_hint(out: Path) -> str:
+    return f"lstm-jax train --out {out} --resume"
+
+
+def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
+    saved = TrainConfig.from_dict(meta["config"])
+    diff = cfg.resume_differences(saved)
+    if diff:
+        what = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}" for k, (a, b) in diff.items())
+        raise UserError(f"cannot resume from {where}: it was written by another configuration "
+                        f"({what}); use another --out or the checkpoint's settings")
+
+
+@contextlib.contextmanager
+def _signals_to_flag(flag: dict):
+    """SIGINT/SIGTERM set ``flag["signal"]`` instead of killing the loop (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        flag["signal"] = signal.Signals(signum).name
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled or not is_primary():
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, dynamic_ncols=True, leave=True)
+
+
+def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
+          probe_fn: ProbeFn | None = None, stop_at: int | None = None,
+          progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Train ``cfg.seeds`` models of ``cfg`` and write the run's files into ``out``.
+
+    Args:
+      cfg: the run.
+      out: output directory (created; must not hold another run unless ``resume``).
+      resume: continue from the newest checkpoint in ``out/checkpoints``.
+      probe_fn: ``(model, batch) -> dict`` called every ``cfg.probe_every`` steps on the first
+        held-out chunk, per seed; records go to ``out/probes.jsonl``.
+      stop_at: stop (with a checkpoint) once this many steps are done, as an interruption would.
+      progress: show a tqdm bar (loss and baseline).
+
+    Returns:
+      The summary dict (also written to ``out/summary.json``).
+    """
+    out = ensure_out_dir(out)
+    task = make_task(cfg.task, cfg.seq_len)
+    spec = task.spec
+    mesh = data_mesh()
+    check_batch(cfg.batch, mesh)
+    if probe_fn is None and cfg.probe_every:
+        raise UserError("probe_every > 0 needs a probe function (the CLI wires lstm_jax.probes)")
+    ckpt_dir = out / "checkpoints"
+    if not resume and (ckpt_dir.exists() or (out / "metrics.jsonl").exists()):
+        raise UserError(f"--out={str(out)!r} already holds a run; pass --resume to continue it "
+                        "or choose another --out")
+    progs = build_programs(cfg, task, mesh)
+    keys = seed_keys(cfg)
+    state = jax.device_put(progs.init(keys["init"]), replicated(mesh))
+    data = task.device_data()
+    if data is not None:
+        data = jax.device_put(data, replicated(mesh))
+    chunks = eval_chunks(cfg, task, data)
+    chunks = jax.device_put(chunks, jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec(None, "data")))
+    n_params = sum(a.size for a in jax.tree.leaves(state["params"])) // cfg.seeds
+
+    ckpts = Checkpoints(ckpt_dir, keep=cfg.keep_checkpoints)
+    start, elapsed_before = 0, 0.0
+    if resume:
+        got = ckpts.restore_latest(state, check_meta=lambda m: _check_resume_config(cfg, m, ckpt_dir))
+        if got is None:
+            ckpts.close()
+            raise UserError(f"--resume: no checkpoint in {ckpt_dir} to resume from; "
+                            "run without --resume to start")
+        start, state, meta = got
+        elapsed_before = float(meta.get("elapsed", 0.0))
+        if is_primary():
+            truncate_after(out / "metrics.jsonl", start)
+            truncate_after(out / "probes.jsonl", start)
+        log(f"resuming {out} from step {start}")
+    if is_primary():
+        write_json(out / "config.json", cfg.to_dict())
+
+    schedule = learning_rate(cfg)
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    baseline = spec.baseline
+    t0 = time.perf_counter()
+    elapsed = lambda: elapsed_before + time.perf_counter() - t0
+
+    def save(step: int) -> None:
+        ckpts.save(step, state, {"config": cfg.to_dict(), "step": step, "elapsed": elapsed()})
+
+    def check_finite(step: int) -> None:
+        bad = np.asarray(state["bad_step"])
+        if (bad >= 0).any():
+            i = int(np.argmax(bad >= 0))
+            last = ckpts.latest_step()
+            kept = (f"the last good checkpoint (step {last}) is kept in {ckpt_dir}"
+                    if last is not None else "no checkpoint was written")
+            summary = _summary(cfg, spec, out, "diverged", step, elapsed(), n_params, metrics_last)
+            summary["diverged_at_step"] = int(bad[i])
+            if is_primary():
+                write_json(out / "summary.json", summary)
+            raise Diverged(f"non-finite loss or gradient at step {int(bad[i])} (seed {seeds[i]}); "
+                           f"{kept}; clip gradients with --clip (e.g. --clip 1.0) or lower --lr")
+
+    def record_metrics(step: int) -> dict:
+        prev = (step - 1) // cfg.eval_every * cfg.eval_every
+        ev = progs.evaluate(state["params"], chunks)
+        rec = {"step": step, "time": round(elapsed(), 3), "lr": float(schedule(step - 1)),
+               "baseline": baseline,
+               "train/loss": np.asarray(state["loss_sum"] / (step - max(prev, 0))).tolist()}
+        rec.update({f"eval/{k}": np.asarray(v).tolist() for k, v in ev.items()})
+        if is_primary():
+            append_jsonl(out / "metrics.jsonl", rec)
+        return rec
+
+    def record_probes(step: int) -> None:
+        batch = seed_slice(chunks, 0)
+        for i, s in enumerate(seeds):
+            model = nnx.merge(progs.graphdef, seed_slice(state["params"], i))
+            rec = {"step": step, "seed": s, **probe_fn(model, batch)}
+            if is_primary():
+                append_jsonl(out / "probes.jsonl", rec)
+
+    metrics_last = read_jsonl(out / "metrics.jsonl")[-1] if resume and start else None
+    flag: dict = {}
+    bar = _progress(cfg.steps, start, progress)
+    status, step = "completed", start
+    step_arr = jnp.int32
+    try:
+        with _signals_to_flag(flag):
+            if start == 0 and cfg.probe_every and probe_fn is not None:
+                record_probes(0)
+            while step < cfg.steps:
+                state, loss = progs.train_step(state, keys["data"], keys["dropout"],
+                                               step_arr(step), data)
+                step += 1
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    check_finite(step)
+                    metrics_last = record_metrics(step)
+                    state["loss_sum"] = jnp.zeros_like(state["loss_sum"])
+                if cfg.probe_every and step % cfg.probe_every == 0:
+                    check_finite(step)
+                    record_probes(step)
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0 or step == cfg.steps:
+                        bar.set_postfix_str(_postfix(loss, metrics_last, baseline))
+                stopping = flag.get("signal") or (stop_at is not None and step >= stop_at)
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
+                    check_finite(step)
+                    save(step)
+                if stopping:
+                    status = "interrupted" if flag.get("signal") else "stopped"
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+        ckpts.close()
+    summary = _summary(cfg, spec, out, status, step, elapsed(), n_params, metrics_last)
+    if is_primary():
+        write_json(out / "summary.json", summary)
+        if status == "completed":
+            _plot(out)
+    if status == "interrupted":
+        log(f"interrupted by {flag['signal']} at step {step}; checkpoint saved in {ckpt_dir}; "
+            f"resume with: {_resume_hint(out)}")
+    return summary
+
+
+def _postfix(loss, rec: dict | None, baseline: float) -> str:
+    text = f"loss {float(jnp.mean(loss)):.4g}"
+    if rec is not None:
+        text += f" eval {float(np.mean(rec['eval/loss'])):.4g}"
+    return text + f" (baseline {baseline:.4g})"
+
+
+def _summary(cfg, spec, out, status, step, wall, n_params, rec) -> dict:
+    final = {}
+    if rec is not None:
+        final = {k: mean_sd(v) for k, v in rec.items() if isinstance(v, list)}
+    loss = final.get("eval/loss", {}).get("mean")
+    return {
+        "status": status, "steps": step, "wall_time_s": round(wall, 3),
+        "steps_per_s": round(step / wall, 3) if wall > 0 else None,
+        "parameters_per_model": int(n_params), "seeds": cfg.seeds,
+        "devices": [str(d) for d in jax.devices()],
+        "task": {"name": spec.name, "seq_len": spec.seq_len, "max_len": spec.max_len,
+                 "loss": spec.loss_name, "baseline": spec.baseline,
+                 "baseline_note": spec.baseline_note, "metric_baselines": spec.metric_baselines},
+        "metrics_step": None if rec is None else rec["step"],
+        "final": final,
+        "eval_loss_over_baseline": None if loss is None else loss / spec.baseline,
+        "config": cfg.to_dict(),
+        "files": {"config": str(out / "config.json"), "metrics": str(out / "metrics.jsonl"),
+                  "checkpoints": str(out / "checkpoints")},
+    }
+
+
+def _plot(out: Path) -> None:
+    from lstm_jax.plots.training import plot_run
+
+    plot_run(out)
+
+
+def load_config(out: str | Path) -> TrainConfig:
+    """The TrainConfig saved in a run directory."""
+    return TrainConfig.from_dict(read_json(Path(out) / "config.json"))
+
+
+def load_params(out: str | Path, cfg: TrainConfig | None = None, step: int | None = None):
+    """``(graphdef, params)`` of a saved run (params stacked over seeds) from its checkpoint."""
+    from lstm_jax.steps import build_programs
+
+    cfg = cfg or load_config(out)
+    task = make_task(cfg.task, cfg.seq_len)
+    mesh = data_mesh()
+    progs = build_programs(cfg, task, mesh)
+    like = progs.init(seed_keys(cfg)["init"])
+    ckpts = Checkpoints(Path(out) / "checkpoints", keep=cfg.keep_checkpoints)
+    try:
+        step = ckpts.latest_step() if step is None else step
+        if step is None:
+            raise UserError(f"no checkpoint in {Path(out) / 'checkpoints'}")
+        state = ckpts.restore(step, like)
+    finally:
+        ckpts.close()
+    return progs.graphdef, state["params"]
