@@ -24,12 +24,15 @@ def register(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--no-unsup", action="store_true",
                    help="skip the 50,000 unlabelled reviews (faster first run)")
+    p.add_argument("--any-size", action="store_true",
+                   help="accept split sizes other than 25,000 / 25,000 / 50,000 (subsets)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lstm_jax.data.eda import imdb_stats, write_lengths_csv
+    from lstm_jax.data.imdb import SPLIT_SIZES
     from lstm_jax.data.prepare import prepare_corpus
     from lstm_jax.io import ensure_out_dir, write_json
     from lstm_jax.plots.imdb import plot_all
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     splits = ("train", "test") if args.no_unsup else ("train", "test", "unsupervised")
     corpora, vocab, info = prepare_corpus(
         splits, source=args.source, path=args.data, data_dir=args.data_dir,
-        download=args.download, cache_dir=args.cache_dir, use_cache=not args.no_cache)
+        download=args.download, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+        expected_sizes=None if args.any_size else SPLIT_SIZES)
     stats = imdb_stats(corpora)
     stats["data"] = {k: info[k] for k in ("source", "data", "fingerprint", "tokenizer")}
     stats["vocabulary"] = {"distinct_train_tokens": len(vocab)}

@@ -31,10 +31,14 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes (memoised per process on path, inode, size and mtime)."""
+    """Hex sha256 of a file's bytes.
+
+    Memoised per process on (path, inode, size, mtime, ctime): any write or ``utime`` changes
+    ctime, so an in-place edit that restores size and mtime is still re-hashed.
+    """
     path = Path(path)
     st = path.stat()
-    memo = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    memo = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if memo not in _SHA_MEMO:
         h = hashlib.sha256()
         with open(path, "rb") as f:

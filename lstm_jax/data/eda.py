@@ -68,7 +68,7 @@ def write_lengths_csv(path: str | os.PathLike, corpora: dict) -> Path:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["split", "label", "tokens", "words"])
     for s, c in corpora.items():
-        for lab, t, wd in zip(c.labels.tolist(), c.lengths.tolist(), c.words.tolist()):
+        for lab, t, wd in zip(c.labels.tolist(), c.lengths.tolist(), c.words.tolist(), strict=True):
             w.writerow([s, lab, t, wd])
     return atomic_write_text(path, buf.getvalue())
 

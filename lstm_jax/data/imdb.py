@@ -103,33 +103,45 @@ def _split_of(folder: str, cls: str) -> str | None:
 def iter_archive(path: Path, splits: Iterable[str] = SPLITS, progress=None):
     """Yield ``(split, key, text)`` for every review of ``splits``, in archive order (one pass).
 
+    Streams the gzip and the tar (no seeking, nothing extracted to disk); the gzip stream is
+    read to its end, so a truncated or corrupt archive is an error, not a short split.
+
     ``progress``: an optional callable called once per tar member (for a progress bar).
     """
     wanted = set(splits)
     try:
-        with tarfile.open(path, mode="r|gz") as tar:
-            for member in tar:
-                if progress is not None:
-                    progress()
-                if not member.isfile():
-                    continue
-                key = os.path.normpath(member.name)
-                m = _MEMBER.match(key)
-                if not m:
-                    continue
-                split = _split_of(m.group(1), m.group(2))
-                if split not in wanted:
-                    continue
-                raw = tar.extractfile(member).read().strip()
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise UserError(f"{path}: member {key} is not UTF-8 text ({e.reason})") from None
-                yield split, key, text
+        with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as gz, \
+                tarfile.open(fileobj=gz, mode="r|") as tar:
+            yield from _members(tar, path, wanted, progress)
+            # tarfile stops quietly at a truncated header; draining the gzip stream to its end
+            # raises EOFError on a truncated file and checks the CRC.
+            while gz.read(1 << 20):
+                pass
     except (tarfile.ReadError, gzip.BadGzipFile, zlib.error, EOFError) as e:
         raise UserError(
             f"{path} is not a readable gzip-compressed tar archive ({type(e).__name__}: {e}); "
             f"expected aclImdb_v1.tar.gz from {URL}") from None
+
+
+def _members(tar, path, wanted, progress):
+    for member in tar:
+        if progress is not None:
+            progress()
+        if not member.isfile():
+            continue
+        key = os.path.normpath(member.name)
+        m = _MEMBER.match(key)
+        if not m:
+            continue
+        split = _split_of(m.group(1), m.group(2))
+        if split not in wanted:
+            continue
+        raw = tar.extractfile(member).read().strip()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: member {key} is not UTF-8 text ({e.reason})") from None
+        yield split, key, text
 
 
 def read_archive(path: str | os.PathLike | None = None, splits: Iterable[str] = SPLITS, *,
@@ -154,7 +166,7 @@ def read_archive(path: str | os.PathLike | None = None, splits: Iterable[str] = 
         total = 100_016 if expected_sizes == SPLIT_SIZES else None
         bar = tqdm(total=total, desc=f"reading {path.name}", unit=" files", mininterval=0.5)
     try:
-        for split, key, text in iter_archive(path, splits, bar.update if bar else None):
+        for split, key, text in iter_archive(path, splits, bar.update if bar is not None else None):
             found[split].append((key, text))
     finally:
         if bar is not None:

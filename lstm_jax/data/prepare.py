@@ -94,7 +94,7 @@ def _corpus_from(name: str, z: dict) -> Corpus:
 
 def prepare_corpus(splits: Iterable[str] = ("train", "test"), *, source: str = "archive",
                    path=None, data_dir=None, download: bool = False,
-                   tokenizer: TokenizerConfig = TokenizerConfig(),
+                   tokenizer: TokenizerConfig | None = None,
                    cache_dir=None, use_cache: bool = True, progress: bool = True,
                    expected_sizes: dict[str, int] | None = _imdb.SPLIT_SIZES,
                    ) -> tuple[dict[str, Corpus], Vocabulary, dict]:
@@ -103,6 +103,7 @@ def prepare_corpus(splits: Iterable[str] = ("train", "test"), *, source: str = "
     Returns ``(corpora, vocab, info)``; ``info`` says where the data and cache entries are and
     whether each split was a cache hit.
     """
+    tokenizer = tokenizer or TokenizerConfig()
     splits = tuple(dict.fromkeys(splits))
     for s in splits:
         check_choice("split", s, _imdb.SPLITS)
@@ -171,7 +172,7 @@ def _tokenise(data: dict, vocab: Vocabulary | None, config: TokenizerConfig, pro
         counts = np.bincount(flat, minlength=len(strings))
         if any("\n" in t for t in strings):
             raise UserError(f"tokenizer pattern={config.pattern!r} produces tokens with newlines")
-        vocab = Vocabulary.from_counts({t: int(c) for t, c in zip(strings, counts) if c})
+        vocab = Vocabulary.from_counts({t: int(c) for t, c in zip(strings, counts, strict=True) if c})
     rank = {w: i + 2 for i, w in enumerate(vocab.words)}
     table = np.asarray([rank.get(t, OOV) for t in strings], np.int32)
     is_word = np.asarray([t[:1].isalnum() or t[:1] == "_" for t in strings], np.int64)
@@ -213,7 +214,7 @@ def load_imdb_arrays(path: str | os.PathLike | None = None, *, vocab_size: int =
                      max_len: int = 400, truncate: str = "last",
                      splits: Iterable[str] = ("train", "test"), source: str = "archive",
                      data_dir=None, download: bool = False,
-                     tokenizer: TokenizerConfig = TokenizerConfig(), cache_dir=None,
+                     tokenizer: TokenizerConfig | None = None, cache_dir=None,
                      use_cache: bool = True, progress: bool = True,
                      expected_sizes: dict[str, int] | None = _imdb.SPLIT_SIZES) -> ImdbArrays:
     """IMDB as int32 arrays: vocabulary of ``vocab_size`` ids (PAD, OOV and the ``vocab_size-2``
@@ -221,6 +222,7 @@ def load_imdb_arrays(path: str | os.PathLike | None = None, *, vocab_size: int =
     ``"last"``). ``path``: the archive (else ``$LSTM_JAX_IMDB``, else the default path).
     """
     check_choice("truncate", truncate, ("first", "last"))
+    tokenizer = tokenizer or TokenizerConfig()
     t0 = time.perf_counter()
     corpora, vocab, info = prepare_corpus(
         splits, source=source, path=path, data_dir=data_dir, download=download,

@@ -81,7 +81,7 @@ def plot_length_box(lengths: dict, path: str | Path, unit: str = "tokens") -> Pa
                     flierprops={"markersize": 2, "alpha": 0.3},
                     meanprops={"marker": "^", "markerfacecolor": "white",
                                "markeredgecolor": "k"})
-    for patch, c in zip(bp["boxes"], colors):
+    for patch, c in zip(bp["boxes"], colors, strict=True):
         patch.set_facecolor(c)
         patch.set_alpha(0.5)
     for i, d in enumerate(data, start=1):
