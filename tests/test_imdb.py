@@ -467,3 +467,15 @@ def test_real_archive(tmp_path):
                          progress=False)
     assert a["train"]["tokens"].shape == (25_000, 200) and len(a.itos) == 20_000
     assert a.itos[:5] == ["<pad>", "<oov>", "the", ".", ","]
+
+
+def test_later_split_uses_cached_vocabulary(archive, tmp_path):
+    kw = dict(cache_dir=tmp_path, progress=False, **SMALL)
+    load_imdb_arrays(archive, vocab_size=9, max_len=5, splits=("train",), **kw)
+    a = load_imdb_arrays(archive, vocab_size=9, max_len=5, splits=("test", "unsupervised"), **kw)
+    assert a.info["cache_hit"] == {"test": False, "unsupervised": False}
+    for split in ("test", "unsupervised"):
+        itos, tokens, lengths, labels = _ref_arrays(split, 9, 5, "last")
+        assert a.itos == itos
+        np.testing.assert_array_equal(a[split]["tokens"], tokens)
+        np.testing.assert_array_equal(a[split]["labels"], labels)
