@@ -157,11 +157,21 @@ def _tokenise(data: dict, vocab: Vocabulary | None, config: TokenizerConfig, pro
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="tokenising", unit=" reviews", mininterval=0.5)
+    get = index.get
+
+    def provisional(tokens: list[str]) -> list[int]:
+        out = []
+        for t in tokens:
+            i = get(t)
+            if i is None:
+                i = index[t] = len(index)
+            out.append(i)
+        return out
+
     for name, split in data.items():
         out = rows[name] = []
         for text in split.texts:
-            out.append(np.fromiter((index.setdefault(t, len(index)) for t in tokenize(text)),
-                                   np.int64))
+            out.append(np.asarray(provisional(tokenize(text)), np.int64))
             if bar is not None:
                 bar.update()
     if bar is not None:
