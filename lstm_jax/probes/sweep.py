@@ -1,0 +1,175 @@
+"""Log-domain sweeps through one recurrent layer: the engine under every Jacobian probe.
+
+A probe vector is carried as ``v = exp(s) · u`` with ``u`` of unit norm (over all parts of the
+carry, per probe and row) and ``s`` the natural log of its scale (``−inf`` for the zero vector).
+Every step renormalises ``u`` and adds the log of the factor to ``s``, so a vector can shrink to
+1e-300 (or grow to 1e300) and every lag still gets a finite log norm in float32.
+
+Both sweeps go through the *masked step map* of :func:`lstm_jax.recurrence.scan_layer`:
+``carry_t = where(m_t, step(params, carry_{t−1}, xw_t), carry_{t−1})`` with the cell's pure
+``step`` and the hoisted ``xw_t = x_t @ w_ih + bias``; a padded step is the identity.
+
+* :func:`reverse_sweep`: vector–Jacobian products from the last step to the first, one
+  ``jax.vjp`` of the step map per step for all probe vectors at once (vmapped pull-back), so the
+  log norms of ``vᵀ ∂y/∂carry_t`` for every t cost one backward sweep.
+* :func:`forward_sweep`: Jacobian–vector products (``jax.jvp``), used by power iteration.
+
+Shapes: T steps, B rows, H units, N probe vectors per row; vectors are dicts ``{part: (N, B, H)}``
+with the carry's parts (``"h"``, and ``"c"`` for the LSTM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+Vec = dict[str, jax.Array]
+
+
+def _sq(vec: Vec) -> jax.Array:
+    return sum(jnp.sum(v * v, axis=-1) for v in vec.values())
+
+
+def normalise(vec: Vec, s: jax.Array) -> tuple[Vec, jax.Array]:
+    """Rescale ``vec`` (N, B, H) to unit norm per (N, B); add the log of the norm to ``s``."""
+    n = jnp.sqrt(_sq(vec))
+    pos = n > 0
+    inv = jnp.where(pos, 1.0 / jnp.where(pos, n, 1.0), 0.0)[..., None]
+    return {k: v * inv for k, v in vec.items()}, s + jnp.log(n)
+
+
+def log_add(u: Vec, s: jax.Array, g: Vec) -> tuple[Vec, jax.Array]:
+    """``exp(s)·u + g`` in the log-scaled form; ``g`` (true scale) may lack some parts (zero)."""
+    u, s = dict(u), s
+    g = {k: g.get(k, jnp.zeros_like(v)) for k, v in u.items()}
+    g_unit, a = normalise(g, jnp.zeros_like(s))
+    m = jnp.maximum(s, a)
+    finite = jnp.isfinite(m)
+    m0 = jnp.where(finite, m, 0.0)
+    cu = jnp.where(jnp.isfinite(s), jnp.exp(jnp.where(jnp.isfinite(s), s, 0.0) - m0), 0.0)
+    cg = jnp.where(jnp.isfinite(a), jnp.exp(jnp.where(jnp.isfinite(a), a, 0.0) - m0), 0.0)
+    new = {k: cu[..., None] * u[k] + cg[..., None] * g_unit[k] for k in u}
+    new, ds = normalise(new, jnp.zeros_like(s))
+    return new, jnp.where(finite, m0 + ds, -jnp.inf)
+
+
+def masked_step(step, params):
+    """The step map of one layer: ``(carry_{t−1}, xw_t, m_t) -> (carry_t, gates)``."""
+
+    def f(carry, xw_t, m_t):
+        new, gates = step(params, carry, xw_t)
+        m = m_t[:, None]
+        return {k: jnp.where(m, new[k], carry[k]) for k in carry}, gates
+
+    return f
+
+
+def log_norms(u: Vec, s: jax.Array) -> dict[str, jax.Array]:
+    """Natural log of the true norm of each part: ``{part: (N, B)}``."""
+    return {k: s + 0.5 * jnp.log(jnp.sum(v * v, axis=-1)) for k, v in u.items()}
+
+
+def reverse_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Vec, *,
+                  seeds: Vec | None = None, anchor: jax.Array | None = None,
+                  inject: Vec | None = None, capture_at: jax.Array | None = None,
+                  reduce: Callable | None = None, n: int | None = None):
+    """Carry probe vectors backwards through every step of one layer, in log scale.
+
+    At step t (from T−1 down to 0) the state is the cotangent of ``carry_t``: first the rows whose
+    ``anchor == t`` get ``seeds`` (for t > anchor the state is zero), then ``inject[t]`` is added,
+    then ``reduce(log_norms)`` is emitted for step t, then the state is pulled back through step t
+    (``jax.vjp`` of the masked step map) to ``carry_{t−1}``.
+
+    Args:
+      step, params: the cell's pure step and the layer's parameters.
+      xw: ``(T, B, G·H)`` hoisted input projection; mask ``(T, B)`` bool.
+      carries_prev: ``{part: (T, B, H)}``, the carry *entering* step t (``carry_{t−1}``).
+      seeds: ``{part: (N, B, H)}`` placed at step ``anchor[b]`` (``(B,)`` int32).
+      inject: ``{part: (T, N, B, H)}`` added at every step (e.g. ∂L/∂h_t of a loss).
+      capture_at: ``(N, B)`` int: also return the unit vector and log scale at that step.
+      reduce: maps ``{part: (N, B)}`` log norms to what is stored per step (default: all).
+      n: number of probe vectors N (needed when only ``inject`` is given).
+
+    Returns:
+      ``(per_step, captured)``: ``per_step`` stacked over t (leading axis T, in time order);
+      ``captured = (u, s)`` or None.
+    """
+    parts = tuple(carries_prev)
+    T, B = mask.shape
+    H = carries_prev[parts[0]].shape[-1]
+    if n is None:
+        n = next(iter(seeds.values())).shape[0] if seeds else next(iter(inject.values())).shape[1]
+    dtype = xw.dtype
+    zero = {k: jnp.zeros((n, B, H), dtype) for k in parts}
+    s0 = jnp.full((n, B), -jnp.inf, dtype)
+    if seeds is not None:
+        seed_u, seed_s = normalise({k: seeds.get(k, jnp.zeros((n, B, H), dtype)) for k in parts},
+                                   jnp.zeros((n, B), dtype))
+    reduce = reduce or (lambda x: x)
+    fstep = masked_step(step, params)
+    ts = jnp.arange(T)
+    inj = inject if inject is not None else {}
+
+    def body(state, inputs):
+        u, s, cap = state
+        t, cprev, xw_t, m_t, inj_t = inputs
+        if seeds is not None:
+            at = (anchor == t)[None, :]
+            u = {k: jnp.where(at[..., None], seed_u[k], u[k]) for k in parts}
+            s = jnp.where(at, seed_s, s)
+        if inj_t:
+            u, s = log_add(u, s, inj_t)
+        out = reduce(log_norms(u, s))
+        if capture_at is not None:
+            hit = capture_at == t
+            cap = ({k: jnp.where(hit[..., None], u[k], cap[0][k]) for k in parts},
+                   jnp.where(hit, s, cap[1]))
+        _, pull, _ = jax.vjp(lambda c: fstep(c, xw_t, m_t), cprev, has_aux=True)
+        u = jax.vmap(lambda v: pull(v)[0])(u)
+        u, s = normalise(u, s)
+        return (u, s, cap), out
+
+    cap0 = (zero, s0) if capture_at is not None else None
+    (_, _, cap), per_step = jax.lax.scan(body, (zero, s0, cap0),
+                                         (ts, carries_prev, xw, mask, inj), reverse=True)
+    return per_step, cap
+
+
+def forward_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Vec, *,
+                  start: jax.Array, seeds: Vec, seed_s: jax.Array, capture_at: jax.Array):
+    """Carry tangent vectors forwards (``jax.jvp`` of the masked step map), in log scale.
+
+    The tangent of ``carry_t`` is set to ``exp(seed_s)·seeds`` at ``t == start`` (``(N, B)``),
+    pushed through steps ``start+1, …`` and captured at ``t == capture_at`` (``(N, B)``).
+
+    Returns ``(u, s)`` at the capture step: unit vectors ``{part: (N, B, H)}`` and log scales.
+    """
+    parts = tuple(carries_prev)
+    T, B = mask.shape
+    n = start.shape[0]
+    H = carries_prev[parts[0]].shape[-1]
+    dtype = xw.dtype
+    zero = {k: jnp.zeros((n, B, H), dtype) for k in parts}
+    s0 = jnp.full((n, B), -jnp.inf, dtype)
+    fstep = masked_step(step, params)
+    seed_u = {k: seeds.get(k, jnp.zeros((n, B, H), dtype)) for k in parts}
+
+    def body(state, inputs):
+        u, s, cap = state
+        t, cprev, xw_t, m_t = inputs
+        _, push = jax.linearize(lambda c: fstep(c, xw_t, m_t)[0], cprev)
+        u = jax.vmap(push)(u)
+        u, s = normalise(u, s)
+        at = start == t
+        u = {k: jnp.where(at[..., None], seed_u[k], u[k]) for k in parts}
+        s = jnp.where(at, seed_s, s)
+        hit = capture_at == t
+        cap = ({k: jnp.where(hit[..., None], u[k], cap[0][k]) for k in parts},
+               jnp.where(hit, s, cap[1]))
+        return (u, s, cap), None
+
+    (_, _, cap), _ = jax.lax.scan(body, (zero, s0, (zero, s0)),
+                                  (jnp.arange(T), carries_prev, xw, mask))
+    return cap
