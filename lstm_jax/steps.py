@@ -89,7 +89,7 @@ def build_programs(cfg: TrainConfig, task: Task, mesh) -> Programs:
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, dkey)
         updates, opt = tx.update(grads, state["opt"], params)
         new_params = optax.apply_updates(params, updates)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grads))
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
         ok = finite & (state["bad_step"] < 0)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         bad = jnp.where(~finite & (state["bad_step"] < 0), step, state["bad_step"])

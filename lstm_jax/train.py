@@ -268,6 +268,21 @@ def _plot(out: Path) -> None:
     plot_run(out)
 
 
+def default_probe_fn(method: str = "hutchinson", samples: int = 4, layer: int = 0) -> ProbeFn:
+    """Probe records from :func:`lstm_jax.probes.probe` on the recurrence of a trained model:
+    ‖∂h_T/∂h_{T−k}‖ (and ‖∂C_T/∂C_{T−k}‖ for the LSTM) per lag, loss gradient per step, gates."""
+    try:
+        from lstm_jax.probes import probe
+    except ImportError as e:
+        raise UserError(f"--probe-every needs lstm_jax.probes, which is not importable ({e})") from None
+
+    def probe_fn(model, batch) -> dict:
+        return probe(model.recurrence, model.inputs(batch.x), batch.mask, layer=layer,
+                     method=method, samples=samples, key=jax.random.key(0))
+
+    return probe_fn
+
+
 def load_config(out: str | Path) -> TrainConfig:
     """The TrainConfig saved in a run directory."""
     return TrainConfig.from_dict(read_json(Path(out) / "config.json"))

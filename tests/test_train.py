@@ -1,0 +1,162 @@
+"""The training loop: it learns, it resumes bit for bit, seeds vmap, devices shard, it stops cleanly.
+
+One small reference run (2 seeds, dropout, warm-up + cosine schedule) is shared: the interrupted
+and resumed run, the single-seed run and the 8-device subprocess are all compared against it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_jax.config import TrainConfig
+from lstm_jax.errors import UserError
+from lstm_jax.metrics import read_jsonl
+from lstm_jax.train import Diverged, load_params, train
+
+SMALL = TrainConfig(task="adding", seq_len=12, arch="lstm", hidden=8, steps=24, batch=16,
+                    lr=3e-2, eval_every=8, eval_size=32, checkpoint_every=8, seeds=2, seed=0,
+                    dropout=0.1, warmup=4, schedule="cosine", probe_every=6)
+
+
+def h_norm_probe(model, batch):
+    """A cheap probe: mean ‖h_t‖ over the batch at each step."""
+    h = model.run(batch.x, batch.mask)[1].outputs
+    return {"h_norm": jnp.linalg.norm(h, axis=-1).mean(0)}
+
+
+def metrics_without_time(path):
+    return [{k: v for k, v in r.items() if k != "time"} for r in read_jsonl(path)]
+
+
+def leaves(tree):
+    return [np.asarray(a) for a in jax.tree.leaves(tree)]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    summary = train(SMALL, out, probe_fn=h_norm_probe, progress=False)
+    return out, summary
+
+
+def test_reference_run_writes_its_files(reference):
+    out, summary = reference
+    for name in ("config.json", "metrics.jsonl", "probes.jsonl", "summary.json", "curves.png"):
+        assert (out / name).is_file(), name
+    assert TrainConfig.from_json((out / "config.json").read_text()) == SMALL
+    steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl")]
+    assert steps == [8, 16, 24]
+    assert [r["step"] for r in read_jsonl(out / "probes.jsonl")] == [0, 0, 6, 6, 12, 12, 18, 18,
+                                                                     24, 24]
+    assert summary["status"] == "completed" and summary["steps"] == 24
+    assert summary["final"]["eval/loss"]["per_seed"] == read_jsonl(out / "metrics.jsonl")[-1][
+        "eval/loss"]
+    assert summary["task"]["baseline"] == pytest.approx(1 / 6)
+    # 4 gate blocks of (2 + 8 + 1)·8 plus the head 8 + 1
+    assert summary["parameters_per_model"] == 4 * 8 * (2 + 8 + 1) + 9
+
+
+def test_interrupted_and_resumed_run_is_bitwise_identical(reference, tmp_path):
+    ref_out, _ = reference
+
+    def interrupting_probe(model, batch):
+        rec = h_norm_probe(model, batch)
+        interrupting_probe.calls += 1
+        if interrupting_probe.calls == 6:  # step 12, second seed: mid-interval (eval every 8)
+            os.kill(os.getpid(), signal.SIGINT)
+        return rec
+
+    interrupting_probe.calls = 0
+    first = train(SMALL, tmp_path, probe_fn=interrupting_probe, progress=False)
+    assert first["status"] == "interrupted" and first["steps"] == 12
+    with pytest.raises(UserError, match="already holds a run"):
+        train(SMALL, tmp_path, probe_fn=h_norm_probe, progress=False)
+    with pytest.raises(UserError, match="another configuration.*hidden"):
+        train(SMALL.replace(hidden=9), tmp_path, resume=True, probe_fn=h_norm_probe,
+              progress=False)
+    resumed = train(SMALL, tmp_path, resume=True, probe_fn=h_norm_probe, progress=False)
+    assert resumed["status"] == "completed"
+    assert metrics_without_time(tmp_path / "metrics.jsonl") == metrics_without_time(
+        ref_out / "metrics.jsonl")
+    assert read_jsonl(tmp_path / "probes.jsonl") == read_jsonl(ref_out / "probes.jsonl")
+    for a, b in zip(leaves(load_params(ref_out)[1]), leaves(load_params(tmp_path)[1]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_without_checkpoint_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint"):
+        train(SMALL.replace(probe_every=0), tmp_path, resume=True, progress=False)
+
+
+def test_vmapped_seeds_equal_separate_runs(reference, tmp_path):
+    ref_out, _ = reference
+    single = SMALL.replace(seeds=1, seed=1)
+    train(single, tmp_path, probe_fn=h_norm_probe, progress=False)
+    ref = leaves(load_params(ref_out)[1])
+    one = leaves(load_params(tmp_path)[1])
+    for a, b in zip(ref, one, strict=True):
+        np.testing.assert_allclose(a[1], b[0], rtol=1e-5, atol=1e-6)
+    for r, s in zip(read_jsonl(ref_out / "metrics.jsonl"), read_jsonl(tmp_path / "metrics.jsonl"),
+                    strict=True):
+        np.testing.assert_allclose(r["eval/loss"][1], s["eval/loss"][0], rtol=1e-5)
+    assert not np.allclose(ref[0][0], ref[0][1])  # the two seeds really differ
+
+
+def test_eight_devices_match_one(reference, tmp_path):
+    ref_out, _ = reference
+    script = textwrap.dedent(f"""
+        import jax, json
+        assert len(jax.devices()) == 8, jax.devices()
+        from lstm_jax.config import TrainConfig
+        from lstm_jax.train import train
+        from tests.test_train import h_norm_probe
+        cfg = TrainConfig.from_json({SMALL.to_json()!r})
+        s = train(cfg, {str(tmp_path)!r}, probe_fn=h_norm_probe, progress=False)
+        print(json.dumps(s["devices"]))
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+           "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(json.loads(proc.stdout.strip().splitlines()[-1])) == 8
+    for a, b in zip(leaves(load_params(ref_out)[1]), leaves(load_params(tmp_path)[1]),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    for r, s in zip(read_jsonl(ref_out / "metrics.jsonl"), read_jsonl(tmp_path / "metrics.jsonl"),
+                    strict=True):
+        np.testing.assert_allclose(r["eval/loss"], s["eval/loss"], rtol=1e-4)
+
+
+def test_non_finite_loss_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = TrainConfig(task="adding", seq_len=20, arch="rnn", hidden=8, steps=40, batch=16,
+                      lr=100.0, optimizer="sgd", momentum=0.0, clip=None, eval_every=5,
+                      checkpoint_every=5, recurrent_scale=1.5, eval_size=16)
+    with pytest.raises(Diverged, match=r"non-finite.*step \d+.*--clip"):
+        train(cfg, tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    bad = summary["diverged_at_step"]
+    _, params = load_params(tmp_path)
+    assert all(np.isfinite(a).all() for a in leaves(params))
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved and max(saved) <= bad
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_lstm_learns_adding_at_T50(tmp_path, seed):
+    cfg = TrainConfig(task="adding", seq_len=50, arch="lstm", hidden=32, steps=400, batch=64,
+                      lr=1e-2, eval_every=100, eval_size=512, seed=seed, checkpoint_every=400)
+    summary = train(cfg, tmp_path, progress=False)
+    loss = summary["final"]["eval/loss"]["mean"]
+    assert loss < 0.1 * summary["task"]["baseline"], loss
