@@ -25,6 +25,11 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lstm-jax demo --out runs/demo
 
+# Benchmarks (benchmarks/README.md): writes benchmarks/results/*.json and results/README.md.
+# BENCH_ARGS=--quick for a smoke run (results under runs/bench-quick).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check lstm_jax tests experiments benchmarks
 

@@ -1,0 +1,114 @@
+"""The markdown table ``results/README.md``, made from the JSON results files only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lstm_jax.io import atomic_write_text, read_json
+
+NAMES = {"jax_scan": "JAX scan", "jax_fused": "JAX fused", "jax_cudnn": "JAX cuDNN",
+         "torch": "PyTorch"}
+
+
+def _ms(s):
+    return f"{s * 1e3:.1f}"
+
+
+def train_table(data: dict) -> list[str]:
+    rows = data["rows"]
+    impls = [k for k in NAMES if any(k in r["impls"] for r in rows)]
+    head = ["arch", "H", "T", "roofline ms"]
+    for k in impls:
+        head += [f"{NAMES[k]} ms", f"{NAMES[k]} tok/s"]
+        if k != "torch":
+            head.append(f"{NAMES[k]} / PyTorch")
+        head.append(f"{NAMES[k]} / roofline")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["arch"], str(r["H"]), str(r["T"]), _ms(r["roofline_s"])]
+        for k in impls:
+            v = r["impls"].get(k)
+            if v is None:
+                cells += ["–"] * (4 if k != "torch" else 3)
+                continue
+            cells += [_ms(v["median_s"]), f"{v['tokens_per_s']:,.0f}"]
+            if k != "torch":
+                cells.append("–" if v["vs_torch"] is None else f"**{v['vs_torch']:.2f}×**")
+            cells.append(f"{v['vs_roofline']:.2f}×")
+        lines.append("| " + " | ".join(cells) + " |")
+    skipped = {k: v for r in rows for k, v in r.get("skipped", {}).items()}
+    for k, why in skipped.items():
+        lines.append(f"\n{NAMES.get(k, k)} row skipped: {why}")
+    return lines
+
+
+def compile_table(data: dict) -> list[str]:
+    rows = data["rows"]
+    r0 = rows[0]
+    lines = [f"{r0['arch']}, B={r0['B']}, D={r0['D']}, H={r0['H']}; memory from XLA's buffer "
+             "assignment (`compiled.memory_analysis()`), peak ≈ arguments + outputs + temp − alias.",
+             "",
+             "| impl | remat | T | trace+lower s | compile s | temp MiB | peak MiB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r["memory_bytes"]
+        lines.append(f"| {r['impl']} | {r['remat']} | {r['T']} | {r['lower_s']:.2f} | "
+                     f"{r['compile_s']:.2f} | {m['temp'] / 2**20:.1f} | "
+                     f"{m['peak_estimate'] / 2**20:.1f} |")
+    lines += ["", "Ratios (targets: compile(T=10⁴)/compile(T=10²) ≤ 1.5; "
+              "peak(T=10⁴, remat)/peak(T=10⁴, no remat) ≤ 0.2):", ""]
+    by = {(r["impl"], r["remat"], r["T"]): r for r in rows}
+    Ts = sorted({r["T"] for r in rows})
+    lo, hi = Ts[0], Ts[-1]
+    for impl in dict.fromkeys(r["impl"] for r in rows):
+        a, b = by.get((impl, False, lo)), by.get((impl, False, hi))
+        if a and b:
+            lines.append(f"- {impl}: compile T={hi} / T={lo}: "
+                         f"{b['compile_s'] / a['compile_s']:.2f}× (compile only), "
+                         f"{b['lower_plus_compile_s'] / a['lower_plus_compile_s']:.2f}× "
+                         "(trace+lower+compile)")
+        c = by.get((impl, True, hi))
+        if b and c:
+            pb, pc = b["memory_bytes"]["peak_estimate"], c["memory_bytes"]["peak_estimate"]
+            lines.append(f"- {impl}: peak memory at T={hi}, remat / no remat: {pc / pb:.3f} "
+                         f"({pc / 2**20:.0f} MiB / {pb / 2**20:.0f} MiB)")
+    return lines
+
+
+def write(out: Path) -> Path:
+    out = Path(out)
+    parts = ["# Benchmark results", "",
+             "Made by `make bench` (`python -m benchmarks.run`) from the JSON files in this "
+             "directory; see `benchmarks/README.md` for the method and how to run on a GPU.", ""]
+    train = out / "train_step.json"
+    if train.exists():
+        d = read_json(train)
+        m = d["machine"]
+        ts = d.get("torch_settings", {})
+        parts += ["## Training step (forward + BPTT, last-step readout, grads of all parameters)", "",
+                  f"Machine: {m['cpu']}, {d['threads']} threads, backend {m['backend']}; "
+                  f"jax {m['versions'].get('jax')}, torch {m['versions'].get('torch')}. "
+                  f"PyTorch: flush-to-zero (`set_flush_denormal`) = {ts.get('flush_denormal')}, "
+                  f"{ts.get('num_threads')} threads, oneDNN = {ts.get('mkldnn_enabled')}. "
+                  f"XLA_FLAGS = `{d.get('xla_flags') or ''}`. "
+                  f"Load average at start/end: {d['loadavg_start'][0]:.1f} / "
+                  f"{d['loadavg_end'][0]:.1f} (above {d['threads']}: the machine was shared "
+                  "with other jobs, so absolute times are inflated; ratios come from alternating "
+                  "the implementations inside one repetition loop).", "",
+                  f"B={d['rows'][0]['B']}, D={d['rows'][0]['D']}, float32; median of "
+                  f"{len(next(iter(d['rows'][0]['timings'].values()))['times_s'])} "
+                  "repetitions after one warm-up. The roofline is the time of the matmuls alone "
+                  f"(best library: {', '.join(sorted({r['roofline_library'] for r in d['rows']}))}).",
+                  ""]
+        parts += train_table(d) + [""]
+    cm = out / "compile_memory.json"
+    if cm.exists():
+        parts += ["## Compile time and peak memory against T", ""]
+        parts += compile_table(read_json(cm)) + [""]
+    for name, title in (("probe_cost.json", "Probe cost"),
+                        ("imdb_pipeline.json", "IMDB input pipeline")):
+        parts += [f"## {title}", ""]
+        f = out / name
+        parts += ([f"See `{name}` (written by its own benchmark)."] if f.exists()
+                  else [f"Not measured yet (`{name}` is written by its own benchmark)."]) + [""]
+    return atomic_write_text(out / "README.md", "\n".join(parts))

@@ -1,0 +1,96 @@
+"""Run the benchmark suite and write ``benchmarks/results/*.json`` and ``results/README.md``.
+
+    python -m benchmarks.run                 # the full suite (make bench)
+    python -m benchmarks.run --quick         # a tiny smoke run, results under runs/bench-quick
+    python -m benchmarks.run --only train --archs lstm --hidden 128 --seq 100
+
+PyTorch is imported first and configured (flush-to-zero, threads = this process's cores) before
+anything else can start a thread pool; see :mod:`benchmarks.torch_setup`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.torch_setup import cpu_threads, setup_torch, torch_settings
+
+SECTIONS = ("train", "compile_memory")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny shapes, 2 reps (a smoke test)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results directory (default benchmarks/results; --quick: runs/bench-quick)")
+    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma list of {SECTIONS}")
+    p.add_argument("--archs", default="rnn,lstm,gru")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--features", type=int, default=64)
+    p.add_argument("--hidden", default="128,256")
+    p.add_argument("--seq", default="100,1000")
+    p.add_argument("--impls", default="scan,fused", help="Recurrence impls to time")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--compile-seq", default="100,1000,10000")
+    p.add_argument("--compile-arch", default="lstm")
+    p.add_argument("--compile-hidden", type=int, default=128)
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.batch, args.features, args.hidden, args.seq = 4, 4, "8", "12"
+        args.reps, args.compile_seq, args.compile_hidden = 2, "10,100", 8
+        args.out = args.out or Path("runs/bench-quick")
+    args.out = args.out or RESULTS
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch = None if args.no_torch else setup_torch(cpu_threads())
+    from benchmarks import report
+    from lstm_jax.cli.info import machine_info
+    from lstm_jax.io import ensure_out_dir, write_json
+
+    out = ensure_out_dir(args.out)
+    only = [s for s in args.only.split(",") if s]
+    meta = {"machine": machine_info(), "torch_settings": torch_settings(),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "argv": sys.argv, "quick": args.quick,
+            "threads": cpu_threads(), "loadavg_start": os.getloadavg()}
+
+    def log(msg):
+        print(msg, flush=True)
+
+    if "train" in only:
+        from benchmarks import train
+
+        shapes = [(a, args.batch, T, args.features, H) for a in args.archs.split(",")
+                  for H in _ints(args.hidden) for T in _ints(args.seq)]
+        t0 = time.time()
+        rows = train.run(torch, shapes, impls=tuple(args.impls.split(",")), reps=args.reps, log=log)
+        write_json(out / "train_step.json", {**meta, "loadavg_end": os.getloadavg(),
+                                            "wall_s": time.time() - t0, "rows": rows})
+    if "compile_memory" in only:
+        from benchmarks import compile_memory
+
+        t0 = time.time()
+        rows = compile_memory.run(args.compile_arch, args.batch, args.features,
+                                  args.compile_hidden, _ints(args.compile_seq),
+                                  impls=tuple(args.impls.split(",")), reps=min(args.reps, 3),
+                                  log=log)
+        write_json(out / "compile_memory.json", {**meta, "loadavg_end": os.getloadavg(),
+                                                "wall_s": time.time() - t0, "rows": rows})
+    path = report.write(out)
+    log(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""The benchmarked training step, built three ways on the same weights.
+
+One step = forward through time, a last-step linear readout ``ŷ = h_T w + b``, the scalar loss
+``mean((ŷ − y)²)``, and the gradients with respect to every parameter (cell and readout; not the
+inputs), i.e. forward + backpropagation through time (BPTT).
+
+* :func:`jax_step`: :class:`lstm_jax.recurrence.Recurrence` with ``impl="scan"`` (``jax.grad`` of
+  the plain ``lax.scan``) or ``impl="fused"`` (:mod:`lstm_jax.fused`), jitted with
+  ``nnx.split``/``nnx.merge`` inside the jitted function;
+* :func:`torch_step`: PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (``batch_first``) with the same
+  weights, copied with :func:`lstm_jax.interop.to_torch_state_dict`;
+* :func:`cudnn_step`: ``jax.experimental.rnn.lstm`` (cuDNN), only on a GPU backend.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from lstm_jax.cells import CellConfig
+from lstm_jax.recurrence import Recurrence
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def make_data(B: int, T: int, D: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((B, T, D), dtype=np.float32)
+    y = rng.standard_normal((B,), dtype=np.float32)
+    return x, y
+
+
+def make_model(arch: str, D: int, H: int, *, impl: str = "scan", unroll: int = 1,
+               remat: bool = False, seed: int = 0) -> Recurrence:
+    return Recurrence(D, CellConfig(arch, H), rngs=nnx.Rngs(seed), impl=impl, unroll=unroll,
+                      remat=remat)
+
+
+def readout_init(H: int, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"w": (rng.standard_normal((H, 1)) / np.sqrt(H)).astype(np.float32),
+            "b": np.zeros((1,), np.float32)}
+
+
+def jax_loss_and_grad(model: Recurrence):
+    """Returns ``(fn, params)``: ``fn(params, x, y) -> (loss, grads)``, not yet jitted."""
+    graphdef, state = nnx.split(model)
+
+    def loss_fn(params, x, y):
+        state, ro = params
+        m = nnx.merge(graphdef, state)
+        h = m(x).final_carry[-1]["h"]
+        pred = (h @ ro["w"] + ro["b"])[:, 0]
+        return jnp.mean((pred - y) ** 2)
+
+    return jax.value_and_grad(loss_fn), state
+
+
+def jax_step(model: Recurrence, readout: dict, x, y):
+    """A zero-argument callable running one jitted training step and blocking on the result."""
+    fn, state = jax_loss_and_grad(model)
+    step = jax.jit(fn)
+    params = (state, jax.tree.map(jnp.asarray, readout))
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+    def run():
+        loss, grads = step(params, xj, yj)
+        jax.block_until_ready(grads)
+        return loss
+
+    return run
+
+
+def torch_step(torch, model: Recurrence, readout: dict, x, y):
+    """The same step in PyTorch on the same weights (``torch`` from ``setup_torch()``)."""
+    from lstm_jax.interop import to_torch_state_dict
+
+    arch, H, D = model.config.arch, model.config.hidden, model.in_features
+    cls = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[arch]
+    kwargs = {"nonlinearity": "tanh"} if arch == "rnn" else {}
+    rnn = cls(D, H, batch_first=True, **kwargs)
+    rnn.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                         for k, v in to_torch_state_dict(model).items()})
+    head = torch.nn.Linear(H, 1)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(readout["w"].T.copy()))
+        head.bias.copy_(torch.from_numpy(readout["b"]))
+    params = list(rnn.parameters()) + list(head.parameters())
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def run():
+        for p in params:
+            p.grad = None
+        out, _ = rnn(xt)
+        loss = ((head(out[:, -1]).squeeze(-1) - yt) ** 2).mean()
+        loss.backward()
+        return loss.item()
+
+    return run
+
+
+def cudnn_step(model: Recurrence, readout: dict, x, y):
+    """``jax.experimental.rnn.lstm`` (cuDNN) training step; raises on a non-GPU backend."""
+    if jax.default_backend() != "gpu":
+        raise RuntimeError(f"jax.experimental.rnn's cuDNN LSTM needs a GPU backend; "
+                           f"this backend is {jax.default_backend()!r}")
+    if model.config.arch != "lstm":
+        raise RuntimeError("jax.experimental.rnn provides only an LSTM")
+    from jax.experimental import rnn as jrnn
+
+    H, D = model.config.hidden, model.in_features
+    B = x.shape[0]
+    weights = jrnn.init_lstm_weight(jax.random.key(0), D, H, 1, False)
+
+    def loss_fn(params, x, y):
+        w, ro = params
+        h0 = jnp.zeros((1, B, H), x.dtype)
+        seq_lengths = jnp.full((B,), x.shape[1], jnp.int32)
+        _, h_n, _ = jrnn.lstm(x, h0, h0, w, seq_lengths, input_size=D, hidden_size=H,
+                              num_layers=1, dropout=0.0, bidirectional=False)
+        pred = (h_n[0] @ ro["w"] + ro["b"])[:, 0]
+        return jnp.mean((pred - y) ** 2)
+
+    step = jax.jit(jax.value_and_grad(loss_fn))
+    params = (weights, jax.tree.map(jnp.asarray, readout))
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+    def run():
+        loss, grads = step(params, xj, yj)
+        jax.block_until_ready(grads)
+        return loss
+
+    return run

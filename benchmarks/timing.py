@@ -1,0 +1,31 @@
+"""Side-by-side timing: implementations alternate inside the repetition loop, so load on a shared
+machine falls on all of them alike; every figure is a median over repetitions after warm-up."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], *, reps: int = 5,
+                        warmup: int = 1, pause: float = 0.05) -> dict[str, dict]:
+    """Time each zero-argument callable ``reps`` times, alternating between them.
+
+    Each callable must block until its work is done (``block_until_ready`` / a host value).
+    ``pause`` seconds of sleep before each timed call let the previous library's spinning worker
+    threads (OpenMP, OpenBLAS) go idle, so they do not steal cores from the next one.
+    Returns ``{name: {"median_s", "min_s", "times_s"}}``.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "times_s": ts}
+            for name, ts in times.items()}

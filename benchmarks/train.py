@@ -1,0 +1,65 @@
+"""Training-step throughput: JAX (plain scan, fused) vs PyTorch vs the matmul roofline, side by side."""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks import roofline, steps
+from benchmarks.timing import interleaved_medians
+
+
+def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("scan", "fused"),
+                reps: int = 5, unroll: int = 1) -> dict:
+    """Time every implementation of one shape, alternating them in one loop. Returns a row."""
+    x, y = steps.make_data(B, T, D)
+    ro = steps.readout_init(H)
+    fns, compile_s, skipped = {}, {}, {}
+    for impl in impls:
+        model = steps.make_model(arch, D, H, impl=impl, unroll=unroll)
+        fn = steps.jax_step(model, ro, x, y)
+        t0 = time.perf_counter()
+        fn()  # compile + first run
+        compile_s[f"jax_{impl}"] = time.perf_counter() - t0
+        fns[f"jax_{impl}"] = fn
+    base = steps.make_model(arch, D, H)
+    try:
+        fns["jax_cudnn"] = steps.cudnn_step(base, ro, x, y)
+        fns["jax_cudnn"]()
+    except Exception as e:  # noqa: BLE001 - recorded as the row's skip reason
+        fns.pop("jax_cudnn", None)
+        skipped["jax_cudnn"] = f"{type(e).__name__}: {e}"
+    if torch is not None:
+        fns["torch"] = steps.torch_step(torch, base, ro, x, y)
+        fns["roofline_torch"] = roofline.torch_roofline(torch, arch, B, T, D, H)
+    fns["roofline_numpy"] = roofline.numpy_roofline(arch, B, T, D, H)
+    timed = interleaved_medians(fns, reps=reps, warmup=1)
+    roof_keys = [k for k in timed if k.startswith("roofline_")]
+    roof = min(timed[k]["median_s"] for k in roof_keys)
+    roof_lib = min(roof_keys, key=lambda k: timed[k]["median_s"])[len("roofline_"):]
+    row = {"arch": arch, "B": B, "T": T, "D": D, "H": H, "dtype": "float32", "unroll": unroll,
+           "tokens": B * T, "matmul_gflop": roofline.matmul_flops(arch, B, T, D, H) / 1e9,
+           "roofline_s": roof, "roofline_library": roof_lib, "compile_and_first_run_s": compile_s,
+           "skipped": skipped, "timings": timed, "impls": {}}
+    torch_s = timed["torch"]["median_s"] if "torch" in timed else None
+    for name, t in timed.items():
+        if name.startswith("roofline_"):
+            continue
+        s = t["median_s"]
+        row["impls"][name] = {
+            "median_s": s, "tokens_per_s": B * T / s,
+            "vs_torch": None if torch_s is None else s / torch_s,
+            "vs_roofline": s / roof,
+        }
+    return row
+
+
+def run(torch, shapes, *, impls, reps, log=print) -> list[dict]:
+    rows = []
+    for arch, B, T, D, H in shapes:
+        row = bench_shape(torch, arch, B, T, D, H, impls=impls, reps=reps)
+        cells = "  ".join(f"{k} {v['median_s'] * 1e3:8.1f} ms ({v.get('vs_torch') or 0:.2f}× torch,"
+                          f" {v['vs_roofline']:.2f}× roof)" for k, v in row["impls"].items())
+        log(f"{arch:4s} B={B} T={T:5d} D={D} H={H:4d}  roof {row['roofline_s'] * 1e3:7.1f} ms  "
+            + cells)
+        rows.append(row)
+    return rows
