@@ -1,0 +1,170 @@
+"""IMDB sentiment (Maas et al. 2011) as a task: 25,000 train and 25,000 test reviews, 2 classes.
+
+Inputs are word ids ``(B, L)`` int32 (``L = seq_len``, right-padded with PAD = 0) from
+:func:`lstm_jax.data.load_imdb_arrays` (vocabulary from the train split only; each review cut to
+its first or last ``L`` tokens); ``mask`` ``(B, L)`` is ``arange(L) < length``. One output per
+review (``head="last"``): the hidden state at the last valid token (``readout="last"``, the
+default: the network must carry the evidence to the end of the review) or the masked mean of
+``h_t`` over the review (``"mean"``). Loss: cross-entropy; metric: accuracy; baseline ``ln 2``
+(classes are balanced, 12,500 each), chance accuracy 0.5.
+
+Training batches (a pure function of ``step``; no data position to save):
+``E = N // B`` batches per epoch (the last ``N mod B`` examples of each epoch's permutation are
+skipped, a different set each epoch); at step ``s`` the epoch is ``e = s // E``, the permutation
+``perm_e = permutation(fold_in(key, e), N)``, and the batch is ``perm_e[(s mod E)·B : +B]``. So
+every epoch visits ``E·B`` distinct training reviews. The held-out set is a fixed subset of the
+*test* split (a permutation drawn from the eval key, first ``size`` rows; all 25,000 when
+``size ≥ 25,000``); :func:`evaluate_split` scores a whole split exactly (no rows dropped).
+
+Options (``make_task("imdb", L, data=..., vocab_size=..., truncate=...)``): ``data`` the archive
+(else ``$LSTM_JAX_IMDB``, else ``../shared/data/aclImdb_v1.tar.gz``, see
+:func:`lstm_jax.data.resolve_archive`), ``vocab_size`` (PAD, OOV and the most frequent train
+tokens), ``truncate`` (``"last"`` keeps a review's last L tokens, ``"first"`` its first L).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lstm_jax.data.imdb import SPLIT_SIZES
+from lstm_jax.errors import UserError, check_choice, check_positive
+from lstm_jax.tasks.registry import Batch, Task, TaskSpec, register_task
+
+TRUNCATE = ("last", "first")
+# Split sizes the archive must have (None skips the check: tests set it for small archives).
+EXPECTED_SIZES: dict[str, int] | None = SPLIT_SIZES
+MAX_LEN = 100_000
+
+
+@functools.lru_cache(maxsize=4)
+def _arrays(path: str | None, vocab_size: int, max_len: int, truncate: str, expected):
+    from lstm_jax.data import load_imdb_arrays
+
+    return load_imdb_arrays(path, vocab_size=vocab_size, max_len=max_len, truncate=truncate,
+                            splits=("train", "test"), progress=False,
+                            expected_sizes=None if expected is None else dict(expected))
+
+
+def load_arrays(data: str | os.PathLike | None, vocab_size: int, max_len: int, truncate: str):
+    """The task's :class:`~lstm_jax.data.ImdbArrays` (memoised per process)."""
+    from lstm_jax.data import resolve_archive
+
+    path = str(resolve_archive(data).resolve())
+    expected = None if EXPECTED_SIZES is None else tuple(sorted(EXPECTED_SIZES.items()))
+    return _arrays(path, vocab_size, max_len, truncate, expected)
+
+
+def xent(outputs: jax.Array, y: jax.Array) -> jax.Array:
+    """Mean cross-entropy; ``outputs`` ``(B, 2)`` logits, ``y`` ``(B,)`` int labels."""
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(outputs, y))
+
+
+class Imdb(Task):
+    """IMDB reviews → positive/negative (see the module docstring for batches and options).
+
+    ``device_data()`` = ``{"train": {tokens (N, L), lengths (N,), labels (N,)}, "test": {...}}``.
+    """
+
+    def __init__(self, seq_len: int, *, data: str | os.PathLike | None = None,
+                 vocab_size: int = 20_000, truncate: str = "last"):
+        check_positive("seq_len", seq_len, maximum=MAX_LEN)
+        check_positive("vocab_size", vocab_size, maximum=10**7)
+        if vocab_size < 3:
+            raise UserError(f"vocab_size={vocab_size} must be ≥ 3 (PAD, OOV and one word)")
+        check_choice("truncate", truncate, TRUNCATE)
+        self.arrays = load_arrays(data, vocab_size, seq_len, truncate)
+        self.options = {"data": self.arrays.info.get("data"), "vocab_size": vocab_size,
+                        "truncate": truncate}
+        self.sizes = {s: int(len(self.arrays[s]["labels"])) for s in ("train", "test")}
+        if self.sizes["train"] == 0 or self.sizes["test"] == 0:
+            raise UserError(f"IMDB archive {self.options['data']!r} has an empty split "
+                            f"({self.sizes}); expected train and test reviews")
+        self.spec = TaskSpec(
+            name="imdb", seq_len=seq_len, max_len=seq_len, input_kind="symbols",
+            in_features=len(self.arrays.itos), out_features=2, head="last", readout="last",
+            loss_name="xent", baseline=math.log(2),
+            baseline_note="balanced classes (12,500 each per split): ln 2 (Maas et al. 2011)",
+            metric_baselines={"accuracy": 0.5})
+
+    def device_data(self):
+        return {s: {k: jnp.asarray(v) for k, v in self.arrays[s].items()}
+                for s in ("train", "test")}
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        n = self.sizes["train"]
+        if batch_size > n:
+            raise UserError(f"batch={batch_size} is larger than the train split ({n} reviews)")
+        return n // batch_size
+
+    def train_indices(self, key: jax.Array, step, batch_size: int) -> jax.Array:
+        """``(B,)`` train-split rows of the batch at ``step`` (jittable; ``step`` may be traced)."""
+        n, per = self.sizes["train"], self.steps_per_epoch(batch_size)
+        epoch, i = step // per, step % per
+        perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+        return jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+
+    def train_batch(self, data, key, step, batch_size):
+        return _batch(data["train"], self.train_indices(key, step, batch_size))
+
+    def eval_set(self, data, key, size):
+        n = self.sizes["test"]
+        rows = jax.random.permutation(key, n)[:min(size, n)] if size < n else jnp.arange(n)
+        return _batch(data["test"], rows)
+
+    def loss(self, outputs, batch):
+        return xent(outputs, batch.y)
+
+    def metrics(self, outputs, batch):
+        acc = jnp.mean(jnp.argmax(outputs, axis=-1) == batch.y)
+        return {"loss": self.loss(outputs, batch), "accuracy": acc}
+
+
+def _batch(split: dict, rows: jax.Array) -> Batch:
+    tokens, lengths = split["tokens"][rows], split["lengths"][rows]
+    mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
+    return Batch(tokens, split["labels"][rows], mask)
+
+
+def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000) -> dict:
+    """Exact loss and accuracy of ``model`` (a :class:`~lstm_jax.model.SequenceModel`) on a
+    whole split (``arrays`` = ``{"tokens", "lengths", "labels"}``); the last chunk is padded and
+    its padding rows get weight 0, so every review counts once.
+
+    Returns ``{"loss", "accuracy", "n", "correct"}``.
+    """
+    from flax import nnx
+
+    graphdef, params = nnx.split(model)
+
+    @jax.jit
+    def chunk_sums(params, tokens, lengths, labels, weight):
+        m = nnx.merge(graphdef, params)
+        mask = jnp.arange(tokens.shape[1])[None, :] < lengths[:, None]
+        logits = m(tokens, mask)
+        nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        right = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+        return jnp.sum(nll * weight), jnp.sum(right * weight)
+
+    n = len(arrays["labels"])
+    loss_sum, correct = 0.0, 0.0
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        pad = chunk - (stop - start)
+        take = lambda a: np.concatenate([a[start:stop], np.zeros((pad, *a.shape[1:]), a.dtype)])
+        weight = np.concatenate([np.ones(stop - start, np.float32), np.zeros(pad, np.float32)])
+        lengths = take(arrays["lengths"])
+        lengths[stop - start:] = 1  # padding rows: one PAD step (weight 0)
+        ls, c = chunk_sums(params, take(arrays["tokens"]), lengths, take(arrays["labels"]), weight)
+        loss_sum += float(ls)
+        correct += float(c)
+    return {"loss": loss_sum / n, "accuracy": correct / n, "n": n, "correct": int(round(correct))}
+
+
+register_task("imdb")(Imdb)
