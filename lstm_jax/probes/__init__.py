@@ -25,9 +25,10 @@ from lstm_jax.probes.api import (
     default_probes, default_spectral_lags, gate_statistics, jacobian_norms, loss_grad, probe,
     spectral_norms)
 from lstm_jax.probes.jacobian import METHODS
-from lstm_jax.probes.loss import last_step_readout_loss, loss_grad_autodiff
+from lstm_jax.probes.loss import head_loss, last_step_readout_loss, loss_grad_autodiff
 
 __all__ = [
-    "METHODS", "default_probes", "default_spectral_lags", "gate_statistics", "jacobian_norms",
+    "METHODS", "default_probes", "default_spectral_lags", "gate_statistics", "head_loss",
+    "jacobian_norms",
     "last_step_readout_loss", "loss_grad", "loss_grad_autodiff", "probe", "spectral_norms",
 ]

@@ -88,3 +88,26 @@ def loss_grad_log_norms(step, params_list, x, mask, carry0_list, layer: int,
                                 inject={"h": g[:, None]}, n=1,
                                 reduce=lambda logs: logs["h"][0])
     return per_step.T
+
+
+def head_loss(model, batch, loss) -> LossFn:
+    """The hook for trained models and tasks: a loss of the recurrence's top outputs through a
+    model's readout and head.
+
+    ``model`` has ``read(result, mask)`` and ``head`` (:class:`lstm_jax.model.SequenceModel`),
+    ``batch`` has ``mask`` and whatever ``loss(head_outputs, batch) -> scalar`` reads (a task's
+    loss). Returns ``loss_fn(outputs (B, T, H)) -> scalar`` for :func:`loss_grad_log_norms`;
+    dropout is off. The readout of the last valid step is taken from ``outputs`` (padded steps
+    carry the state, so it equals the scan's final carry).
+    """
+    from lstm_jax.probes.layer import last_valid
+    from lstm_jax.recurrence import StackResult
+
+    def loss_fn(outputs):
+        B, T = outputs.shape[:2]
+        idx = last_valid(batch.mask, B, T)
+        last = jnp.take_along_axis(outputs, idx[:, None, None], axis=1)[:, 0]
+        result = StackResult(outputs, [{"h": last}], [])
+        return loss(model.head(model.read(result, batch.mask)), batch)
+
+    return loss_fn

@@ -1,0 +1,159 @@
+"""Figures from probe results (``probe.json`` of ``lstm-jax probe``, ``probes.jsonl`` of training).
+
+Every function reads records made by :func:`lstm_jax.probes.probe` (log10 values, batch mean and
+standard deviation per lag) and draws on a log axis: the line is the batch mean of log10 ‖·‖ (a
+geometric mean), the band ± one standard deviation of log10 ‖·‖ over rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lstm_jax.io import read_json
+from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, new_figure, save
+
+PROBE_STYLE = {"hidden": ("-", r"$\|\partial h_T/\partial h_{T-k}\|_F$"),
+               "cell": ("--", r"$\|\partial C_T/\partial C_{T-k}\|_F$"),
+               "cec": (":", r"$\|\prod_j f_j\|$ (CEC path)")}
+FLOOR = 1e-300  # plotting floor: float64 cannot show a smaller positive number
+
+
+def _arr(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _records(results) -> dict:
+    """``{arch: record}`` from a probe.json path, its dict, or a single record."""
+    if isinstance(results, str | Path):
+        results = read_json(results)
+    if "archs" in results:
+        return results["archs"]
+    return {results["arch"]: results}
+
+
+def _band(ax, x, mean, std, color, style, label):
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        lo = np.clip(10.0 ** (mean - std), FLOOR, None)
+        hi = np.clip(10.0 ** (mean + std), FLOOR, None)
+        mid = np.clip(10.0 ** mean, FLOOR, None)
+    ax.plot(x, mid, style, color=color, lw=1.8, label=label)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+
+
+def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec"),
+               title: str | None = None) -> Path:
+    """Norms against lag k on a log axis: ``hidden`` for every architecture (left) and the LSTM's
+    ``cell`` beside its ``cec`` curve (right, when an LSTM is present)."""
+    recs = _records(results)
+    has_lstm = any("log10_cell" in r or "log10_cec" in r for r in recs.values())
+    fig, ax = new_figure(11.0 if has_lstm else 7.0, 4.2)
+    fig.clf()
+    axes = fig.subplots(1, 2 if has_lstm else 1, squeeze=False)[0]
+    for arch, rec in recs.items():
+        k = np.asarray(rec["k"])
+        color = ARCH_COLORS.get(arch, "k")
+        for name in probes:
+            if f"log10_{name}" not in rec:
+                continue
+            style, label = PROBE_STYLE[name]
+            targets = [axes[0]] if name == "hidden" else []
+            if has_lstm and name != "hidden":
+                targets.append(axes[1])
+            if has_lstm and name == "hidden" and arch == "lstm":
+                targets.append(axes[1])
+            for a in targets:
+                _band(a, k, _arr(rec[f"log10_{name}"]), _arr(rec[f"log10_{name}_std"]), color,
+                      style, f"{ARCH_LABELS.get(arch, arch)} {label}")
+        if "log10_spectral" in rec:
+            with np.errstate(over="ignore", under="ignore"):
+                sig = np.clip(10.0 ** _arr(rec["log10_spectral"]), FLOOR, None)
+            axes[0].plot(rec["spectral_k"], sig, "o", ms=3.5, color=color,
+                         label=f"{ARCH_LABELS.get(arch, arch)} " + r"$\sigma_{max}$")
+    method = next(iter(recs.values())).get("method", "")
+    axes[0].set_title(title or f"Gradient flow back in time ({method})")
+    if has_lstm:
+        axes[1].set_title("LSTM: every path vs the forget-gate product")
+    for a in axes:
+        a.set_yscale("log")
+        a.set_xlabel("lag k (steps back from T)")
+        a.set_ylabel("Frobenius norm (batch geometric mean ± 1 sd)")
+        a.grid(True, alpha=0.3, which="major")
+        a.legend(fontsize=8)
+    return save(fig, path)
+
+
+def plot_loss_grad(results, path, *, title: str | None = None) -> Path:
+    """‖∂L/∂h_t‖ against step t on a log axis, one curve per architecture."""
+    recs = _records(results)
+    fig, ax = new_figure()
+    for arch, rec in recs.items():
+        if "log10_loss_grad" not in rec:
+            continue
+        _band(ax, np.asarray(rec["t"]), _arr(rec["log10_loss_grad"]),
+              _arr(rec["log10_loss_grad_std"]), ARCH_COLORS.get(arch, "k"), "-",
+              ARCH_LABELS.get(arch, arch))
+    ax.set_yscale("log")
+    ax.set_xlabel("step t")
+    ax.set_ylabel(r"$\|\partial L/\partial h_t\|$")
+    ax.set_title(title or "Loss gradient reaching each step")
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def load_probe_records(path) -> list[dict]:
+    """Records of a ``probes.jsonl`` file (one JSON object per line, each with ``step``)."""
+    import json
+
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_training_heatmap(records: Sequence[dict] | str | Path, path, *, probe: str = "hidden",
+                          seed: int | None = None, title: str | None = None) -> Path:
+    """Heatmap of ``log10 ‖·‖`` over lag k (x) and training step (y), plus the curves.
+
+    ``records``: probe records each with a ``"step"`` (and optionally ``"seed"``: the first seed
+    is used unless ``seed`` is given), or the path of a ``probes.jsonl`` file.
+    """
+    if isinstance(records, str | Path):
+        records = load_probe_records(records)
+    records = [r for r in records if f"log10_{probe}" in r]
+    if seed is None and records and "seed" in records[0]:
+        seed = records[0]["seed"]
+    if seed is not None:
+        records = [r for r in records if r.get("seed", seed) == seed]
+    if not records:
+        raise ValueError(f"no probe records with log10_{probe}")
+    records = sorted(records, key=lambda r: r["step"])
+    steps = np.array([r["step"] for r in records])
+    k = np.asarray(records[0]["k"])
+    z = np.stack([_arr(r[f"log10_{probe}"]) for r in records])
+    fig, ax = new_figure(11.0, 4.2)
+    fig.clf()
+    a0, a1 = fig.subplots(1, 2)
+    y_edges = np.arange(len(steps) + 1) - 0.5
+    mesh = a0.pcolormesh(np.arange(len(k) + 1) - 0.5, y_edges, z, shading="flat", cmap="viridis")
+    ticks = np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int)
+    a0.set_yticks(ticks, [str(steps[i]) for i in ticks])
+    a0.set_xlabel("lag k")
+    a0.set_ylabel("training step")
+    fig.colorbar(mesh, ax=a0, label=f"log10 {PROBE_STYLE.get(probe, ('', probe))[1]}")
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    for i, r in enumerate(records):
+        with np.errstate(over="ignore", under="ignore"):
+            a1.plot(k, np.clip(10.0 ** z[i], FLOOR, None),
+                    color=cmap(i / max(len(records) - 1, 1)), lw=1.2, label=f"step {steps[i]}"
+                    if i in (0, len(records) - 1) else None)
+    a1.set_yscale("log")
+    a1.set_xlabel("lag k")
+    a1.grid(True, alpha=0.3)
+    a1.legend(fontsize=8)
+    arch = records[0].get("arch", "")
+    a0.set_title(title or f"{ARCH_LABELS.get(arch, arch)}: {probe} over training")
+    a1.set_title("curves (light = late)")
+    return save(fig, path)
