@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("info", "demo", "eda")
+COMMANDS = ("info", "demo", "eda", "train", "probe")
 
 
 def build_parser() -> argparse.ArgumentParser:
