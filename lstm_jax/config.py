@@ -18,6 +18,10 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine")
 READOUTS = ("task", "last", "mean")
 
+DATA_TASKS = ("imdb",)  # tasks that take the data options below
+DATA_TRUNCATE = ("last", "first")
+_DATA_DEFAULTS = {"data": None, "vocab_size": 20_000, "truncate": "last"}
+
 # Fields a resumed run may change without changing what it computes.
 RESUME_MAY_CHANGE = frozenset({"steps"})
 
@@ -36,6 +40,9 @@ class TrainConfig:
     ``seed, seed+1, ...``; the held-out set is drawn from ``eval_seed`` (the same for all seeds).
     Logging: ``eval_every``, ``eval_size``, ``probe_every`` (0 = off), ``checkpoint_every``,
     ``keep_checkpoints``.
+    Data (``--task imdb`` only; see :mod:`lstm_jax.tasks.imdb`): ``data`` the archive path (None:
+    ``$LSTM_JAX_IMDB`` or the default path), ``vocab_size``, ``truncate`` (keep each review's
+    ``"last"`` or ``"first"`` ``seq_len`` tokens).
     """
 
     task: str = "adding"
@@ -69,6 +76,9 @@ class TrainConfig:
     probe_every: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
+    data: str | None = None
+    vocab_size: int = 20_000
+    truncate: str = "last"
 
     def __post_init__(self):
         check_choice("arch", self.arch, ARCHS)
@@ -98,6 +108,19 @@ class TrainConfig:
         if self.warmup >= self.steps:
             raise UserError(f"warmup={self.warmup} must be smaller than steps={self.steps}")
         self.cell()  # validates the cell options
+        check_choice("truncate", self.truncate, DATA_TRUNCATE)
+        check_positive("vocab_size", self.vocab_size, maximum=10**7)
+        if self.data is not None and not isinstance(self.data, str):
+            raise UserError(f"data={self.data!r} must be a path (string) or None")
+        if self.task not in DATA_TASKS and self.task_options(all_tasks=True) != _DATA_DEFAULTS:
+            raise UserError(f"data/vocab_size/truncate apply to --task {'/'.join(DATA_TASKS)} "
+                            f"only, not task={self.task!r}")
+
+    def task_options(self, all_tasks: bool = False) -> dict[str, Any]:
+        """Keyword options for ``make_task`` (``{}`` for tasks without data options)."""
+        if self.task not in DATA_TASKS and not all_tasks:
+            return {}
+        return {"data": self.data, "vocab_size": self.vocab_size, "truncate": self.truncate}
 
     def cell(self) -> CellConfig:
         return CellConfig(arch=self.arch, hidden=self.hidden, forget_bias=self.forget_bias,
