@@ -39,7 +39,7 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", help="rnn, lstm or gru (default lstm)")
     p.add_argument("--task", help="adding, adding_hochreiter, copy, temporal_order, "
-                                  "temporal_order8 (default adding)")
+                                  "temporal_order8, imdb (default adding)")
     p.add_argument("--seq-len", type=positive_int, help="the task's length T (default 100)")
     add_model_args(p)
     g = p.add_argument_group("training")
@@ -65,6 +65,13 @@ def register(sub) -> None:
                    help="record gradient-flow probes every N steps (0 = off)")
     g.add_argument("--checkpoint-every", type=positive_int, help="default 500")
     g.add_argument("--keep-checkpoints", type=positive_int, help="default 2")
+    d = p.add_argument_group("data (--task imdb)")
+    d.add_argument("--data", help="aclImdb_v1.tar.gz (default $LSTM_JAX_IMDB or "
+                                  "../shared/data/aclImdb_v1.tar.gz)")
+    d.add_argument("--vocab-size", type=positive_int, help="PAD, OOV and the most frequent "
+                                                           "train tokens (default 20000)")
+    d.add_argument("--truncate", help="keep each review's last or first --seq-len tokens "
+                                      "(default last)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
