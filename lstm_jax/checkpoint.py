@@ -60,11 +60,14 @@ class Checkpoints:
             meta=ocp.args.JsonRestore()))["meta"]
 
     def restore(self, step: int, like) -> Any:
-        """Restore checkpoint ``step`` into the structure, shapes, dtypes and shardings of ``like``."""
+        """Restore checkpoint ``step`` into the structure, shapes, dtypes and shardings of ``like``
+        (arrays or ``jax.ShapeDtypeStruct``; without a sharding: the first local device)."""
         ocp = self._ocp
         leaves, treedef = jax.tree.flatten(like)
-        abstract = {f"{i:05d}": jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
-                    for i, x in enumerate(leaves)}
+        local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        abstract = {f"{i:05d}": jax.ShapeDtypeStruct(
+            x.shape, x.dtype, sharding=getattr(x, "sharding", None) or local)
+            for i, x in enumerate(leaves)}
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract)))["state"]
         return jax.tree.unflatten(treedef, [restored[k] for k in sorted(restored)])

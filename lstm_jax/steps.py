@@ -17,7 +17,8 @@ The training state is a dict of arrays, each with the leading seeds axis::
 
     params    the model's nnx.State (merged with the graphdef inside the step)
     opt       optax state
-    loss_sum  sum of training losses since the last metrics line
+    loss_sum  sum of training losses since the last metrics line (reset in the step that
+              follows one, so it is a function of the step and survives a resume mid-interval)
     bad_step  −1, or the first step whose loss or gradient norm was not finite (from then on the
               update is skipped, so params stay the last finite ones)
 """
@@ -25,6 +26,7 @@ The training state is a dict of arrays, each with the leading seeds axis::
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -48,7 +50,12 @@ def build_model(cfg: TrainConfig, task: Task, key) -> SequenceModel:
 
 def seed_keys(cfg: TrainConfig) -> dict[str, jax.Array]:
     """Per-seed ``init``/``data``/``dropout`` keys, each ``(S,)``."""
-    base = jax.vmap(jax.random.key)(jnp.arange(cfg.seed, cfg.seed + cfg.seeds, dtype=jnp.uint32))
+    return _seed_keys(jnp.arange(cfg.seed, cfg.seed + cfg.seeds, dtype=jnp.uint32))
+
+
+@jax.jit
+def _seed_keys(seeds):
+    base = jax.vmap(jax.random.key)(seeds)
     return {name: jax.vmap(lambda k, t=tag: jax.random.fold_in(k, t))(base)
             for tag, name in enumerate(("init", "data", "dropout"))}
 
@@ -61,14 +68,24 @@ def eval_key(cfg: TrainConfig) -> jax.Array:
 class Programs:
     """The jitted functions of one run (built once by :func:`build_programs`)."""
 
+    task: Task
     graphdef: Any
     tx: optax.GradientTransformation
     init: Any  # (init_keys (S,)) -> state
     train_step: Any  # (state, data_keys, dropout_keys, step, data) -> (state, loss (S,))
     evaluate: Any  # (params, chunks) -> {metric: (S,)}
+    eval_chunks: Any  # (data) -> the held-out set in chunks (see eval_chunks)
+    learning_rate: Any  # (step) -> learning rate
 
 
-def build_programs(cfg: TrainConfig, task: Task, mesh) -> Programs:
+@functools.lru_cache(maxsize=8)
+def build_programs(cfg: TrainConfig, mesh) -> Programs:
+    """The compiled programs of ``cfg`` on ``mesh`` (cached: a resumed run in the same process,
+    or several runs of one config, compile once)."""
+    from lstm_jax.optim import learning_rate
+    from lstm_jax.tasks import make_task
+
+    task = make_task(cfg.task, cfg.seq_len)
     tx = optimizer(cfg)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_model(cfg, task, jax.random.key(0))))
     B = cfg.batch
@@ -94,7 +111,8 @@ def build_programs(cfg: TrainConfig, task: Task, mesh) -> Programs:
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         bad = jnp.where(~finite & (state["bad_step"] < 0), step, state["bad_step"])
         return {"params": keep(new_params, params), "opt": keep(opt, state["opt"]),
-                "loss_sum": state["loss_sum"] + jnp.where(ok, loss, 0.0),
+                "loss_sum": jnp.where(step % cfg.eval_every == 0, 0.0, state["loss_sum"])
+                + jnp.where(ok, loss, 0.0),
                 "bad_step": bad.astype(jnp.int32)}, loss
 
     def eval_one(params, chunks: Batch):
@@ -107,7 +125,9 @@ def build_programs(cfg: TrainConfig, task: Task, mesh) -> Programs:
         return jax.tree.map(lambda m: jnp.mean(m, axis=0), jax.lax.map(chunk_metrics, chunks))
 
     return Programs(
-        graphdef=graphdef, tx=tx,
+        task=task, graphdef=graphdef, tx=tx,
+        eval_chunks=jax.jit(functools.partial(eval_chunks, cfg, task)),
+        learning_rate=jax.jit(learning_rate(cfg)),
         init=jax.jit(jax.vmap(init_one)),
         train_step=jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)), donate_argnums=0),
         evaluate=jax.jit(jax.vmap(eval_one, in_axes=(0, None))))
@@ -117,12 +137,13 @@ def eval_chunks(cfg: TrainConfig, task: Task, data) -> Batch:
     """The held-out set as ``(n_chunks, batch, ...)`` chunks (size rounded up to whole batches;
     a data-backed task's fixed set is cut to whole batches)."""
     n = -(-cfg.eval_size // cfg.batch)
-    full = task.eval_set(data, eval_key(cfg), n * cfg.batch)
-    size = full.y.shape[0] // cfg.batch * cfg.batch
-    return jax.tree.map(lambda a: a[:size].reshape(size // cfg.batch, cfg.batch, *a.shape[1:]),
-                        full)
+    B = cfg.batch
+    full = task.eval_set(data, eval_key(cfg), n * B)
+    size = full.y.shape[0] // B * B
+    return jax.tree.map(lambda a: a[:size].reshape(size // B, B, *a.shape[1:]), full)
 
 
+@jax.jit(static_argnums=1)
 def seed_slice(tree, i: int):
     """Model ``i``'s arrays from a seeds-stacked tree."""
     return jax.tree.map(lambda a: a[i], tree)

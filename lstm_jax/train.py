@@ -38,10 +38,8 @@ from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
 from lstm_jax.io import ensure_out_dir, read_json, write_json
 from lstm_jax.metrics import append_jsonl, mean_sd, read_jsonl, truncate_after
-from lstm_jax.optim import learning_rate
 from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated
-from lstm_jax.steps import build_programs, eval_chunks, seed_keys, seed_slice
-from lstm_jax.tasks import make_task
+from lstm_jax.steps import build_programs, seed_keys, seed_slice
 
 ProbeFn = Callable[[nnx.Module, object], dict]
 
@@ -107,8 +105,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
       The summary dict (also written to ``out/summary.json``).
     """
     out = ensure_out_dir(out)
-    task = make_task(cfg.task, cfg.seq_len)
-    spec = task.spec
     mesh = data_mesh()
     check_batch(cfg.batch, mesh)
     if probe_fn is None and cfg.probe_every:
@@ -117,18 +113,33 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     if not resume and (ckpt_dir.exists() or (out / "metrics.jsonl").exists()):
         raise UserError(f"--out={str(out)!r} already holds a run; pass --resume to continue it "
                         "or choose another --out")
-    progs = build_programs(cfg, task, mesh)
+    if resume and not ckpt_dir.is_dir():
+        raise UserError(f"--resume: no checkpoint in {ckpt_dir} to resume from; "
+                        "run without --resume to start")
+    ckpts = Checkpoints(ckpt_dir, keep=cfg.keep_checkpoints)
+    if resume and ckpts.latest_step() is None:
+        ckpts.close()
+        raise UserError(f"--resume: no checkpoint in {ckpt_dir} to resume from; "
+                        "run without --resume to start")
+    if resume:  # refuse another configuration before compiling anything
+        try:
+            _check_resume_config(cfg, ckpts.meta(ckpts.latest_step()), ckpt_dir)
+        except UserError:
+            ckpts.close()
+            raise
+        except Exception:  # noqa: BLE001 - unreadable: restore_latest reports and falls back
+            pass
+    progs = build_programs(cfg, mesh)
+    task, spec = progs.task, progs.task.spec
     keys = seed_keys(cfg)
     state = jax.device_put(progs.init(keys["init"]), replicated(mesh))
     data = task.device_data()
     if data is not None:
         data = jax.device_put(data, replicated(mesh))
-    chunks = eval_chunks(cfg, task, data)
-    chunks = jax.device_put(chunks, jax.sharding.NamedSharding(
+    chunks = jax.device_put(progs.eval_chunks(data), jax.sharding.NamedSharding(
         mesh, jax.sharding.PartitionSpec(None, "data")))
     n_params = sum(a.size for a in jax.tree.leaves(state["params"])) // cfg.seeds
 
-    ckpts = Checkpoints(ckpt_dir, keep=cfg.keep_checkpoints)
     start, elapsed_before = 0, 0.0
     if resume:
         got = ckpts.restore_latest(state, check_meta=lambda m: _check_resume_config(cfg, m, ckpt_dir))
@@ -145,7 +156,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     if is_primary():
         write_json(out / "config.json", cfg.to_dict())
 
-    schedule = learning_rate(cfg)
+    schedule = progs.learning_rate
     seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
     baseline = spec.baseline
     t0 = time.perf_counter()
@@ -173,7 +184,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
         ev = progs.evaluate(state["params"], chunks)
         rec = {"step": step, "time": round(elapsed(), 3), "lr": float(schedule(step - 1)),
                "baseline": baseline,
-               "train/loss": np.asarray(state["loss_sum"] / (step - max(prev, 0))).tolist()}
+               "train/loss": (np.asarray(state["loss_sum"]) / np.float32(step - prev)).tolist()}
         rec.update({f"eval/{k}": np.asarray(v).tolist() for k, v in ev.items()})
         if is_primary():
             append_jsonl(out / "metrics.jsonl", rec)
@@ -191,7 +202,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     flag: dict = {}
     bar = _progress(cfg.steps, start, progress)
     status, step = "completed", start
-    step_arr = jnp.int32
+    step_arr = np.int32
     try:
         with _signals_to_flag(flag):
             if start == 0 and cfg.probe_every and probe_fn is not None:
@@ -203,7 +214,6 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     check_finite(step)
                     metrics_last = record_metrics(step)
-                    state["loss_sum"] = jnp.zeros_like(state["loss_sum"])
                 if cfg.probe_every and step % cfg.probe_every == 0:
                     check_finite(step)
                     record_probes(step)
@@ -234,7 +244,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
 
 
 def _postfix(loss, rec: dict | None, baseline: float) -> str:
-    text = f"loss {float(jnp.mean(loss)):.4g}"
+    text = f"loss {float(np.mean(np.asarray(loss))):.4g}"
     if rec is not None:
         text += f" eval {float(np.mean(rec['eval/loss'])):.4g}"
     return text + f" (baseline {baseline:.4g})"
@@ -293,10 +303,9 @@ def load_params(out: str | Path, cfg: TrainConfig | None = None, step: int | Non
     from lstm_jax.steps import build_programs
 
     cfg = cfg or load_config(out)
-    task = make_task(cfg.task, cfg.seq_len)
     mesh = data_mesh()
-    progs = build_programs(cfg, task, mesh)
-    like = progs.init(seed_keys(cfg)["init"])
+    progs = build_programs(cfg, mesh)
+    like = jax.eval_shape(progs.init, seed_keys(cfg)["init"])
     ckpts = Checkpoints(Path(out) / "checkpoints", keep=cfg.keep_checkpoints)
     try:
         step = ckpts.latest_step() if step is None else step

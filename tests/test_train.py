@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
@@ -26,10 +27,15 @@ SMALL = TrainConfig(task="adding", seq_len=12, arch="lstm", hidden=8, steps=24, 
                     dropout=0.1, warmup=4, schedule="cosine", probe_every=6)
 
 
+@jax.jit(static_argnums=0)
+def _h_norm(graphdef, state, batch):
+    h = nnx.merge(graphdef, state).run(batch.x, batch.mask)[1].outputs
+    return jnp.linalg.norm(h, axis=-1).mean(0)
+
+
 def h_norm_probe(model, batch):
     """A cheap probe: mean ‖h_t‖ over the batch at each step."""
-    h = model.run(batch.x, batch.mask)[1].outputs
-    return {"h_norm": jnp.linalg.norm(h, axis=-1).mean(0)}
+    return {"h_norm": _h_norm(*nnx.split(model), batch)}
 
 
 def metrics_without_time(path):

@@ -53,3 +53,35 @@ def plot_run(run_dir: str | Path) -> list[Path]:
             paths.append(plot_curves(records, run_dir / f"curves_{name}.png", title=title,
                                      metric=key, log_y=False))
     return paths
+
+
+def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
+    """Final eval loss / baseline against T, one panel per task, one line per architecture
+    (mean ± sd over seeds); rows as written by ``experiments/sweep_lag.py`` (results.json)."""
+    import matplotlib.pyplot as plt
+
+    from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS
+
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), dpi=110,
+                             layout="constrained", squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for arch in ("rnn", "lstm", "gru"):
+            sel = sorted((r for r in rows if r["task"] == task and r["arch"] == arch),
+                         key=lambda r: r["seq_len"])
+            if not sel:
+                continue
+            T = [r["seq_len"] for r in sel]
+            ratio = np.array([r["loss_over_baseline_mean"] for r in sel])
+            sd = np.array([r["loss_over_baseline_sd"] for r in sel])
+            ax.errorbar(T, ratio, yerr=sd, marker="o", capsize=3, color=ARCH_COLORS[arch],
+                        label=ARCH_LABELS[arch])
+        ax.axhline(1.0, color="k", ls="--", lw=1, label="memoryless baseline")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length T (lag)")
+        ax.set_ylabel("final eval loss / baseline")
+        ax.set_title(task)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return save(fig, path)

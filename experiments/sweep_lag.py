@@ -1,0 +1,118 @@
+"""Success against sequence length: RNN, LSTM, GRU on the adding and copy problems.
+
+For every (task, arch, T) this trains ``--seeds`` models in one compiled program
+(:func:`lstm_jax.train.train`), then writes into ``--out``::
+
+    sweep_config.json     the sweep's arguments and the machine it ran on
+    results.csv/.json     one row per (task, arch, T): final eval loss mean ± sd over seeds, the
+                          memoryless baseline, their ratio, recall accuracy (copy), wall time
+    lag_sweep.png         final loss / baseline against T (from results.json)
+    <task>_<arch>_T<T>/   each run's own files (config, metrics, checkpoints, curves)
+
+A run directory that already holds a completed run is read, not retrained; an interrupted one is
+resumed. Anchors (issue 4): Bai et al. (2018) report MSE 0.177 (RNN) and 0.164 (LSTM, failed) on
+adding at T=600; Hochreiter & Schmidhuber (1997) solved T=1000; Tallec & Ollivier (2018) beat
+the copy baseline at T=500 and 2000 with chrono init.
+
+    python experiments/sweep_lag.py --quick                 # minutes: tiny sizes
+    python experiments/sweep_lag.py --chrono --out runs/sweep_lag   # the full sweep (hours)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", default="adding,copy")
+    p.add_argument("--archs", default="rnn,lstm,gru")
+    p.add_argument("--lengths", default="50,100,200,500,1000")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--chrono", action="store_true",
+                   help="chrono init (Tallec & Ollivier 2018) of LSTM/GRU with T_max = the lag")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes: T ∈ {10, 20, 50}, 150 steps, H = 16, 2 seeds")
+    p.add_argument("--out", default="runs/sweep_lag")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.lengths, args.steps, args.hidden, args.seeds = "10,20,50", 150, 16, 2
+        args.batch, args.eval_every, args.lr = 32, 50, 1e-2
+    return args
+
+
+def run_point(args, task: str, arch: str, T: int, out: Path) -> dict:
+    from lstm_jax.config import TrainConfig
+    from lstm_jax.io import read_json
+    from lstm_jax.train import train
+
+    lag = T + 20 if task == "copy" else T
+    cfg = TrainConfig(task=task, seq_len=T, arch=arch, hidden=args.hidden, steps=args.steps,
+                      batch=args.batch, lr=args.lr, clip=args.clip, seeds=args.seeds,
+                      eval_every=args.eval_every, checkpoint_every=args.eval_every * 4,
+                      eval_size=max(256, args.batch),
+                      chrono=float(max(lag, 3)) if args.chrono and arch != "rnn" else None)
+    run_dir = out / f"{task}_{arch}_T{T}"
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file() and read_json(summary_path).get("status") == "completed":
+        summary = read_json(summary_path)
+    else:
+        resume = (run_dir / "checkpoints").is_dir()
+        summary = train(cfg, run_dir, resume=resume, progress=False)
+    final, base = summary["final"], summary["task"]["baseline"]
+    ratios = [v / base for v in final["eval/loss"]["per_seed"]]
+    mean = sum(ratios) / len(ratios)
+    sd = (sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)) ** 0.5 if len(ratios) > 1 \
+        else 0.0
+    row = {"task": task, "arch": arch, "seq_len": T, "seeds": cfg.seeds, "steps": summary["steps"],
+           "hidden": cfg.hidden, "chrono": cfg.chrono,
+           "loss_mean": final["eval/loss"]["mean"], "loss_sd": final["eval/loss"]["sd"],
+           "baseline": base, "loss_over_baseline_mean": mean, "loss_over_baseline_sd": sd,
+           "accuracy_mean": final.get("eval/accuracy", {}).get("mean"),
+           "wall_time_s": summary["wall_time_s"], "steps_per_s": summary["steps_per_s"],
+           "run_dir": str(run_dir)}
+    return row
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from lstm_jax.cli.info import machine_info
+    from lstm_jax.io import ensure_out_dir, write_json
+    from lstm_jax.plots.training import plot_lag_sweep
+
+    out = ensure_out_dir(args.out)
+    write_json(out / "sweep_config.json", {"args": vars(args), "machine": machine_info()})
+    rows = []
+    points = [(t, a, int(T)) for t in args.tasks.split(",") for a in args.archs.split(",")
+              for T in args.lengths.split(",")]
+    for i, (task, arch, T) in enumerate(points, 1):
+        t0 = time.perf_counter()
+        row = run_point(args, task, arch, T, out)
+        rows.append(row)
+        print(f"[{i}/{len(points)}] {task:>6} {arch:>4} T={T:<5} loss/baseline "
+              f"{row['loss_over_baseline_mean']:.3g} ± {row['loss_over_baseline_sd']:.2g}  "
+              f"({time.perf_counter() - t0:.1f} s incl. compile; train {row['wall_time_s']:.1f} s)",
+              flush=True)
+        write_json(out / "results.json", rows)
+        with open(out / "results.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    plot_lag_sweep(json.loads((out / "results.json").read_text()), out / "lag_sweep.png")
+    print(f"wrote {out}/results.csv, results.json, lag_sweep.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
