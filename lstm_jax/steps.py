@@ -85,7 +85,7 @@ def build_programs(cfg: TrainConfig, mesh) -> Programs:
     from lstm_jax.optim import learning_rate
     from lstm_jax.tasks import make_task
 
-    task = make_task(cfg.task, cfg.seq_len)
+    task = make_task(cfg.task, cfg.seq_len, **cfg.task_options())
     tx = optimizer(cfg)
     graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_model(cfg, task, jax.random.key(0))))
     B = cfg.batch
