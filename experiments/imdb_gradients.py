@@ -141,15 +141,15 @@ def plot(path: Path, records: list[dict]) -> Path:
         a2.plot(r["k"], r["log10_hidden_rel"], styles[r["readout"]], color=c, label=lab)
         if "log10_cell_rel" in r and r["readout"] == "last":
             a2.plot(r["k"], r["log10_cell_rel"], ":", color=c, lw=1.2,
-                    label=f"LSTM cell ‖∂C_T/∂C_T−k‖, readout {r['readout']}")
+                    label=f"LSTM cell ‖∂C(T)/∂C(T−k)‖_F, readout {r['readout']}")
     for arch, v in ANCHORS.items():
         a1.plot([200], [math.log10(v)], "o", mfc="none", color=ARCH_COLORS[arch],
                 label=f"essay anchor {ARCH_LABELS[arch]}: 1/{round(1 / v):,} at 200 words")
     T = records[0]["max_len"]
     a1.set_xlabel(f"distance from the end of the review (tokens; last {T} kept)")
-    a1.set_ylabel("log10 ‖∂L/∂h_{T−d}‖ / ‖∂L/∂h_T‖")
+    a1.set_ylabel("log10 ‖∂L/∂h(T−d)‖ / ‖∂L/∂h(T)‖")
     a2.set_xlabel("lag k (tokens)")
-    a2.set_ylabel("log10 ‖∂h_T/∂h_{T−k}‖_F / √H")
+    a2.set_ylabel("log10 ‖∂h(T)/∂h(T−k)‖_F / √H")
     a1.legend(fontsize=7)
     a2.legend(fontsize=7)
     a1.set_title("loss gradient reaching back (trained models, test reviews)", fontsize=9)
@@ -167,6 +167,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=16, help="Hutchinson probe vectors")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot-only", action="store_true")
+    p.add_argument("--force", action="store_true", help="re-probe runs probed before")
     args = p.parse_args(argv)
     out = Path(args.out or args.runs)
     from lstm_jax.io import write_json
@@ -175,10 +176,15 @@ def main(argv=None) -> int:
         records = []
         for arch, readout in RUNS:
             d = Path(args.runs) / "runs" / f"{arch}_{readout}"
-            if not (d / "summary.json").is_file():
+            if not (d / "test_full.json").is_file():
                 print(f"skip {d}: not trained")
                 continue
-            rec = probe_run(d, args.batch, args.samples, args.seed)
+            cached = d / "gradients.json"  # per run, reused unless --force
+            if cached.is_file() and not args.force:
+                rec = json.loads(cached.read_text())
+            else:
+                rec = probe_run(d, args.batch, args.samples, args.seed)
+                write_json(cached, rec)
             s = rec["summary"]
             print(f"{arch}/{readout} (L={rec['max_len']}, truncate {rec['truncate']}): at distance "
                   f"{s['distance']} the loss gradient keeps {_frac(s['loss_grad_kept'])}, "
