@@ -16,16 +16,23 @@ def test_info_reports_backend_and_devices(capsys):
     assert info["versions"]["jax"].startswith("0.10")
 
 
-def test_demo_writes_plot_and_summary(tmp_path):
+def test_demo_writes_every_part(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--seq-len", "30", "--batch", "4", "--hidden", "8", "--out", str(out)]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["state_norms"]) == {"rnn", "lstm", "gru"}
-    assert all(len(v) == 30 for v in summary["state_norms"].values())
+    argv = ["demo", "--seq-len", "30", "--batch", "4", "--hidden", "8", "--train-steps", "4",
+            "--train-seq-len", "10", "--out", str(out)]
+    assert main(argv) == 0
+    states = json.loads((out / "states" / "summary.json").read_text())
+    assert set(states["state_norms"]) == {"rnn", "lstm", "gru"}
+    assert all(len(v) == 30 for v in states["state_norms"].values())
     # An LSTM has 4 gate blocks, a GRU 3, an RNN 1: parameters in that ratio (plus GRU's b_hn).
-    p = summary["parameters"]
+    p = states["parameters"]
     assert p["lstm"] == 4 * p["rnn"] and p["gru"] == 3 * p["rnn"] + 8
-    assert (out / "state_norms.png").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["training"]) == {"rnn", "lstm", "gru"}
+    for figure in summary["figures"]:
+        assert (out / figure).stat().st_size > 10_000, figure
+    probe = json.loads((out / "probe" / "probe.json").read_text())
+    assert probe["k"][-1] == 29
 
 
 @pytest.mark.parametrize("argv, needle", [
