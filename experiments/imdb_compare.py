@@ -117,6 +117,16 @@ def collect(args) -> list[dict]:
             w.writerows(curves)
     if rows:
         plot(out)
+        lines = ["| arch | readout | tokens kept | test accuracy (25,000) | test loss | steps (epochs) "
+                 "| train wall s | full-test eval s | load avg (1 min) start→end |",
+                 "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            lines.append(
+                f"| {r['arch']} | {r['readout']} | last {r['max_len']} | "
+                f"{100 * r['test_accuracy']:.2f} % ({r['test_correct']:,}/{r['test_n']:,}) | "
+                f"{r['test_loss']:.4f} | {r['steps']} ({r['epochs']}) | {r['train_wall_s']:.0f} | "
+                f"{r['test_eval_wall_s']:.0f} | {r['loadavg_start'][0]}→{r['loadavg_end'][0]} |")
+        (out / "table.md").write_text("\n".join(lines) + "\n")
     return rows
 
 
