@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import optax
 from flax import nnx
 
@@ -91,10 +90,11 @@ def main(argv=None) -> int:
         for probes in (("hidden",), default_probes(arch)):
             tag = "+".join(probes)
             rows[f"hutchinson_k{args.samples}[{tag}]"] = timed(
-                lambda probes=probes: jacobian_norms(model, x, probes=probes, method="hutchinson",
-                                                     samples=args.samples), args.reps)
+                lambda probes=probes, model=model: jacobian_norms(
+                    model, x, probes=probes, method="hutchinson", samples=args.samples), args.reps)
             rows[f"exact[{tag}]"] = timed(
-                lambda probes=probes: jacobian_norms(model, x, probes=probes), args.reps)
+                lambda probes=probes, model=model: jacobian_norms(model, x, probes=probes),
+                args.reps)
             if probes == default_probes(arch):
                 break
         base = rows["train_step"]["median_s"]

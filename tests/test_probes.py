@@ -19,8 +19,14 @@ from lstm_jax import CellConfig, Recurrence
 from lstm_jax.cells import step_fn
 from lstm_jax.errors import UserError
 from lstm_jax.probes import (
-    gate_statistics, jacobian_norms, last_step_readout_loss, loss_grad, loss_grad_autodiff, probe,
-    spectral_norms)
+    gate_statistics,
+    jacobian_norms,
+    last_step_readout_loss,
+    loss_grad,
+    loss_grad_autodiff,
+    probe,
+    spectral_norms,
+)
 from lstm_jax.probes.layer import stack_params
 
 B, T, D, H = 3, 16, 4, 6
@@ -84,18 +90,70 @@ def _reference_log10(model, x, mask, anchors, layer, part):
     return out, jac
 
 
-@pytest.mark.parametrize("arch,layers,layer", [("rnn", 1, 0), ("lstm", 1, 0), ("gru", 1, 0),
-                                               ("lstm", 2, 1), ("gru", 2, 1)])
-def test_exact_matches_jacrev_of_unrolled_loop(arch, layers, layer):
-    model = _model(arch, layers)
+def _chain_reference_log10(model, x, mask, anchors, layer):
+    """Per row and lag, log10 of the Frobenius norm of each diagonal block of
+    ∂carry_T/∂carry_{T−k}, by the chain rule in float64: per-step Jacobians from ``jax.jacfwd`` of
+    one masked step, multiplied in a plain NumPy loop over time. ``{part: (B, T)}``."""
+    cell = model.cells[layer]
+    parts = cell.carry_names
+    step = step_fn(model.config)
+    p = cell.params()
+    res = model(x, mask, collect=parts)
+    inputs = x if layer == 0 else res.sequences[layer - 1]["h"]
+    seq = res.sequences[layer]
+
+    def one(carry, x_t, m_t):  # one row, one step: (carry_{t−1}) -> carry_t
+        new, _ = step(p, {k: v[None] for k, v in carry.items()}, x_t[None] @ p["w_ih"] + p["bias"])
+        return jnp.concatenate([jnp.where(m_t, new[k][0], carry[k]) for k in parts])
+
+    jac = jax.jit(jax.vmap(jax.vmap(jax.jacfwd(one))))
+    prev = {k: jnp.concatenate([jnp.zeros_like(seq[k][:, :1]), seq[k][:, :-1]], axis=1)
+            for k in parts}
+    J = {k: np.asarray(v, np.float64) for k, v in jac(prev, inputs, mask).items()}
+    # J[part]: (B, T, P·H, H) = ∂carry_t/∂part_{t−1}
+    Hh = model.config.hidden
+    out = {k: np.full(x.shape[:2], np.nan) for k in parts}
+    for b, a in enumerate(anchors):
+        M = np.eye(len(parts) * Hh)
+        for k in range(a + 1):
+            for i, part in enumerate(parts):
+                blk = M[i * Hh:(i + 1) * Hh, i * Hh:(i + 1) * Hh]
+                out[part][b, k] = np.log10(np.linalg.norm(blk))
+            Jt = np.concatenate([J[part][b, a - k] for part in parts], axis=1)
+            M = M @ Jt
+    return out
+
+
+@pytest.fixture(scope="module")
+def lstm_case():
+    model = _model("lstm")
     x, mask = _inputs()
-    got = jacobian_norms(model, x, mask, layer=layer, probes=["hidden", "cell"] if arch == "lstm"
-                         else ["hidden"])
-    np.testing.assert_array_equal(got["anchor"], [T - 1, T - 5, T - 1])
+    return model, x, mask, jacobian_norms(model, x, mask)
+
+
+def test_exact_matches_jacrev_of_unrolled_loop():
+    """The literal reference: jax.jacrev of a plain Python loop over time, 2 layers, layer 1."""
+    model = _model("lstm", 2)
+    x, mask = _inputs(length=10)  # short: the loop runs eagerly
+    got = jacobian_norms(model, x, mask, layer=1, probes=["hidden", "cell"])
+    np.testing.assert_array_equal(got["anchor"], [9, 5, 9])
+    for name, part in (("hidden", "h"), ("cell", "c")):
+        ref, _ = _reference_log10(model, x, mask, got["anchor"], 1, part)
+        np.testing.assert_allclose(got[name]["log10"], ref, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("arch,layers,layer", [("rnn", 1, 0), ("lstm", 1, 0), ("gru", 2, 1)])
+def test_exact_matches_chain_rule_of_step_jacobians(arch, layers, layer, lstm_case):
+    if arch == "lstm":
+        model, x, mask, got = lstm_case
+    else:
+        model = _model(arch, layers)
+        x, mask = _inputs()
+        got = jacobian_norms(model, x, mask, layer=layer)
+    ref = _chain_reference_log10(model, x, mask, got["anchor"], layer)
     for name, part in (("hidden", "h"), ("cell", "c")):
         if name in got:
-            ref, _ = _reference_log10(model, x, mask, got["anchor"], layer, part)
-            np.testing.assert_allclose(got[name]["log10"], ref, atol=2e-5, rtol=0)
+            np.testing.assert_allclose(got[name]["log10"], ref[part], atol=2e-5, rtol=0)
     # the gap: steps 5..7 of row 2 are the identity, so the curve is flat across them
     lag = lambda t: T - 1 - t  # noqa: E731
     h2 = got["hidden"]["log10"][2]
@@ -143,10 +201,8 @@ def test_lstm_constant_forget_gate_cell_is_f_to_the_k_far_lags():
                                    atol=1e-3, rtol=0)
 
 
-def test_lstm_cell_at_lag_one_is_the_forget_gate_and_differs_from_cec_later():
-    model = _model("lstm", seed=4, recurrent_scale=1.5)
-    x, mask = _inputs(seed=5)
-    got = jacobian_norms(model, x, mask, probes=["cell", "cec"])
+def test_lstm_cell_at_lag_one_is_the_forget_gate_and_differs_from_cec_later(lstm_case):
+    model, x, mask, got = lstm_case
     f = np.asarray(model(x, mask, collect=("f",)).sequences[0]["f"], np.float64)  # (B, T, H)
     for row, a in enumerate(got["anchor"]):
         want = np.log10(np.linalg.norm(f[row, a]))
@@ -156,12 +212,9 @@ def test_lstm_cell_at_lag_one_is_the_forget_gate_and_differs_from_cec_later():
     assert np.nanmax(diff) > 1e-2  # the paths through h matter from k = 2 on
 
 
-@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
-def test_hutchinson_within_four_standard_errors_of_exact(arch):
-    model = _model(arch, seed=2)
-    x, mask = _inputs(seed=6)
-    probes = ["hidden", "cell"] if arch == "lstm" else ["hidden"]
-    ex = jacobian_norms(model, x, mask, probes=probes)
+def test_hutchinson_within_four_standard_errors_of_exact(lstm_case):
+    model, x, mask, ex = lstm_case
+    probes = ["hidden", "cell"]
     hu = jacobian_norms(model, x, mask, probes=probes, method="hutchinson", samples=32,
                         key=jax.random.key(11))
     for name in probes:
@@ -179,29 +232,33 @@ def _readout_all_steps(outputs):
     return jnp.sum(jnp.sin(outputs @ w) * jnp.arange(outputs.shape[1]) / outputs.shape[1])
 
 
-@pytest.mark.parametrize("arch,layers,layer", [("rnn", 1, 0), ("lstm", 2, 0), ("gru", 2, 1)])
-def test_loss_grad_matches_grad_of_unrolled_loop(arch, layers, layer):
+@pytest.mark.parametrize("arch,layers,layer,loss", [("lstm", 2, 0, "all_steps"),
+                                                    ("gru", 2, 1, "last_step")])
+def test_loss_grad_matches_grad_of_unrolled_loop(arch, layers, layer, loss):
     model = _model(arch, layers, seed=7)
-    x, mask = _inputs(seed=8)
-    anchor = np.array([T - 1, T - 5, T - 1])
-    for loss_fn in (_readout_all_steps,
-                    last_step_readout_loss(jax.random.key(2), H, jnp.asarray(anchor))):
-        got = loss_grad(model, x, mask, loss_fn, layer=layer)["log10"]
-        # autodiff with the zero-perturbation trick of the scan
-        g = loss_grad_autodiff(step_fn(model.config), stack_params(model), x, mask,
-                               model.init_carry(B), layer, loss_fn)
-        # independent: jax.grad of the loss of the Python loop, against eps on h
-        def loop_loss(eps, loss_fn=loss_fn):
-            return loss_fn(_loop(model, x, mask, eps_layer=layer, eps_part="h", eps=eps)[1])
+    x, mask = _inputs(seed=8, length=10)  # short: the reference loop runs eagerly
+    anchor = np.array([9, 5, 9])
+    if loss == "all_steps":
+        loss_fn = _readout_all_steps
+    else:
+        loss_fn = last_step_readout_loss(jax.random.key(2), H, jnp.asarray(anchor))
+    got = loss_grad(model, x, mask, loss_fn, layer=layer)["log10"]
+    # autodiff with the zero-perturbation trick of the scan
+    g = loss_grad_autodiff(step_fn(model.config), stack_params(model), x, mask,
+                           model.init_carry(B), layer, loss_fn)
 
-        ref = jax.grad(loop_loss)(jnp.zeros((B, T, H)))
-        with np.errstate(divide="ignore"):
-            auto = np.log10(np.linalg.norm(np.asarray(g, np.float64), axis=-1))
-            ref = np.log10(np.linalg.norm(np.asarray(ref, np.float64), axis=-1))
-        for row, a in enumerate(anchor):
-            np.testing.assert_allclose(got[row, : a + 1], ref[row, : a + 1], atol=1e-4)
-            np.testing.assert_allclose(auto[row, : a + 1], ref[row, : a + 1], atol=1e-4)
-            assert np.all(np.isnan(got[row, a + 1:]))
+    # independent: jax.grad of the loss of the Python loop, against eps on h
+    def loop_loss(eps, loss_fn=loss_fn):
+        return loss_fn(_loop(model, x, mask, eps_layer=layer, eps_part="h", eps=eps)[1])
+
+    ref = jax.grad(loop_loss)(jnp.zeros((B, 10, H)))
+    with np.errstate(divide="ignore"):
+        auto = np.log10(np.linalg.norm(np.asarray(g, np.float64), axis=-1))
+        ref = np.log10(np.linalg.norm(np.asarray(ref, np.float64), axis=-1))
+    for row, a in enumerate(anchor):
+        np.testing.assert_allclose(got[row, : a + 1], ref[row, : a + 1], atol=1e-4)
+        np.testing.assert_allclose(auto[row, : a + 1], ref[row, : a + 1], atol=1e-4)
+        assert np.all(np.isnan(got[row, a + 1:]))
 
 
 def test_loss_grad_stays_finite_where_float32_autodiff_underflows():
@@ -210,7 +267,7 @@ def test_loss_grad_stays_finite_where_float32_autodiff_underflows():
     model.cells[0].bias[...] = jnp.zeros_like(model.cells[0].bias[...])
     x = jnp.zeros((1, length, D))
 
-    def loss_fn(outputs):  # L = Σ_i h_T,i + 1ᵀ h_T... linear: ∂L/∂h_t = 1ᵀ(λQ)^{T−t}
+    def loss_fn(outputs):  # at h = 0: ∂L/∂h_T = 1, so ∂L/∂h_t = (λQ)^{T−t} 1
         return jnp.sum(outputs[:, -1] * 1.0) + jnp.sum(outputs[:, -1] ** 2)
 
     got = loss_grad(model, x, None, loss_fn)["log10"][0]
@@ -253,16 +310,15 @@ def test_gate_statistics_against_collected_gates():
             assert stats[g]["saturated"][t] == pytest.approx(sat, abs=1e-6)
 
 
-def test_probe_record_is_batch_summary_and_json_ready():
+def test_probe_record_is_batch_summary_and_json_ready(lstm_case):
     import json
 
-    model = _model("lstm")
-    x, mask = _inputs()
+    model, x, mask, per_row = lstm_case
     rec = probe(model, x, mask, method="hutchinson", samples=4)
     json.dumps(rec, allow_nan=True)
     assert rec["method"] == "hutchinson" and len(rec["k"]) == T
-    per_row = jacobian_norms(model, x, mask, probes=["cec"])["cec"]["log10"]
-    np.testing.assert_allclose(rec["log10_cec"][:12], per_row[:, :12].mean(0), atol=1e-6)
+    np.testing.assert_allclose(rec["log10_cec"][:12], per_row["cec"]["log10"][:, :12].mean(0),
+                               atol=1e-6)
     assert set(rec["gates"]) == {"i", "f", "o"}
     assert rec["log10_hidden"][0] == pytest.approx(0.5 * math.log10(H), abs=1e-5)  # k = 0: I
 
@@ -278,3 +334,24 @@ def test_user_errors():
         jacobian_norms(model, x, layer=1)
     with pytest.raises(UserError, match="anchor"):
         jacobian_norms(model, x, anchor=T)
+
+
+def test_cli_probe_writes_json_and_figures(tmp_path):
+    from lstm_jax.cli import main
+    from lstm_jax.io import read_json
+    from lstm_jax.plots.probes import plot_training_heatmap
+
+    out = tmp_path / "probe"
+    rc = main(["probe", "--arch", "rnn,lstm", "--hidden", "4", "--seq-len", "12", "--batch", "2",
+               "--features", "3", "--method", "hutchinson", "--samples", "3", "--out", str(out)])
+    assert rc == 0
+    res = read_json(out / "probe.json")
+    assert res["k"] == list(range(12)) and res["config"]["method"] == "hutchinson"
+    assert set(res["archs"]) == {"rnn", "lstm"}
+    assert {"log10_cell", "log10_cec", "log10_loss_grad"} <= set(res["archs"]["lstm"])
+    assert "log10_cell" not in res["archs"]["rnn"]
+    assert (out / "probe.png").stat().st_size > 0 and (out / "loss_grad.png").stat().st_size > 0
+    # the training-loop figure, from records over steps
+    recs = [dict(res["archs"]["lstm"], step=s) for s in (0, 10, 20)]
+    assert plot_training_heatmap(recs, tmp_path / "heat.png").stat().st_size > 0
+    assert main(["probe", "--arch", "rnn", "--method", "svd", "--out", str(out)]) == 2

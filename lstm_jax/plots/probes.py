@@ -17,7 +17,7 @@ from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, new_figure, save
 
 PROBE_STYLE = {"hidden": ("-", r"$\|\partial h_T/\partial h_{T-k}\|_F$"),
                "cell": ("--", r"$\|\partial C_T/\partial C_{T-k}\|_F$"),
-               "cec": (":", r"$\|\prod_j f_j\|$ (CEC path)")}
+               "cec": (":", r"$\|\Pi_j f_j\|$ (CEC path)")}
 FLOOR = 1e-300  # plotting floor: float64 cannot show a smaller positive number
 
 
@@ -144,7 +144,7 @@ def plot_training_heatmap(records: Sequence[dict] | str | Path, path, *, probe: 
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]
-    for i, r in enumerate(records):
+    for i in range(len(records)):
         with np.errstate(over="ignore", under="ignore"):
             a1.plot(k, np.clip(10.0 ** z[i], FLOOR, None),
                     color=cmap(i / max(len(records) - 1, 1)), lw=1.2, label=f"step {steps[i]}"

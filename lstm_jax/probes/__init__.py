@@ -22,8 +22,14 @@ Example::
 """
 
 from lstm_jax.probes.api import (
-    default_probes, default_spectral_lags, gate_statistics, jacobian_norms, loss_grad, probe,
-    spectral_norms)
+    default_probes,
+    default_spectral_lags,
+    gate_statistics,
+    jacobian_norms,
+    loss_grad,
+    probe,
+    spectral_norms,
+)
 from lstm_jax.probes.jacobian import METHODS
 from lstm_jax.probes.loss import head_loss, last_step_readout_loss, loss_grad_autodiff
 

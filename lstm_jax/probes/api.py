@@ -23,7 +23,12 @@ from lstm_jax.cells import step_fn
 from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.probes.gates import gate_stats_from_sequences
 from lstm_jax.probes.jacobian import (
-    JACOBIAN_PROBES, METHODS, forget_product_log_norm, jacobian_log_norms, spectral_log_norms)
+    JACOBIAN_PROBES,
+    METHODS,
+    forget_product_log_norm,
+    jacobian_log_norms,
+    spectral_log_norms,
+)
 from lstm_jax.probes.layer import check_layer, layer_view, resolve_anchor, stack_params
 from lstm_jax.probes.loss import last_step_readout_loss, loss_grad_log_norms
 from lstm_jax.recurrence import check_inputs
@@ -98,7 +103,10 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
 
 
 @functools.partial(jax.jit, static_argnames=("step", "layer", "loss_fn"))
-def _loss_core(params_list, x, mask, carry0_list, *, step, layer, loss_fn):
+def _loss_core(params_list, x, mask, carry0_list, readout, *, step, layer, loss_fn):
+    if loss_fn is None:  # the default loss, rebuilt from arrays so its compile is reused
+        key, anchor = readout
+        loss_fn = last_step_readout_loss(key, params_list[-1]["w_hh"].shape[0], anchor)
     return loss_grad_log_norms(step, params_list, x, mask, carry0_list, layer, loss_fn)
 
 
@@ -108,20 +116,19 @@ def loss_grad(model, x, mask=None, loss_fn=None, *, layer: int | None = None, ke
 
     ``loss_fn(outputs (B, T, H)) -> scalar`` is any loss of the top layer's outputs; default
     :func:`~lstm_jax.probes.loss.last_step_readout_loss` (drawn from ``key``, default key 0).
-    Computed with one backward pass and a log-scale sweep (:mod:`lstm_jax.probes.loss`).
+    Computed with one backward pass and a log-scale sweep (:mod:`lstm_jax.probes.loss`). A new
+    ``loss_fn`` object means a new compile: reuse one function across calls where possible.
 
-    Returns ``{"t": (T,), "log10": (B, T)}``; NaN after a row's last valid step (no loss term
-    can depend on a step the row does not have).
+    Returns ``{"t": (T,), "log10": (B, T)}``; NaN after a row's last valid step (padding).
     """
     layer = model.layers - 1 if layer is None else layer
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     B, T = x.shape[:2]
-    if loss_fn is None:
-        key = jax.random.key(0) if key is None else key
-        loss_fn = last_step_readout_loss(key, model.config.hidden,
-                                         resolve_anchor(None, mask, B, T))
-    ln = _loss_core(params_list, x, mask, carry0, step=step, layer=layer, loss_fn=loss_fn)
-    after_last = np.arange(T)[None, :] > np.asarray(resolve_anchor(None, mask, B, T))[:, None]
+    anchor = resolve_anchor(None, mask, B, T)
+    readout = (jax.random.key(0) if key is None else key, anchor) if loss_fn is None else None
+    ln = _loss_core(params_list, x, mask, carry0, readout, step=step, layer=layer,
+                    loss_fn=loss_fn)
+    after_last = np.arange(T)[None, :] > np.asarray(anchor)[:, None]
     return {"t": np.arange(T), "log10": np.where(after_last, np.nan, np.asarray(ln) / LN10)}
 
 
@@ -157,6 +164,12 @@ def spectral_norms(model, x, mask=None, *, layer: int = 0, anchor=None, lags=Non
     return {"k": lags, "log10": np.asarray(ln) / LN10}
 
 
+@functools.partial(jax.jit, static_argnames=("step", "names", "layer"))
+def _gates_core(params_list, x, mask, carry0_list, *, step, names, layer):
+    view = layer_view(step, names, params_list, x, mask, carry0_list, layer)
+    return gate_stats_from_sequences(view.gates, view.mask)
+
+
 def gate_statistics(model, x, mask=None, *, layer: int = 0, initial_carry=None) -> dict:
     """Per step: mean of each gate and fraction of saturated units (< 0.05 or > 0.95).
 
@@ -164,8 +177,10 @@ def gate_statistics(model, x, mask=None, *, layer: int = 0, initial_carry=None) 
     """
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     names = type(model.cells[0]).gate_names
-    view = layer_view(step, names, params_list[: layer + 1], x, mask, carry0[: layer + 1], layer)
-    stats = gate_stats_from_sequences(view.gates, view.mask)
+    if not names:
+        return {}
+    stats = _gates_core(params_list[: layer + 1], x, mask, carry0[: layer + 1], step=step,
+                        names=names, layer=layer)
     return {g: {k: np.asarray(v) for k, v in s.items()} for g, s in stats.items()}
 
 
