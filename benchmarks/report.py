@@ -86,15 +86,21 @@ def write(out: Path) -> Path:
         m = d["machine"]
         ts = d.get("torch_settings", {})
         parts += ["## Training step (forward + BPTT, last-step readout, grads of all parameters)", "",
-                  f"Machine: {m['cpu']}, {d['threads']} threads, backend {m['backend']}; "
+                  f"Machine: {m['cpu']}, {m['cpu_count']} cores"
+                  + (f", this run pinned to {d['cores_pinned']} core(s)" if d.get("cores_pinned")
+                     else "")
+                  + f"; JAX and PyTorch use {d['threads']} thread(s); backend {m['backend']}; "
                   f"jax {m['versions'].get('jax')}, torch {m['versions'].get('torch')}. "
                   f"PyTorch: flush-to-zero (`set_flush_denormal`) = {ts.get('flush_denormal')}, "
                   f"{ts.get('num_threads')} threads, oneDNN = {ts.get('mkldnn_enabled')}. "
-                  f"XLA_FLAGS = `{d.get('xla_flags') or ''}`. "
+                  f"XLA_FLAGS = `{d.get('xla_flags') or ''}`, "
+                  f"OMP_WAIT_POLICY = `{d.get('omp_wait_policy') or ''}`. "
                   f"Load average at start/end: {d['loadavg_start'][0]:.1f} / "
-                  f"{d['loadavg_end'][0]:.1f} (above {d['threads']}: the machine was shared "
-                  "with other jobs, so absolute times are inflated; ratios come from alternating "
-                  "the implementations inside one repetition loop).", "",
+                  f"{d['loadavg_end'][0]:.1f}"
+                  + (" (above the core count: the machine was shared with other jobs, so absolute "
+                     "times are inflated; ratios come from alternating the implementations inside "
+                     "one repetition loop)." if d["loadavg_start"][0] > m["cpu_count"] else "."),
+                  "",
                   f"B={d['rows'][0]['B']}, D={d['rows'][0]['D']}, float32; median of "
                   f"{len(next(iter(d['rows'][0]['timings'].values()))['times_s'])} "
                   "repetitions after one warm-up. The roofline is the time of the matmuls alone "

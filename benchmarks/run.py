@@ -43,6 +43,11 @@ def parse_args(argv=None):
     p.add_argument("--compile-arch", default="lstm")
     p.add_argument("--compile-hidden", type=int, default=128)
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    p.add_argument("--numpy-roofline", action="store_true",
+                   help="also time the roofline with NumPy's BLAS (PyTorch's is faster here)")
+    p.add_argument("--cores", type=int, default=None,
+                   help="pin this process to its first N allowed cores before JAX and PyTorch "
+                        "start threads (both then use N threads)")
     args = p.parse_args(argv)
     if args.quick:
         args.batch, args.features, args.hidden, args.seq = 4, 4, "8", "12"
@@ -54,6 +59,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.cores:
+        allowed = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, set(allowed[: args.cores]))
     torch = None if args.no_torch else setup_torch(cpu_threads())
     from benchmarks import report
     from lstm_jax.cli.info import machine_info
@@ -63,7 +71,8 @@ def main(argv=None) -> int:
     only = [s for s in args.only.split(",") if s]
     meta = {"machine": machine_info(), "torch_settings": torch_settings(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "argv": sys.argv, "quick": args.quick,
-            "threads": cpu_threads(), "loadavg_start": os.getloadavg()}
+            "threads": cpu_threads(), "cores_pinned": args.cores,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "loadavg_start": os.getloadavg()}
 
     def log(msg):
         print(msg, flush=True)
@@ -74,7 +83,8 @@ def main(argv=None) -> int:
         shapes = [(a, args.batch, T, args.features, H) for a in args.archs.split(",")
                   for H in _ints(args.hidden) for T in _ints(args.seq)]
         t0 = time.time()
-        rows = train.run(torch, shapes, impls=tuple(args.impls.split(",")), reps=args.reps, log=log)
+        rows = train.run(torch, shapes, impls=tuple(args.impls.split(",")), reps=args.reps,
+                         numpy_roofline=args.numpy_roofline, log=log)
         write_json(out / "train_step.json", {**meta, "loadavg_end": os.getloadavg(),
                                             "wall_s": time.time() - t0, "rows": rows})
     if "compile_memory" in only:

@@ -9,7 +9,7 @@ from benchmarks.timing import interleaved_medians
 
 
 def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("scan", "fused"),
-                reps: int = 5, unroll: int = 1) -> dict:
+                reps: int = 5, unroll: int = 1, numpy_roofline: bool = False) -> dict:
     """Time every implementation of one shape, alternating them in one loop. Returns a row."""
     x, y = steps.make_data(B, T, D)
     ro = steps.readout_init(H)
@@ -31,7 +31,8 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
     if torch is not None:
         fns["torch"] = steps.torch_step(torch, base, ro, x, y)
         fns["roofline_torch"] = roofline.torch_roofline(torch, arch, B, T, D, H)
-    fns["roofline_numpy"] = roofline.numpy_roofline(arch, B, T, D, H)
+    if torch is None or numpy_roofline:
+        fns["roofline_numpy"] = roofline.numpy_roofline(arch, B, T, D, H)
     timed = interleaved_medians(fns, reps=reps, warmup=1)
     roof_keys = [k for k in timed if k.startswith("roofline_")]
     roof = min(timed[k]["median_s"] for k in roof_keys)
@@ -53,10 +54,11 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
     return row
 
 
-def run(torch, shapes, *, impls, reps, log=print) -> list[dict]:
+def run(torch, shapes, *, impls, reps, numpy_roofline=False, log=print) -> list[dict]:
     rows = []
     for arch, B, T, D, H in shapes:
-        row = bench_shape(torch, arch, B, T, D, H, impls=impls, reps=reps)
+        row = bench_shape(torch, arch, B, T, D, H, impls=impls, reps=reps,
+                          numpy_roofline=numpy_roofline)
         cells = "  ".join(f"{k} {v['median_s'] * 1e3:8.1f} ms ({v.get('vs_torch') or 0:.2f}× torch,"
                           f" {v['vs_roofline']:.2f}× roof)" for k, v in row["impls"].items())
         log(f"{arch:4s} B={B} T={T:5d} D={D} H={H:4d}  roof {row['roofline_s'] * 1e3:7.1f} ms  "
