@@ -1,0 +1,39 @@
+"""Smoke test of the benchmark suite: one tiny configuration runs end to end and the report
+reads its results. (The suite itself is `make bench`; it is not part of the test run.)"""
+
+import pytest
+
+from benchmarks import report, roofline, train
+from benchmarks.timing import interleaved_medians
+from benchmarks.torch_setup import setup_torch
+
+
+def test_matmul_flops_by_hand():
+    # LSTM, B=2, T=3, D=5, H=7: G·H = 28; per token 2·28·(D + H) forward (projection +
+    # recurrent), 2·28·H backward data, 2·28·(H + D) weight gradients.
+    per_token = 2 * 28 * (5 + 7) + 2 * 28 * 7 + 2 * 28 * (7 + 5)
+    assert roofline.matmul_flops("lstm", 2, 3, 5, 7) == pytest.approx(2 * 3 * per_token)
+
+
+def test_interleaved_medians_alternates():
+    order = []
+    out = interleaved_medians({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                              reps=3, warmup=1, pause=0.0)
+    assert order == ["a", "b"] * 4
+    assert set(out) == {"a", "b"} and len(out["a"]["times_s"]) == 3
+
+
+@pytest.mark.slow  # ~10 s of CPU (imports, one compile); `make bench BENCH_ARGS=--quick` covers it too
+def test_one_tiny_config_and_report(tmp_path):
+    torch = setup_torch()
+    row = train.bench_shape(torch, "gru", B=2, T=3, D=2, H=3, impls=("fused",), reps=1)
+    assert set(row["impls"]) == {"jax_fused", "torch"}
+    assert row["impls"]["jax_fused"]["tokens_per_s"] > 0
+    assert row["impls"]["torch"]["vs_torch"] == pytest.approx(1.0)
+    from lstm_jax.io import write_json
+
+    write_json(tmp_path / "train_step.json", {
+        "machine": {"cpu": "x", "cpu_count": 2, "backend": "cpu", "versions": {}},
+        "threads": 2, "loadavg_start": [0.0], "loadavg_end": [0.0], "rows": [row]})
+    text = report.write(tmp_path).read_text()
+    assert "| gru | 3 | 3 |" in text and "JAX fused / PyTorch" in text
