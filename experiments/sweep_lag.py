@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import time
@@ -80,7 +81,9 @@ def run_point(args, task: str, arch: str, T: int, out: Path) -> dict:
            "loss_mean": final["eval/loss"]["mean"], "loss_sd": final["eval/loss"]["sd"],
            "baseline": base, "loss_over_baseline_mean": mean, "loss_over_baseline_sd": sd,
            "accuracy_mean": final.get("eval/accuracy", {}).get("mean"),
-           "wall_time_s": summary["wall_time_s"], "steps_per_s": summary["steps_per_s"],
+           "wall_time_s": summary["wall_time_s"],
+           "first_step_s": summary.get("this_session", {}).get("first_step_s"),
+           "steps_per_s": summary.get("this_session", {}).get("steps_per_s_after_first"),
            "run_dir": str(run_dir)}
     return row
 
@@ -88,7 +91,7 @@ def run_point(args, task: str, arch: str, T: int, out: Path) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from lstm_jax.cli.info import machine_info
-    from lstm_jax.io import ensure_out_dir, write_json
+    from lstm_jax.io import atomic_write_text, ensure_out_dir, write_json
     from lstm_jax.plots.training import plot_lag_sweep
 
     out = ensure_out_dir(args.out)
@@ -105,10 +108,11 @@ def main(argv=None) -> int:
               f"({time.perf_counter() - t0:.1f} s incl. compile; train {row['wall_time_s']:.1f} s)",
               flush=True)
         write_json(out / "results.json", rows)
-        with open(out / "results.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out / "results.csv", buf.getvalue())
     plot_lag_sweep(json.loads((out / "results.json").read_text()), out / "lag_sweep.png")
     print(f"wrote {out}/results.csv, results.json, lag_sweep.png")
     return 0

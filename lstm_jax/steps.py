@@ -78,10 +78,21 @@ class Programs:
     learning_rate: Any  # (step) -> learning rate
 
 
-@functools.lru_cache(maxsize=8)
+# Fields that do not change the compiled programs (steps only matters to the cosine schedule).
+_HOST_ONLY = {"checkpoint_every": 1, "keep_checkpoints": 1, "probe_every": 0}
+
+
 def build_programs(cfg: TrainConfig, mesh) -> Programs:
-    """The compiled programs of ``cfg`` on ``mesh`` (cached: a resumed run in the same process,
-    or several runs of one config, compile once)."""
+    """The compiled programs of ``cfg`` on ``mesh``, cached: runs of one configuration in one
+    process (a resumed run, a longer run, another checkpoint cadence) compile once."""
+    key = cfg.replace(**_HOST_ONLY)
+    if cfg.schedule == "constant":
+        key = key.replace(steps=10**9)
+    return _build_programs(key, mesh)
+
+
+@functools.lru_cache(maxsize=8)
+def _build_programs(cfg: TrainConfig, mesh) -> Programs:
     from lstm_jax.optim import learning_rate
     from lstm_jax.tasks import make_task
 

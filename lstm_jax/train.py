@@ -203,6 +203,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     bar = _progress(cfg.steps, start, progress)
     status, step = "completed", start
     step_arr = np.int32
+    first_step_s = None
     try:
         with _signals_to_flag(flag):
             if start == 0 and cfg.probe_every and probe_fn is not None:
@@ -210,6 +211,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
             while step < cfg.steps:
                 state, loss = progs.train_step(state, keys["data"], keys["dropout"],
                                                step_arr(step), data)
+                if first_step_s is None:
+                    jax.block_until_ready(loss)
+                    first_step_s = time.perf_counter() - t0
                 step += 1
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     check_finite(step)
@@ -233,6 +237,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
             bar.close()
         ckpts.close()
     summary = _summary(cfg, spec, out, status, step, elapsed(), n_params, metrics_last)
+    if first_step_s is not None and step - start > 1:
+        run_s = time.perf_counter() - t0 - first_step_s
+        summary["this_session"] = {"steps": step - start, "first_step_s": round(first_step_s, 3),
+                                   "steps_per_s_after_first": round((step - start - 1) / run_s, 3)}
     if is_primary():
         write_json(out / "summary.json", summary)
         if status == "completed":
