@@ -21,6 +21,12 @@ Methods (for J = ∂y_T/∂x_{T−k}, H units, T steps, B rows):
   jvp sweep per iteration (all requested lags at once): the quantity in Pascanu et al. (2013)'s
   bound ``‖∂h_T/∂h_{T−k}‖₂ ≤ (γ‖W_hh‖)^k``.
 
+Measured (``benchmarks/probe_cost.py``, B=64, D=64, H=128, T=100, 2 shared CPU cores, in units
+of one jitted forward+backward training step of the same layer): ``hutchinson`` K=4 0.7–1.0
+(LSTM all three probes 0.8); ``exact`` ``hidden`` 15–17 for the LSTM/GRU but 37 for the tanh RNN
+(whose training step is cheap), LSTM hidden+cell+cec 38. See
+``benchmarks/results/probe_cost.json``.
+
 All norms are carried in log scale (:mod:`lstm_jax.probes.sweep`): the results are natural-log
 arrays that stay finite at 1e-300.
 """
