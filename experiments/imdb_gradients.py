@@ -114,14 +114,25 @@ def probe_run(run_dir: Path, batch: int, samples: int, seed: int) -> dict:
             v = jac[name]["log10"] - 0.5 * math.log10(H)  # ratio to ‖I‖_F = √H
             rec[f"log10_{name}_rel"] = np.nanmean(v, 0).tolist()
             rec[f"log10_{name}_rel_std"] = np.nanstd(v, 0).tolist()
-    far = T - 1
-    rec["summary"] = {
-        "distance": far,
-        "loss_grad_kept": 10 ** rec["log10_loss_grad_rel"][far],
-        "hidden_jacobian_kept": 10 ** rec["log10_hidden_rel"][far],
-        **({"cell_jacobian_kept": 10 ** rec["log10_cell_rel"][far],
-            "cec_kept": 10 ** rec["log10_cec_rel"][far]} if "log10_cell_rel" in rec else {})}
+    rec["summary"] = summarise(rec)
     return rec
+
+
+SUMMARY_DISTANCES = (10, 50, 100, 150)
+
+
+def summarise(rec: dict) -> dict:
+    """Fractions kept (10**log10 ratios) at a few distances, the farthest one and the minimum."""
+    far = rec["max_len"] - 1
+    out = {"distances": [d for d in SUMMARY_DISTANCES if d < far] + [far]}
+    for name in ("loss_grad", "hidden", "cell", "cec"):
+        v = rec.get(f"log10_{name}_rel")
+        if v is None:
+            continue
+        out[f"{name}_kept"] = [10 ** v[d] for d in out["distances"]]
+        out[f"{name}_kept_min"] = 10 ** float(np.nanmin(v))
+        out[f"{name}_kept_min_at"] = int(np.nanargmin(v))
+    return out
 
 
 def _frac(v: float) -> str:
@@ -185,11 +196,15 @@ def main(argv=None) -> int:
             else:
                 rec = probe_run(d, args.batch, args.samples, args.seed)
                 write_json(cached, rec)
-            s = rec["summary"]
-            print(f"{arch}/{readout} (L={rec['max_len']}, truncate {rec['truncate']}): at distance "
-                  f"{s['distance']} the loss gradient keeps {_frac(s['loss_grad_kept'])}, "
-                  f"‖∂h_T/∂h_T−k‖_F/√H = {_frac(s['hidden_jacobian_kept'])} "
-                  f"({rec['probe_wall_s']} s)", flush=True)
+            rec["summary"] = s = summarise(rec)
+            print(f"{arch}/{readout} (L={rec['max_len']}, truncate {rec['truncate']}; "
+                  f"{rec['probe_wall_s']} s)", flush=True)
+            for name in ("loss_grad", "hidden", "cell", "cec"):
+                if f"{name}_kept" in s:
+                    kept = ", ".join(f"d={d}: {_frac(v)}" for d, v in zip(s["distances"],
+                                                                          s[f"{name}_kept"]))
+                    print(f"  {name:9s} kept {kept}; min {_frac(s[f'{name}_kept_min'])} "
+                          f"at d={s[f'{name}_kept_min_at']}", flush=True)
             records.append(rec)
         write_json(out / "gradients.json", {
             "records": records, "anchors": {"rnn": "1/18,000 at 200 words", "lstm": "1/7"},
