@@ -1,0 +1,240 @@
+"""Gradient decay at initialisation: ‖∂h_T/∂h_{T−k}‖ for RNN/LSTM/GRU and the LSTM's cell path.
+
+For each setting (architecture × init option) and each of ``--seeds`` freshly initialised
+networks, on inputs x ~ N(0, 1) of shape ``(batch, T, features)``, :func:`lstm_jax.probes.
+jacobian_norms` gives per row and lag k = 0..T−1 (log10, exact Frobenius norms):
+
+* ``hidden``: ‖∂h_T/∂h_{T−k}‖_F (every architecture);
+* ``cell``: ‖∂C_T/∂C_{T−k}‖_F and ``cec``: ‖diag ∏_{j=T−k+1..T} f_j‖_F (LSTM), the essay's
+  ∂C_t/∂C_{t−k} = ∏ f_j (Hochreiter & Schmidhuber 1997, the constant error carousel).
+
+Per seed the curve is the mean over rows of log10; the figures show the mean over seeds and a
+min–max band. Settings: the three architectures with default init (forget bias 1, orthogonal
+recurrent matrix, scale 1); the LSTM with forget bias 0, 1 and chrono (Tallec & Ollivier 2018,
+T_max = T); the tanh RNN with recurrent scale 0.5, 1.0, 1.5.
+
+For the tanh RNN, ∂h_t/∂h_{t−1} = diag(tanh'(a_t)) W_hhᵀ with 0 < tanh' ≤ 1, so
+‖∂h_T/∂h_{T−k}‖₂ ≤ ‖W_hh‖₂ᵏ (Pascanu et al. 2013, eq. 7; Bengio et al. 1994): the per-step decay
+rate is at most log10 ‖W_hh‖₂, which for an orthogonal init times ``scale`` equals log10(scale)
+(spectral norm = spectral radius = scale). We fit the measured rate (least squares of the mean
+log10 curve over k ≥ 1) and print it beside that bound. Our curves are Frobenius norms; the bound
+is on the spectral norm, and ‖J‖_F ≤ √H ‖J‖₂, so the comparison is of slopes, not of levels.
+
+Writes ``OUT/results.json`` (config, per setting: k, per-seed curves, mean, min, max, fitted RNN
+rates and bounds, value at k=100 relative to k=0), ``OUT/decay_init.png`` (the three
+architectures + LSTM cell vs ∏f), ``OUT/decay_forget_bias.png``, ``OUT/decay_rnn_scale.png``.
+An existing ``results.json`` with the same config is reused (figures are redrawn from it).
+
+    python experiments/decay_init.py --out runs/reproduce/decay_init            # T=500, 5 seeds
+    python experiments/decay_init.py --quick --out runs/reproduce/decay_init    # T=200, 3 seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seq-len", type=int, default=500)
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--features", type=int, default=32)
+    p.add_argument("--batch", type=int, default=8, help="rows per seed")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="T=200, H=64, 3 seeds, 4 rows")
+    p.add_argument("--out", default="runs/reproduce/decay_init")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seq_len, args.hidden, args.seeds, args.batch = 200, 64, 3, 4
+    return args
+
+
+def settings(T: int) -> dict[str, dict]:
+    """Name -> CellConfig keyword options (``arch`` plus init options)."""
+    return {
+        "rnn": {"arch": "rnn"},
+        "lstm": {"arch": "lstm"},
+        "gru": {"arch": "gru"},
+        "lstm_fb0": {"arch": "lstm", "forget_bias": 0.0},
+        "lstm_chrono": {"arch": "lstm", "chrono_tmax": float(T)},
+        "rnn_scale0.5": {"arch": "rnn", "recurrent_scale": 0.5},
+        "rnn_scale1.5": {"arch": "rnn", "recurrent_scale": 1.5},
+    }
+
+
+def fit_rate(k: np.ndarray, log10: np.ndarray) -> float:
+    """Least-squares slope of log10 ‖·‖ against k over k ≥ 1 (finite values): log10 per step."""
+    ok = (k >= 1) & np.isfinite(log10)
+    return float(np.polyfit(k[ok], log10[ok], 1)[0])
+
+
+def measure(opts: dict, args, seed: int) -> dict:
+    """One freshly initialised network: per-probe mean-over-rows log10 curves, W_hh norms."""
+    import jax
+    from flax import nnx
+
+    from lstm_jax.cells import CellConfig
+    from lstm_jax.probes import jacobian_norms
+    from lstm_jax.recurrence import Recurrence
+
+    cfg = CellConfig(hidden=args.hidden, **opts)
+    model = Recurrence(args.features, cfg, rngs=nnx.Rngs(seed))
+    x = jax.random.normal(jax.random.key(10_000 + seed), (args.batch, args.seq_len, args.features))
+    jac = jacobian_norms(model, x, None, method="exact")
+    out = {name: np.nanmean(r["log10"], axis=0) for name, r in jac.items()
+           if name not in ("k", "anchor")}
+    H = args.hidden
+    w = np.asarray(model.cells[0].params()["w_hh"])[:, :H]  # the candidate block (RNN: all)
+    out["_w_spectral_norm"] = float(np.linalg.norm(w, 2))
+    out["_w_spectral_radius"] = float(np.max(np.abs(np.linalg.eigvals(w))))
+    return out
+
+
+def run(args) -> dict:
+    from lstm_jax.cli.info import machine_info
+
+    T = args.seq_len
+    k = np.arange(T)
+    res = {"config": {k_: v for k_, v in vars(args).items()}, "machine": machine_info(),
+           "method": "exact", "settings": {}}
+    for name, opts in settings(T).items():
+        t0 = time.perf_counter()
+        per_seed = [measure(opts, args, s) for s in range(args.seeds)]
+        entry = {"options": opts, "k": k.tolist(), "seconds": round(time.perf_counter() - t0, 2)}
+        for probe in [p for p in per_seed[0] if not p.startswith("_")]:
+            curves = np.stack([m[probe] for m in per_seed])
+            mean = curves.mean(0)
+            entry[probe] = {"per_seed": curves.tolist(), "mean": mean.tolist(),
+                            "min": curves.min(0).tolist(), "max": curves.max(0).tolist(),
+                            "fitted_rate_log10_per_step": fit_rate(k, mean),
+                            "ratio_k100_log10": (float(mean[100] - mean[0]) if T > 100
+                                                 else None)}
+        if opts["arch"] == "rnn":
+            sn = float(np.mean([m["_w_spectral_norm"] for m in per_seed]))
+            sr = float(np.mean([m["_w_spectral_radius"] for m in per_seed]))
+            entry["w_hh_spectral_norm"], entry["w_hh_spectral_radius"] = sn, sr
+            entry["bound_rate_log10_per_step"] = float(np.log10(sn))
+        res["settings"][name] = entry
+        print(f"  {name:>13}: {entry['seconds']:.1f} s", flush=True)
+    return res
+
+
+def _plot_panel(ax, res, names, probe="hidden", labels=None, styles=None):
+    from lstm_jax.plots.common import ARCH_COLORS
+
+    palette = ["#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+    for i, name in enumerate(names):
+        e = res["settings"][name]
+        p = probe if isinstance(probe, str) else probe[i]
+        if p not in e:
+            continue
+        k = np.asarray(e["k"])
+        arch = e["options"]["arch"]
+        color = ARCH_COLORS.get(name, palette[i % len(palette)]) if labels else \
+            ARCH_COLORS.get(arch, "k")
+        style = (styles or {}).get(i, "-")
+        label = (labels or {}).get(i, name)
+        mean, lo, hi = (np.asarray(e[p][s]) for s in ("mean", "min", "max"))
+        ax.semilogy(k, 10.0 ** np.clip(mean, -300, 300), style, color=color, lw=1.8, label=label)
+        ax.fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
+                        color=color, alpha=0.15, lw=0)
+    ax.set_xlabel("lag k")
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+
+
+def plot(res: dict, out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from lstm_jax.plots.common import ARCH_COLORS, save
+
+    T, n = res["config"]["seq_len"], res["config"]["seeds"]
+    H = res["config"]["hidden"]
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, layout="constrained")
+    for arch in ("rnn", "lstm", "gru"):
+        e = res["settings"][arch]
+        k = np.asarray(e["k"])
+        mean, lo, hi = (np.asarray(e["hidden"][s]) for s in ("mean", "min", "max"))
+        lab = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}[arch]
+        if arch == "rnn":
+            lab += (f" (fit {e['hidden']['fitted_rate_log10_per_step']:.3f}/step; "
+                    f"bound log10‖W‖₂ = {e['bound_rate_log10_per_step']:.3f})")
+        axes[0].semilogy(k, 10.0 ** np.clip(mean, -300, 300), color=ARCH_COLORS[arch], lw=1.8,
+                         label=lab)
+        axes[0].fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
+                             color=ARCH_COLORS[arch], alpha=0.15, lw=0)
+    axes[0].set_title(f"‖∂h_T/∂h_(T−k)‖_F at init (T={T}, H={H}, {n} seeds: mean, min–max)",
+                      fontsize=9)
+    e = res["settings"]["lstm"]
+    k = np.asarray(e["k"])
+    for probe, style, lab in (("cell", "-", "‖∂C_T/∂C_(T−k)‖_F (all paths)"),
+                              ("cec", "--", "‖diag ∏ f_j‖_F (cell path only)"),
+                              ("hidden", ":", "‖∂h_T/∂h_(T−k)‖_F")):
+        mean, lo, hi = (np.asarray(e[probe][s]) for s in ("mean", "min", "max"))
+        axes[1].semilogy(k, 10.0 ** np.clip(mean, -300, 300), style, color=ARCH_COLORS["lstm"],
+                         lw=1.8, label=lab)
+        axes[1].fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
+                             color=ARCH_COLORS["lstm"], alpha=0.12, lw=0)
+    axes[1].set_title("LSTM at init (forget bias 1): cell Jacobian vs ∏ f", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("lag k")
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    paths.append(save(fig, out / "decay_init.png"))
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, layout="constrained")
+    names = ["lstm_fb0", "lstm", "lstm_chrono"]
+    _plot_panel(axes[0], res, names, "cell",
+                labels={0: "forget bias 0", 1: "forget bias 1", 2: f"chrono (T_max={T})"})
+    axes[0].set_title("LSTM ‖∂C_T/∂C_(T−k)‖_F at init vs forget-gate init", fontsize=9)
+    _plot_panel(axes[1], res, names, "hidden",
+                labels={0: "forget bias 0", 1: "forget bias 1", 2: f"chrono (T_max={T})"})
+    axes[1].set_title("LSTM ‖∂h_T/∂h_(T−k)‖_F at init vs forget-gate init", fontsize=9)
+    paths.append(save(fig, out / "decay_forget_bias.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110, layout="constrained")
+    names = ["rnn_scale0.5", "rnn", "rnn_scale1.5"]
+    labels = {}
+    for i, nm in enumerate(names):
+        e = res["settings"][nm]
+        labels[i] = (f"scale {e['options'].get('recurrent_scale', 1.0)}: fit "
+                     f"{e['hidden']['fitted_rate_log10_per_step']:+.3f}/step, bound "
+                     f"{e['bound_rate_log10_per_step']:+.3f}")
+    _plot_panel(ax, res, names, "hidden", labels=labels)
+    ax.set_title("tanh RNN ‖∂h_T/∂h_(T−k)‖_F at init vs recurrent scale (rates in log10)",
+                 fontsize=9)
+    paths.append(save(fig, out / "decay_rnn_scale.png"))
+    return paths
+
+
+def main(argv=None) -> int:
+    from lstm_jax.io import ensure_out_dir, read_json, write_json
+
+    args = parse_args(argv)
+    out = ensure_out_dir(args.out)
+    path = out / "results.json"
+    cfg = {k: v for k, v in vars(args).items()}
+    if path.is_file() and read_json(path).get("config") == cfg:
+        res = read_json(path)
+        print(f"reusing {path}")
+    else:
+        res = run(args)
+        write_json(path, res)
+    for p in plot(res, out):
+        print(f"wrote {p}")
+    r = res["settings"]
+    for nm in ("rnn_scale0.5", "rnn", "rnn_scale1.5"):
+        print(f"{nm}: fitted rate {r[nm]['hidden']['fitted_rate_log10_per_step']:+.4f} log10/step;"
+              f" bound log10‖W_hh‖₂ = {r[nm]['bound_rate_log10_per_step']:+.4f} "
+              f"(spectral radius {r[nm]['w_hh_spectral_radius']:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
