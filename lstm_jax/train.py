@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -286,17 +285,21 @@ def _plot(out: Path) -> None:
     plot_run(out)
 
 
-def default_probe_fn(method: str = "hutchinson", samples: int = 4, layer: int = 0) -> ProbeFn:
-    """Probe records from :func:`lstm_jax.probes.probe` on the recurrence of a trained model:
-    ‖∂h_T/∂h_{T−k}‖ (and ‖∂C_T/∂C_{T−k}‖ for the LSTM) per lag, loss gradient per step, gates."""
+def default_probe_fn(task_loss=None, *, method: str = "hutchinson", samples: int = 4,
+                     layer: int = 0) -> ProbeFn:
+    """Probe records from :func:`lstm_jax.probes.probe` on a trained model's recurrence:
+    ‖∂h_T/∂h_{T−k}‖ (and ‖∂C_T/∂C_{T−k}‖ for the LSTM) per lag, gate statistics, and
+    ‖∂L/∂h_t‖ per step of the task's loss ``task_loss(outputs, batch)`` through the model's head
+    (:func:`lstm_jax.probes.head_loss`; None: the probes' default random readout)."""
     try:
-        from lstm_jax.probes import probe
+        from lstm_jax.probes import head_loss, probe
     except ImportError as e:
         raise UserError(f"--probe-every needs lstm_jax.probes, which is not importable ({e})") from None
 
     def probe_fn(model, batch) -> dict:
+        loss_fn = None if task_loss is None else head_loss(model, batch, task_loss)
         return probe(model.recurrence, model.inputs(batch.x), batch.mask, layer=layer,
-                     method=method, samples=samples, key=jax.random.key(0))
+                     method=method, samples=samples, loss_fn=loss_fn, key=jax.random.key(0))
 
     return probe_fn
 

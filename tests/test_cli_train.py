@@ -51,6 +51,29 @@ def test_config_json_round_trip():
     assert "arch=gru" in str(cfg)
 
 
+def test_resume_flags_must_match_the_saved_run(tmp_path):
+    from lstm_jax.cli import build_parser
+    from lstm_jax.cli.train import config_from_args
+
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = TrainConfig(task="copy", seq_len=30, hidden=16, steps=100)
+    (out / "config.json").write_text(saved.to_json())
+    parse = lambda *a: build_parser().parse_args(["train", "--out", str(out), *a])
+    assert config_from_args(parse("--resume")) == saved
+    assert config_from_args(parse("--resume", "--steps", "200")) == saved.replace(steps=200)
+    assert config_from_args(parse("--resume", "--hidden", "16")) == saved
+    with pytest.raises(UserError, match="flags disagree.*--hidden was 16, now 32"):
+        config_from_args(parse("--resume", "--hidden", "32"))
+    cosine = saved.replace(schedule="cosine")
+    (out / "config.json").write_text(cosine.to_json())
+    with pytest.raises(UserError, match="--steps was 100, now 200"):
+        config_from_args(parse("--resume", "--steps", "200"))
+    fresh = config_from_args(parse("--task", "temporal_order", "--seq-len", "40", "--clip", "none"))
+    assert (fresh.task, fresh.seq_len, fresh.clip, fresh.hidden) == ("temporal_order", 40, None, 128)
+
+
+@pytest.mark.slow
 def test_cli_run_then_resume_from_out_alone(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *TINY, "--out", str(out)]) == 0

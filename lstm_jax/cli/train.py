@@ -123,7 +123,11 @@ def run(args) -> int:
 
     cfg = config_from_args(args)
     maybe_initialize_distributed()
-    probe_fn = default_probe_fn() if cfg.probe_every else None
+    probe_fn = None
+    if cfg.probe_every:
+        from lstm_jax.tasks import make_task
+
+        probe_fn = default_probe_fn(make_task(cfg.task, cfg.seq_len).loss)
     print(f"training {cfg.seeds} × {cfg.arch} on {cfg.task} (T={cfg.seq_len}) → {args.out}")
     summary = train(cfg, args.out, resume=args.resume, probe_fn=probe_fn,
                     progress=not args.no_progress)
