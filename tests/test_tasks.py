@@ -36,11 +36,14 @@ def test_registry_names_and_errors():
 @pytest.mark.parametrize("name", ["adding", "adding_hochreiter", "copy", "temporal_order"])
 def test_batches_are_a_pure_function_of_key_and_step(name):
     task = make_task(name, 30)
-    a = task.train_batch(None, KEY, 3, 8)
-    b = jax.jit(task.train_batch, static_argnums=3)(None, KEY, jnp.int32(3), 8)
-    c = task.train_batch(None, KEY, 4, 8)
-    for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    batch_at = jax.jit(task.train_batch, static_argnums=3)  # the step is traced, as in training
+    a = batch_at(None, KEY, jnp.int32(3), 8)
+    b = batch_at(None, KEY, jnp.int32(3), 8)
+    c = batch_at(None, KEY, jnp.int32(4), 8)
+    d = sample(task, jax.random.fold_in(KEY, 3), 8)  # fold_in(key, step), drawn directly
+    for u, v, w in zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(d), strict=True):
         np.testing.assert_array_equal(u, v)
+        np.testing.assert_array_equal(u, w)
     assert not np.array_equal(a.x, c.x)
     assert a.x.shape[:2] == (8, task.spec.max_len)
 
@@ -67,7 +70,7 @@ def test_adding_le_example_and_baseline():
     assert task.spec.baseline == pytest.approx(1 / 6)
     big = sample(task, jax.random.key(1), 100_000)
     const = jnp.ones((100_000, 1))
-    assert float(task.loss(const, big)) == pytest.approx(1 / 6, abs=0.003)
+    assert float(jax.jit(task.loss)(const, big)) == pytest.approx(1 / 6, abs=0.003)
 
 
 def test_adding_hochreiter_example_and_baseline():
@@ -101,7 +104,7 @@ def test_adding_hochreiter_example_and_baseline():
     assert hochreiter_adding_baseline(100) == pytest.approx(0.03919, abs=1e-5)
     big = sample(task, jax.random.key(2), 100_000)
     half = jnp.full((100_000, 1), 0.5)
-    assert float(task.loss(half, big)) == pytest.approx(task.spec.baseline, rel=0.02)
+    assert float(jax.jit(task.loss)(half, big)) == pytest.approx(task.spec.baseline, rel=0.02)
     metrics = task.metrics(big.y[:, None] + 0.039, big)
     assert float(metrics["solved"]) == 1.0
 
@@ -126,14 +129,14 @@ def test_copy_example_and_baseline():
     logits = np.full((n, L, 9), -1e4, np.float32)
     logits[:, : T + 10, 0] = 0.0
     logits[:, T + 10:, 1:] = 0.0
-    loss = float(task.loss(jnp.asarray(logits), big))
+    loss = float(jax.jit(task.loss)(jnp.asarray(logits), big))
     assert loss == pytest.approx(10 * math.log(8) / (T + 20), rel=1e-5)
     assert task.spec.baseline == pytest.approx(10 * math.log(8) / 25)
     # accuracy counts the 10 recalled letters only
     perfect = jax.nn.one_hot(big.y, 9) * 10.0
-    assert float(task.metrics(perfect, big)["accuracy"]) == 1.0
+    assert float(jax.jit(task.metrics)(perfect, big)["accuracy"]) == 1.0
     wrong = perfect.at[:, :T + 10].set(0.0).at[:, -1].set(0.0)
-    assert float(task.metrics(wrong, big)["accuracy"]) == pytest.approx(0.9, abs=0.02)
+    assert float(jax.jit(task.metrics)(wrong, big)["accuracy"]) == pytest.approx(0.9, abs=0.02)
 
 
 @pytest.mark.parametrize("name,k", [("temporal_order", 2), ("temporal_order8", 3)])
@@ -162,5 +165,5 @@ def test_temporal_order_example_and_baseline(name, k):
     counts = np.bincount(y, minlength=2 ** k) / len(y)
     np.testing.assert_allclose(counts, 1 / 2 ** k, atol=0.03)
     uniform = jnp.zeros((4000, 2 ** k))
-    assert float(task.loss(uniform, b)) == pytest.approx(task.spec.baseline, rel=1e-6)
+    assert float(jax.jit(task.loss)(uniform, b)) == pytest.approx(task.spec.baseline, rel=1e-6)
     assert task.spec.baseline == pytest.approx(math.log(2 ** k))
