@@ -30,6 +30,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# The essay's claims as figures and tables in one report (experiments/reproduce.py): quick sizes
+# by default (target ≤ 15 min on an idle 2-core CPU), FULL=1 for the sizes the README quotes
+# (hours). Completed results are reused. Writes runs/report/report.md and report.html.
+reproduce: $(STAMP)
+	$(BIN)/python experiments/reproduce.py $(if $(FULL),--full)
+
 lint: $(STAMP)
 	$(BIN)/ruff check lstm_jax tests experiments benchmarks
 
