@@ -104,6 +104,8 @@ def longest_solved(sweep: list[dict] | None, arch: str, solved: float):
     if not sweep:
         return None, None
     rows = [r for r in sweep if r["task"] == "adding" and r["arch"] == arch]
+    if not rows:
+        return None, None
     ok = [r["seq_len"] for r in rows if r["loss_over_baseline_mean"] < solved]
     return (max(ok) if ok else 0), sorted(r["seq_len"] for r in rows)
 

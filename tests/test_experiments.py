@@ -1,0 +1,143 @@
+"""The reproduction experiments end to end at toy size, and the report built from their files.
+
+One module-scoped fixture runs every experiment once into a temporary results folder (toy sizes:
+the cost is compiling); the tests check the files and figures each promises, against independent
+facts (‖I‖_F = √H at lag 0; an orthogonal matrix times s has spectral norm s; the Pascanu et al.
+2013 bound on the RNN's decay rate), and that rebuilding the table and report does not train.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
+
+import comparison_table  # noqa: E402
+import decay_init  # noqa: E402
+import decay_trained  # noqa: E402
+import stability  # noqa: E402
+
+H, T = 8, 30
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    import sweep_lag
+
+    R = tmp_path_factory.mktemp("reproduce")
+    assert decay_init.main(["--seq-len", str(T), "--hidden", str(H), "--features", "3",
+                            "--batch", "2", "--seeds", "2", "--out", str(R / "decay_init")]) == 0
+    assert decay_trained.main(["--archs", "lstm", "--seq-len", "8", "--hidden", "4",
+                               "--steps", "4", "--batch", "8", "--probe-every", "2",
+                               "--seeds", "1", "--out", str(R / "decay_trained")]) == 0
+    assert stability.main(["--archs", "rnn", "--seq-len", "6", "--hidden", "4", "--steps", "3",
+                           "--batch", "8", "--seeds", "1", "--out", str(R / "stability")]) == 0
+    assert sweep_lag.main(["--tasks", "adding", "--archs", "rnn", "--lengths", "5", "--steps",
+                           "2", "--seeds", "1", "--hidden", "4", "--batch", "8", "--eval-every",
+                           "2", "--out", str(R / "sweep_lag")]) == 0
+    assert comparison_table.main(["--results", str(R), "--imdb", str(R / "no_imdb"),
+                                  "--hidden", "4", "--seq-len", "5", "--batch", "4",
+                                  "--steps", "3", "--out", str(R / "comparison")]) == 0
+    return R
+
+
+def _mean(res, setting, probe="hidden"):
+    return np.asarray(res["settings"][setting][probe]["mean"])
+
+
+def test_decay_init_files_and_closed_forms(results):
+    d = results / "decay_init"
+    for name in ("results.json", "decay_init.png", "decay_forget_bias.png", "decay_rnn_scale.png"):
+        assert (d / name).is_file() and (d / name).stat().st_size > 0, name
+    res = json.loads((d / "results.json").read_text())
+    for name, e in res["settings"].items():
+        # lag 0: ∂h_T/∂h_T = I, ‖I‖_F = √H
+        assert e["hidden"]["mean"][0] == pytest.approx(0.5 * math.log10(H), abs=1e-4), name
+        assert len(e["hidden"]["per_seed"]) == 2 and len(e["hidden"]["mean"]) == T
+    for name, scale in (("rnn_scale0.5", 0.5), ("rnn", 1.0), ("rnn_scale1.5", 1.5)):
+        e = res["settings"][name]
+        assert e["w_hh_spectral_norm"] == pytest.approx(scale, rel=1e-4)
+        assert e["bound_rate_log10_per_step"] == pytest.approx(math.log10(scale), abs=1e-4)
+        # Pascanu et al. 2013: the per-step decay cannot beat log10 ‖W_hh‖₂ (tanh' ≤ 1); the
+        # Frobenius norm of the fitted curve adds at most a constant, not a slope.
+        assert e["hidden"]["fitted_rate_log10_per_step"] <= e["bound_rate_log10_per_step"] + 0.02
+    # default init: the RNN's hidden Jacobian decays faster than the LSTM's cell Jacobian
+    assert _mean(res, "rnn")[-1] < _mean(res, "lstm", "cell")[-1] - 1.0
+    # chrono init keeps ∏f closer to 1 than forget bias 1, which beats forget bias 0
+    assert _mean(res, "lstm_chrono", "cec")[-1] > _mean(res, "lstm", "cec")[-1] \
+        > _mean(res, "lstm_fb0", "cec")[-1]
+
+
+def test_decay_trained_files(results):
+    d = results / "decay_trained"
+    for name in ("results.json", "decay_trained.png", "decay_trained_step0.png",
+                 "heatmap_lstm.png", "runs/lstm/probes.jsonl"):
+        assert (d / name).is_file(), name
+    steps = [json.loads(x)["step"] for x in (d / "runs/lstm/probes.jsonl").read_text().splitlines()]
+    assert steps == [0, 2, 4]
+    e = json.loads((d / "results.json").read_text())["archs"]["lstm"]
+    assert e["ratio_k"] == 7
+    for key in ("init_hidden_log10_ratio", "trained_hidden_log10_ratio", "init_cell_log10_ratio",
+                "trained_cec_log10_ratio"):
+        assert math.isfinite(e[key]) and e[key] < 1.0, key
+
+
+def test_stability_rows(results):
+    d = results / "stability"
+    assert (d / "stability.png").is_file()
+    res = json.loads((d / "results.json").read_text())
+    assert [(r["arch"], r["clip"]) for r in res["rows"]] == [("rnn", None), ("rnn", 1.0)]
+    for r in res["rows"]:
+        assert r["status"] in ("completed", "diverged")
+        assert (r["loss_over_baseline"] is None) == (r["status"] == "diverged")
+    for s in res["summary"]:
+        assert 0.0 <= s["diverged_fraction"] <= s["failed_fraction"] <= 1.0
+
+
+def test_comparison_table(results):
+    res = json.loads((results / "comparison" / "comparison.json").read_text())
+    c = res["columns"]
+    # parameter counts: G·H·(D + H) + G·H, plus H for the GRU's b_hn (H=4, D=2)
+    assert (c["rnn"]["parameters"], c["lstm"]["parameters"], c["gru"]["parameters"]) == \
+        (1 * 4 * 6 + 4, 4 * 4 * 6 + 16, 3 * 4 * 6 + 12 + 4)
+    for a in ("rnn", "lstm", "gru"):
+        assert c[a]["step_ms"] > 0 and c[a]["tokens_per_s"] > 0
+        assert c[a]["imdb_last"] is None
+    assert c["rnn"]["lags_tried"] == [5] and c["lstm"]["longest_lag_solved"] is None
+    assert c["rnn"]["diverged_noclip"][1] == 1 and "diverged_noclip" not in c["lstm"]
+    md = (results / "comparison" / "comparison.md").read_text()
+    assert "Poor on long sequences / Stable" in md and "not run" in md
+
+
+def test_report_builds_without_training(results, tmp_path, monkeypatch):
+    import lstm_jax.train
+    from lstm_jax.report import write_report
+
+    def no_training(*a, **k):
+        raise AssertionError("the report and the table must not train")
+
+    monkeypatch.setattr(lstm_jax.train, "train", no_training)
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("summary.json")}
+    assert comparison_table.main(["--results", str(results), "--imdb", str(results / "x"),
+                                  "--hidden", "4", "--seq-len", "5", "--batch", "4",
+                                  "--steps", "3", "--out", str(results / "comparison")]) == 0
+    md, page = write_report(results, tmp_path / "report", imdb=str(results / "x"))
+    assert before == {p: p.stat().st_mtime_ns for p in results.rglob("summary.json")}
+    text = md.read_text()
+    for heading in ("essay's table, measured", "Gradient decay at initialisation",
+                    "after training", "Success against lag", "stability", "IMDB"):
+        assert heading in text, heading
+    assert "python experiments/decay_init.py" in text and "Bai, Kolter & Koltun (2018)" in text
+    figs = [line for line in text.splitlines() if line.startswith("![")]
+    assert len(figs) >= 8
+    for line in figs:
+        assert (md.parent / line.split("](")[1].rstrip(")")).is_file()
+    html = page.read_text()
+    assert html.count("data:image/png;base64,") == len(figs) and "<table>" in html
