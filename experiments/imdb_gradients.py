@@ -135,6 +135,17 @@ def summarise(rec: dict) -> dict:
     return out
 
 
+def _round(tree, digits: int = 5):
+    """Floats to ``digits`` significant digits (keeps the JSON small); NaN stays NaN."""
+    if isinstance(tree, dict):
+        return {k: _round(v, digits) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_round(v, digits) for v in tree]
+    if isinstance(tree, float) and math.isfinite(tree):
+        return float(f"{tree:.{digits}g}")
+    return tree
+
+
 def _frac(v: float) -> str:
     return f"{v:.3g}" + (f" (1/{1 / v:,.3g})" if 0 < v < 1 else "")
 
@@ -207,7 +218,7 @@ def main(argv=None) -> int:
                           f"at d={s[f'{name}_kept_min_at']}", flush=True)
             records.append(rec)
         write_json(out / "gradients.json", {
-            "records": records, "anchors": {"rnn": "1/18,000 at 200 words", "lstm": "1/7"},
+            "records": _round(records), "anchors": {"rnn": "1/18,000 at 200 words", "lstm": "1/7"},
             "settings": vars(args)})
     records = json.loads((out / "gradients.json").read_text())["records"]
     print(f"wrote {plot(out / 'gradients.png', records)}")
