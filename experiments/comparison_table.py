@@ -225,18 +225,36 @@ def markdown(res: dict) -> str:
                      (f" (cell {_pow(x['trained_cell_log10'])})" if "trained_cell_log10" in x
                       else "")))
     for ro in ("last", "mean"):
+        a, b = r[f"imdb_{ro}"], lstm[f"imdb_{ro}"]
+        verdict = ""
+        if a is not None and b is not None:
+            # binomial standard error of a difference of two accuracies on 25,000 reviews
+            se = 100 * ((a * (1 - a) + b * (1 - b)) / 25_000) ** 0.5
+            diff = 100 * (b - a)
+            verdict = (f"LSTM − RNN = {diff:+.2f} pp (± {2 * se:.2f} at 2 s.e.): "
+                       + ("LSTM better" if diff > 2 * se else
+                          "no clear difference" if diff > -2 * se else "RNN better"))
         lines.append(row(f"IMDB test accuracy, readout {ro}", e["imdb"][0] if ro == "last" else "",
                          lambda x, ro=ro: "not run" if x[f"imdb_{ro}"] is None
-                         else f"{100 * x[f'imdb_{ro}']:.2f} %"))
+                         else f"{100 * x[f'imdb_{ro}']:.2f} %", verdict))
     st = res.get("stability_config")
     if st:
         def dv(x, key):
             v = x.get(f"diverged_{key}")
             return "not run" if v is None else f"{v[0]}/{v[1]}"
+        rv, lv = r.get("diverged_noclip"), lstm.get("diverged_noclip")
+        verdict = ""
+        if rv and lv:
+            verdict = ("yes: the RNN diverged more often" if rv[0] / rv[1] > lv[0] / lv[1]
+                       else "not shown: no more RNN divergences than LSTM ones")
         lines.append(row(f"seeds diverged, no clipping (SGD lr {st['lr']}, T={st['seq_len']}; "
                          "RNN at recurrent scale 1.5)", f"{e['stability'][0]} / "
-                         f"{e['stability'][1]}", lambda x: dv(x, "noclip")))
-        lines.append(row("seeds diverged, clip 1.0", "", lambda x: dv(x, "clip")))
+                         f"{e['stability'][1]}", lambda x: dv(x, "noclip"), verdict))
+        rc = r.get("diverged_clip")
+        lines.append(row("seeds diverged, clip 1.0", "essay: explosion 'easily mitigated with "
+                         "gradient clipping'", lambda x: dv(x, "clip"),
+                         "" if not rc else ("yes: clipping removed the divergences"
+                                            if rc[0] == 0 else "no: still diverges")))
         lines.append(row("seeds not beating the baseline, no clip / clip", "",
                          lambda x: f"{x.get('failed_noclip', float('nan')):.2f} / "
                                    f"{x.get('failed_clip', float('nan')):.2f}"))

@@ -63,6 +63,9 @@ def main(argv=None) -> int:
     p.add_argument("--report", default="runs/report")
     p.add_argument("--imdb", default="runs/imdb_compare")
     p.add_argument("--only", default=None, help="comma-separated stage names")
+    p.add_argument("--docs", default=None, metavar="DIR",
+                   help="also copy the README's key figures and the table into DIR "
+                        "(docs/figures), with a README.md naming the command that made them")
     args = p.parse_args(argv)
     out = Path(args.out or ("runs/reproduce_full" if args.full else "runs/reproduce"))
     out.mkdir(parents=True, exist_ok=True)
@@ -100,9 +103,51 @@ def main(argv=None) -> int:
             print(f"== {name}: FAILED (exit {rc}); continuing", flush=True)
     manifest["total_s"] = round(time.perf_counter() - t_all, 1)
     _write(manifest_path, manifest)
+    if args.docs:
+        copy_docs(out, Path(args.docs), manifest)
     print(f"reproduce ({manifest['mode']}): {manifest['total_s']:.0f} s; report in "
           f"{args.report}/report.md and report.html" + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0
+
+
+DOC_FIGURES = [  # (source under OUT, name in docs, what it shows)
+    ("decay_init/decay_init.png", "decay_init.png",
+     "‖∂h_T/∂h_(T−k)‖ at init for RNN, LSTM, GRU (left); LSTM ‖∂C_T/∂C_(T−k)‖ vs ∏f (right)"),
+    ("decay_init/decay_forget_bias.png", "decay_forget_bias.png",
+     "LSTM cell/hidden Jacobian at init with forget bias 0, 1 and chrono"),
+    ("decay_init/decay_rnn_scale.png", "decay_rnn_scale.png",
+     "tanh RNN at init with recurrent scale 0.5, 1, 1.5: fitted rate vs log10‖W_hh‖₂ bound"),
+    ("decay_trained/decay_trained.png", "decay_trained.png",
+     "the same curves after training on the adding problem"),
+    ("sweep_lag/lag_sweep.png", "lag_sweep.png", "final loss / baseline against lag T (adding)"),
+    ("stability/stability.png", "stability.png", "seeds diverged without / with clipping"),
+    ("comparison/comparison.md", "comparison.md", "the essay's RNN-vs-LSTM table, measured"),
+]
+
+
+def copy_docs(out: Path, docs: Path, manifest: dict) -> None:
+    """Copy the key figures and the table into ``docs`` with a README naming their command."""
+    import shutil
+
+    docs.mkdir(parents=True, exist_ok=True)
+    mode = manifest["mode"]
+    cmd = "make reproduce" + (" FULL=1" if mode == "full" else "")
+    lines = ["# Figures shown in the README", "",
+             f"Made by `{cmd}` (i.e. `python experiments/reproduce.py"
+             f"{' --full' if mode == 'full' else ''} --docs docs/figures`), {mode} sizes, "
+             f"{time.strftime('%Y-%m-%d')}, on this project's 2-core CPU box (shared; load "
+             "averages per stage in `runs/report/report.md`). Each file is a copy of the "
+             "experiment's own output:", "",
+             "| file | what | made by (stage command) |", "|---|---|---|"]
+    for src, name, what in DOC_FIGURES:
+        if (out / src).is_file():
+            shutil.copyfile(out / src, docs / name)
+            stage = src.split("/")[0].replace("lag_sweep", "sweep_lag")
+            stage = {"comparison": "comparison"}.get(stage, stage)
+            command = manifest["stages"].get(stage, {}).get("command", "")
+            lines.append(f"| `{name}` | {what} | `{command}` |")
+    (docs / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"copied the key figures into {docs}")
 
 
 def _imdb_available() -> bool:

@@ -265,6 +265,7 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                 out.append(_fig(e / name, cap))
         out.append(("details", "stats.json", json.dumps(stats, indent=1)[:6000]))
         out.append(_list(ANCHORS["eda"]))
+        out.append(_p("What the data say: " + _eda_verdict(stats)))
     for di in imdb_dirs:
         res = _read(di / "results.json")
         if not res or not res.get("runs"):
@@ -288,6 +289,24 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
         out.append(_p("No IMDB model results found in " + ", ".join(map(str, imdb_dirs))
                       + "; `make reproduce FULL=1` runs experiments/imdb_compare.py."))
     return out
+
+
+def _eda_verdict(stats: dict) -> str:
+    """Sentences comparing the essay's EDA claims with ``stats.json`` (labelled reviews)."""
+    try:
+        c = stats["counts"]["labelled"]
+        parts = [f"classes {c.get('neg'):,} negative / {c.get('pos'):,} positive (labelled)."]
+        for split in ("train", "test"):
+            a = stats["tokens"][split]["all"]
+            n, p_ = stats["tokens"][split]["neg"], stats["tokens"][split]["pos"]
+            parts.append(
+                f"{split}: median {a['median']:.0f} tokens, {100 * a['frac_100_300']:.1f} % in "
+                f"[100, 300], {100 * a['frac_gt_1000']:.2f} % over 1,000 (max {a['max']:,}); "
+                f"IQR neg {n['p75'] - n['p25']:.0f} vs pos {p_['p75'] - p_['p25']:.0f} tokens.")
+        return " ".join(parts) + (" Tokens are words and punctuation (lstm_jax.data.text), so "
+                                  "counts run higher than whitespace words.")
+    except (KeyError, TypeError):
+        return "stats.json has an unexpected layout; see the file."
 
 
 def section_comparison(R: Path, man: dict) -> list:
