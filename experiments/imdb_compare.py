@@ -157,12 +157,12 @@ def plot(out: Path) -> Path:
     accs = [100 * r["test_accuracy"] for r in runs]
     bars = a2.bar(range(len(runs)), accs, color=[ARCH_COLORS[r["arch"]] for r in runs],
                   hatch=None)
-    for b, r in zip(bars, runs):
+    for b, r in zip(bars, runs, strict=True):
         if r["readout"] == "mean":
             b.set_hatch("//")
         a2.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.2, f"{b.get_height():.1f}",
                 ha="center", fontsize=8)
-    for (name, v), ls in zip(res["anchors"].items(), (":", "--", "-.")):
+    for (name, v), ls in zip(res["anchors"].items(), (":", "--", "-."), strict=True):
         a2.axhline(100 * v, color="black", lw=0.8, ls=ls, label=f"{name}: {100 * v:.1f}")
     a2.set_xticks(range(len(runs)), labels, fontsize=8)
     lo = min(accs + [80.0]) - 2

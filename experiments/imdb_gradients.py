@@ -213,7 +213,7 @@ def main(argv=None) -> int:
             for name in ("loss_grad", "hidden", "cell", "cec"):
                 if f"{name}_kept" in s:
                     kept = ", ".join(f"d={d}: {_frac(v)}" for d, v in zip(s["distances"],
-                                                                          s[f"{name}_kept"]))
+                                                                          s[f"{name}_kept"], strict=True))
                     print(f"  {name:9s} kept {kept}; min {_frac(s[f'{name}_kept_min'])} "
                           f"at d={s[f'{name}_kept_min_at']}", flush=True)
             records.append(rec)

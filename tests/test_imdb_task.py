@@ -93,7 +93,7 @@ def test_train_batches_deterministic_and_cover_each_epoch(small):
     for step in range(2 * per):
         b = task.train_batch(data, key, step, B)
         again = jitted(data, key, jnp.int32(step), B)
-        for u, v in zip(b, again):
+        for u, v in zip(b, again, strict=True):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
         idx = np.asarray(task.train_indices(key, step, B))
         np.testing.assert_array_equal(np.asarray(b.x), np.asarray(data["train"]["tokens"])[idx])
@@ -115,7 +115,7 @@ def test_masks_match_lengths(small):
     lengths = np.asarray(data["train"]["lengths"])[idx]
     mask, x = np.asarray(b.mask), np.asarray(b.x)
     np.testing.assert_array_equal(mask.sum(axis=1), lengths)
-    for row, n in zip(range(4), lengths):
+    for row, n in zip(range(4), lengths, strict=True):
         assert mask[row, :n].all() and not mask[row, n:].any()
         assert (x[row, n:] == 0).all() and (x[row, :n] > 0).all()  # PAD = 0 only on padding
     ev = task.eval_set(data, jax.random.key(1), 100)
@@ -132,7 +132,8 @@ def test_truncation_keeps_last_or_first_tokens(small):
     for policy in ("first", "last"):
         cut = make_task("imdb", 6, vocab_size=V, truncate=policy)
         full, short = long.arrays["train"], cut.arrays["train"]
-        for t, n, ts, ns in zip(full["tokens"], full["lengths"], short["tokens"], short["lengths"]):
+        rows = zip(full["tokens"], full["lengths"], short["tokens"], short["lengths"], strict=True)
+        for t, n, ts, ns in rows:
             assert ns == min(n, 6)
             want = t[:ns] if policy == "first" else t[n - ns:n]
             np.testing.assert_array_equal(ts[:ns], want)
@@ -170,7 +171,7 @@ def test_evaluate_split_is_exact(small):
     arrays = task.arrays["test"]
     got = imdb_task.evaluate_split(model, arrays, chunk=3)  # 7 = 3 + 3 + 1 (padded chunk)
     nll, right = [], []
-    for t, n, y in zip(arrays["tokens"], arrays["lengths"], arrays["labels"]):
+    for t, n, y in zip(arrays["tokens"], arrays["lengths"], arrays["labels"], strict=True):
         logits = model(jnp.asarray(t[None, :n]))[0]
         nll.append(float(optax.softmax_cross_entropy_with_integer_labels(logits, jnp.int32(y))))
         right.append(int(np.argmax(logits)) == int(y))

@@ -157,7 +157,9 @@ def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000) -
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         pad = chunk - (stop - start)
-        take = lambda a: np.concatenate([a[start:stop], np.zeros((pad, *a.shape[1:]), a.dtype)])
+        def take(a, start=start, stop=stop, pad=pad):
+            return np.concatenate([a[start:stop], np.zeros((pad, *a.shape[1:]), a.dtype)])
+
         weight = np.concatenate([np.ones(stop - start, np.float32), np.zeros(pad, np.float32)])
         lengths = take(arrays["lengths"])
         lengths[stop - start:] = 1  # padding rows: one PAD step (weight 0)
