@@ -13,6 +13,10 @@ Resume (``resume=True``) restores the newest complete checkpoint (refusing one w
 configuration), drops any metrics/probes lines after it, and continues; since every batch, dropout
 mask and accumulator is a function of the step (see :mod:`lstm_jax.steps`), the run ends with
 bitwise the same parameters and metrics as an uninterrupted one (wall-clock ``time`` aside).
+This holds after ``kill -9`` at any moment too: a save that never finished is removed, a finished
+checkpoint that does not load or match its SHA-256 is moved to ``checkpoints.corrupt/`` and the
+previous one is used (each with a warning), and a run stopped before its first complete
+checkpoint starts again from step 0 (``config.json`` is written first, so it can be resumed).
 
 A non-finite loss or gradient stops the run with :class:`Diverged` (the last good checkpoint is
 kept; nothing after it is saved). SIGINT/SIGTERM save a checkpoint and stop (status
@@ -49,6 +53,15 @@ class Diverged(UserError):
 
 def _resume_hint(out: Path) -> str:
     return f"lstm-jax train --out {out} --resume"
+
+
+def _same_saved_config(cfg: TrainConfig, out: Path) -> bool:
+    """Whether ``out/config.json`` holds ``cfg`` (up to fields a resume may change)."""
+    try:
+        saved = TrainConfig.from_dict(read_json(out / "config.json"))
+    except UserError:
+        return False
+    return not cfg.resume_differences(saved)
 
 
 def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
@@ -115,11 +128,22 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     if resume and not ckpt_dir.is_dir():
         raise UserError(f"--resume: no checkpoint in {ckpt_dir} to resume from; "
                         "run without --resume to start")
-    ckpts = Checkpoints(ckpt_dir, keep=cfg.keep_checkpoints)
-    if resume and ckpts.latest_step() is None:
+    if not resume and is_primary():
+        # before anything else, so a run killed while compiling can still be resumed
+        write_json(out / "config.json", cfg.to_dict())
+    warn = {} if log is print else {"warn": lambda m: log(f"warning: {m}")}  # default: stderr
+    ckpts = Checkpoints(ckpt_dir, keep=cfg.keep_checkpoints, discard_incomplete=resume, **warn)
+    restart = resume and ckpts.latest_step() is None and _same_saved_config(cfg, out)
+    if resume and ckpts.latest_step() is None and not restart:
         ckpts.close()
         raise UserError(f"--resume: no checkpoint in {ckpt_dir} to resume from; "
                         "run without --resume to start")
+    if restart:  # stopped before its first complete checkpoint: start again from step 0
+        log(f"--resume: no complete checkpoint in {ckpt_dir} yet; starting {out} from step 0")
+        resume = False
+        if is_primary():
+            truncate_after(out / "metrics.jsonl", 0)
+            truncate_after(out / "probes.jsonl", -1)
     if resume:  # refuse another configuration before compiling anything
         try:
             _check_resume_config(cfg, ckpts.meta(ckpts.latest_step()), ckpt_dir)
@@ -141,16 +165,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
 
     start, elapsed_before = 0, 0.0
     if resume:
-        got = ckpts.restore_latest(state, check_meta=lambda m: _check_resume_config(cfg, m, ckpt_dir))
-        if got is None:
-            ckpts.close()
-            raise UserError(f"--resume: no checkpoint in {ckpt_dir} to resume from; "
-                            "run without --resume to start")
+        got = ckpts.restore_latest(state, check_meta=lambda m: _check_resume_config(cfg, m, ckpt_dir),
+                                   quarantine=True)
+        if got is None:  # every checkpoint was broken (each reported): start again
+            log(f"--resume: no usable checkpoint in {ckpt_dir}; starting {out} from step 0")
+            got = (0, state, {"elapsed": 0.0})
         start, state, meta = got
         elapsed_before = float(meta.get("elapsed", 0.0))
         if is_primary():
             truncate_after(out / "metrics.jsonl", start)
-            truncate_after(out / "probes.jsonl", start)
+            truncate_after(out / "probes.jsonl", start if start else -1)  # step 0 is re-probed
         log(f"resuming {out} from step {start}")
     if is_primary():
         write_json(out / "config.json", cfg.to_dict())
@@ -319,10 +343,16 @@ def load_params(out: str | Path, cfg: TrainConfig | None = None, step: int | Non
     like = jax.eval_shape(progs.init, seed_keys(cfg)["init"])
     ckpts = Checkpoints(Path(out) / "checkpoints", keep=cfg.keep_checkpoints)
     try:
-        step = ckpts.latest_step() if step is None else step
-        if step is None:
-            raise UserError(f"no checkpoint in {Path(out) / 'checkpoints'}")
-        state = ckpts.restore(step, like)
+        if step is None:  # the newest checkpoint that loads (a broken one is reported)
+            got = ckpts.restore_latest(like)
+            if got is None:
+                raise UserError(f"no complete checkpoint in {Path(out) / 'checkpoints'}")
+            state = got[1]
+        else:
+            if step not in ckpts.steps():
+                raise UserError(f"step={step} has no checkpoint in {Path(out) / 'checkpoints'}; "
+                                f"saved steps: {ckpts.steps()}")
+            state = ckpts.restore(step, like)
     finally:
         ckpts.close()
     return progs.graphdef, state["params"]
