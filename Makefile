@@ -32,9 +32,10 @@ bench: $(STAMP)
 
 # The essay's claims as figures and tables in one report (experiments/reproduce.py): quick sizes
 # by default (target ≤ 15 min on an idle 2-core CPU), FULL=1 for the sizes the README quotes
-# (hours). Completed results are reused. Writes runs/report/report.md and report.html.
+# (hours). Completed results are reused. Writes runs/report/report.md and report.html;
+# DOCS=docs/figures also copies the README's figures and table there.
 reproduce: $(STAMP)
-	$(BIN)/python experiments/reproduce.py $(if $(FULL),--full)
+	$(BIN)/python experiments/reproduce.py $(if $(FULL),--full) $(if $(DOCS),--docs $(DOCS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check lstm_jax tests experiments benchmarks

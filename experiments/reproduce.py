@@ -131,10 +131,10 @@ def copy_docs(out: Path, docs: Path, manifest: dict) -> None:
 
     docs.mkdir(parents=True, exist_ok=True)
     mode = manifest["mode"]
-    cmd = "make reproduce" + (" FULL=1" if mode == "full" else "")
+    cmd = "make reproduce" + (" FULL=1" if mode == "full" else "") + f" DOCS={docs}"
     lines = ["# Figures shown in the README", "",
              f"Made by `{cmd}` (i.e. `python experiments/reproduce.py"
-             f"{' --full' if mode == 'full' else ''} --docs docs/figures`), {mode} sizes, "
+             f"{' --full' if mode == 'full' else ''} --docs {docs}`), {mode} sizes, "
              f"{time.strftime('%Y-%m-%d')}, on this project's 2-core CPU box (shared; load "
              "averages per stage in `runs/report/report.md`). Each file is a copy of the "
              "experiment's own output:", "",

@@ -101,12 +101,17 @@ def plot(res: dict, path: Path) -> Path:
     archs = list(dict.fromkeys(s["arch"] for s in summ))
     w = 0.38
     for j, clip in enumerate((None, 1.0)):
-        vals = [next((s["diverged_fraction"] for s in summ
-                      if s["arch"] == a and s["clip"] == clip), np.nan) for a in archs]
-        ax.bar(np.arange(len(archs)) + (j - 0.5) * w, vals, w,
-               color=[ARCH_COLORS[a] for a in archs], alpha=1.0 if clip is None else 0.45,
-               hatch=None if clip is None else "//", edgecolor="k",
-               label="no clipping" if clip is None else "clip global norm 1.0")
+        found = [next((s for s in summ if s["arch"] == a and s["clip"] == clip), None)
+                 for a in archs]
+        vals = [np.nan if s is None else s["diverged_fraction"] for s in found]
+        xs = np.arange(len(archs)) + (j - 0.5) * w
+        ax.bar(xs, vals, w, color=[ARCH_COLORS[a] for a in archs],
+               alpha=1.0 if clip is None else 0.45, hatch=None if clip is None else "//",
+               edgecolor="k", label="no clipping" if clip is None else "clip global norm 1.0")
+        for x, s in zip(xs, found, strict=True):
+            if s is not None:
+                ax.text(x, s["diverged_fraction"] + 0.02, f"{s['diverged']}/{s['seeds']}"
+                        + ("" if clip is None else " (clip)"), ha="center", fontsize=8)
     c = res["config"]
     ax.set_xticks(np.arange(len(archs)),
                   [("tanh RNN (scale 1.5)" if a == "rnn" else a.upper()) for a in archs])
