@@ -324,6 +324,58 @@ def section_comparison(R: Path, man: dict) -> list:
     return out
 
 
+def disagreements(R: Path, imdb_dirs: list[Path]) -> list[str]:
+    """Sentences, computed from the results, where the data disagree with the essay or anchors."""
+    out = []
+    init = _read(R / "decay_init" / "results.json")
+    if init and "lstm" in init["settings"]:
+        S = init["settings"]
+        lc = S["lstm"].get("cell", {}).get("ratio_k100_log10")
+        cec = S["lstm"].get("cec", {}).get("ratio_k100_log10")
+        if lc is not None and lc < -3:
+            ch = S.get("lstm_chrono", {}).get("cec", {}).get("ratio_k100_log10")
+            out.append(f"At initialisation with forget bias 1 the LSTM's cell gradient also "
+                       f"vanishes exponentially (‖∂C_T/∂C_(T−100)‖ relative to k=0: "
+                       f"{_fmt_pow(lc)}); 'gradients remain strong' holds only when f ≈ 1, e.g. "
+                       f"chrono init (∏f at k=100: {_fmt_pow(ch)}).")
+        if lc is not None and cec is not None and abs(lc - cec) > 1:
+            out.append(f"∂C_t/∂C_(t−k) = ∏f_j is the cell-to-cell path only: at init and k=100 "
+                       f"the full cell Jacobian is {_fmt_pow(lc)} against {_fmt_pow(cec)} for ∏f "
+                       f"(the other paths, through h and the gates, dominate).")
+    cmp_ = _read(R / "comparison" / "comparison.json")
+    if cmp_:
+        c = cmp_["columns"]
+        a, b = c["rnn"].get("imdb_mean"), c["lstm"].get("imdb_mean")
+        if a is not None and b is not None and abs(b - a) < 0.0063:
+            out.append(f"IMDB with a masked-mean readout: tanh RNN {100 * a:.2f} % vs LSTM "
+                       f"{100 * b:.2f} % — no clear difference, against the essay's 'LSTMs never "
+                       f"fail to outperform basic recurrent models' (with the last-state readout "
+                       f"the LSTM does win: {100 * (c['lstm']['imdb_last'] or 0):.2f} % vs "
+                       f"{100 * (c['rnn']['imdb_last'] or 0):.2f} %).")
+        g = c["gru"].get("imdb_last")
+        if g is not None and c["lstm"].get("imdb_last") is not None:
+            out.append(f"GRU (not in the essay's table): IMDB {100 * g:.2f} % (last) / "
+                       f"{100 * (c['gru'].get('imdb_mean') or 0):.2f} % (mean); on the quick "
+                       f"adding sweep it solved T = {c['gru'].get('longest_lag_solved')}, the "
+                       f"LSTM T = {c['lstm'].get('longest_lag_solved')}.")
+    for di in imdb_dirs:
+        g = _read(di / "gradients.json")
+        if not g:
+            continue
+        kept = {(r["arch"], r["readout"]): r["summary"].get("loss_grad_kept", [None])[-1]
+                for r in g["records"]}
+        r_, l_ = kept.get(("rnn", "last")), kept.get(("lstm", "last"))
+        if r_ is not None and l_ is not None:
+            out.append(f"Trained IMDB models (last-state readout): ‖∂L/∂h_t‖ 199 tokens before "
+                       f"the end, relative to the last step, is {r_:.3g} for the RNN and "
+                       f"{l_:.3g} for the LSTM; the anchor says about 1/18,000 (RNN) and 1/7 "
+                       f"(LSTM): our RNN keeps {'more' if r_ > 1 / 18_000 else 'less'} and "
+                       f"our LSTM {'more' if l_ > 1 / 7 else 'less'} than its anchor"
+                       + (", so the ordering is reversed." if r_ > l_ else "."))
+        break
+    return out
+
+
 def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
     man = _read(results / "manifest.json") or {}
     machine = None
@@ -337,15 +389,28 @@ def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
                f"(mode: {man.get('mode', 'unknown')}). Made by `python -m lstm_jax.report` from "
                "results files only (no training). Essay: ../shared/essay/000_3898e7986aca77d8.txt.")]
     if man.get("stages"):
-        t = ["| stage | command | wall s | load avg (1 min) before → after |", "|---|---|---|---|"]
+        longest: dict = {}
+        for h in man.get("history", []):
+            if h["seconds"] > longest.get(h["stage"], {"seconds": -1})["seconds"]:
+                longest[h["stage"]] = h
+        t = ["| stage | command | wall s, last run (reuses results) | load avg before → after | "
+             "wall s, longest recorded run (load before → after) |", "|---|---|---|---|---|"]
         for name, s in man["stages"].items():
+            lg = longest.get(name)
             t.append(f"| {name} | `{s['command']}` | {s.get('seconds', s.get('skipped', ''))} | "
-                     f"{s.get('load_before', '')} → {s.get('load_after', '')} |")
+                     f"{s.get('load_before', '')} → {s.get('load_after', '')} | "
+                     + ("" if lg is None else f"{lg['seconds']} ({lg['load_before']} → "
+                        f"{lg['load_after']})") + " |")
         head.append(_table("\n".join(t)))
         if "total_s" in man:
             head.append(_p(f"Total wall time of the last reproduce run: {man['total_s']:.0f} s."))
     if machine:
         head.append(("details", "machine", json.dumps(machine, indent=1, default=str)))
+    dis = disagreements(results, imdb_dirs)
+    if dis:
+        head += [_h(2, "Where the data disagree with the essay or the anchors"), _list(dis),
+                 _p("Quick-mode sizes are small (see each section's configuration); they show "
+                    "the shape of each effect, and `make reproduce FULL=1` the README's sizes.")]
     return (head + section_comparison(results, man) + section_decay_init(results, man)
             + section_decay_trained(results, man, imdb_dirs) + section_lag(results, man)
             + section_stability(results, man) + section_imdb(results, man, imdb_dirs))
