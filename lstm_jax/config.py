@@ -81,6 +81,9 @@ class TrainConfig:
     truncate: str = "last"
 
     def __post_init__(self):
+        from lstm_jax.tasks import task_names
+
+        check_choice("task", self.task, task_names())
         check_choice("arch", self.arch, ARCHS)
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -137,6 +140,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise UserError(f"a config must be a JSON object of fields; got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -145,7 +150,11 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"config is not valid JSON ({e})") from None
+        return cls.from_dict(d)
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

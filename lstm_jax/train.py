@@ -344,7 +344,8 @@ def load_params(out: str | Path, cfg: TrainConfig | None = None, step: int | Non
     ckpts = Checkpoints(Path(out) / "checkpoints", keep=cfg.keep_checkpoints)
     try:
         if step is None:  # the newest checkpoint that loads (a broken one is reported)
-            got = ckpts.restore_latest(like)
+            where = Path(out) / "checkpoints"
+            got = ckpts.restore_latest(like, check_meta=lambda m: _check_resume_config(cfg, m, where))
             if got is None:
                 raise UserError(f"no complete checkpoint in {Path(out) / 'checkpoints'}")
             state = got[1]
