@@ -61,6 +61,19 @@ def state_digest(tree) -> str | None:
     return h.hexdigest()
 
 
+def _collect_quietly() -> None:
+    """Collect what a failed orbax restore left behind now, silencing the "coroutine ... was never
+    awaited" RuntimeWarning its abandoned coroutines raise when finalised (else it surfaces at
+    some later, unrelated garbage collection)."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                                category=RuntimeWarning)
+        gc.collect()
+
+
 class Checkpoints:
     """Save and restore training state under ``directory`` (keep the last ``keep`` steps).
 
@@ -160,6 +173,9 @@ class Checkpoints:
                 meta = self.meta(step)
             except Exception as e:  # noqa: BLE001 - any orbax/IO failure means "unreadable"
                 self._broken(step, e, quarantine)
+                meta = None
+            if meta is None:
+                _collect_quietly()
                 continue
             if check_meta is not None:
                 check_meta(meta)
@@ -167,6 +183,7 @@ class Checkpoints:
                 return step, self.restore(step, like, meta), meta
             except Exception as e:  # noqa: BLE001
                 self._broken(step, e, quarantine)
+            _collect_quietly()
         return None
 
     def _broken(self, step: int, error: Exception, quarantine: bool) -> None:
