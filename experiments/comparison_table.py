@@ -57,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=60, help="timing runs: steps")
     p.add_argument("--solved", type=float, default=0.1,
                    help="a lag counts as solved when loss < SOLVED × baseline")
+    p.add_argument("--no-timing", action="store_true",
+                   help="skip the timing runs (the step time and tokens/s rows say 'not run')")
     p.add_argument("--quick", action="store_true", help="timing at H=64, 20 steps, batch 32")
     p.add_argument("--out", default="runs/reproduce/comparison")
     args = p.parse_args(argv)
@@ -139,7 +141,8 @@ def build(args) -> dict:
     for arch in ARCHS:
         c = {"gates": GATES[arch], "memory": MEMORY[arch],
              "parameters": param_count(arch, args.hidden, args.features)}
-        c.update(timing(args, arch, out))
+        c.update({"step_ms": None, "tokens_per_s": None} if args.no_timing
+                 else timing(args, arch, out))
         c["longest_lag_solved"], c["lags_tried"] = longest_solved(sweep, arch, args.solved)
         if init and arch in init["settings"]:
             e = init["settings"][arch]
@@ -195,11 +198,15 @@ def markdown(res: dict) -> str:
     lines.append(row(f"parameters (H={cfg['hidden']}, D={cfg['features']})",
                      f"{e['params'][0]} / {e['params'][1]}", lambda x: f"{x['parameters']:,}",
                      f"yes: LSTM {ratio:.1f}× the RNN (4 blocks vs 1)"))
-    sp = lstm["step_ms"] / r["step_ms"]
-    lines.append(row(f"train step, ms (adding T={cfg['seq_len']}, B={cfg['batch']})",
-                     f"{e['speed'][0]} / {e['speed'][1]}", lambda x: f"{x['step_ms']:.1f}",
-                     f"{'yes' if sp > 1 else 'no'}: LSTM step {sp:.2f}× the RNN's"))
-    lines.append(row("tokens/s", "", lambda x: f"{x['tokens_per_s']:,.0f}"))
+    if r["step_ms"] is None:
+        lines.append(row("train step, ms", f"{e['speed'][0]} / {e['speed'][1]}",
+                         lambda x: "not run"))
+    else:
+        sp = lstm["step_ms"] / r["step_ms"]
+        lines.append(row(f"train step, ms (adding T={cfg['seq_len']}, B={cfg['batch']})",
+                         f"{e['speed'][0]} / {e['speed'][1]}", lambda x: f"{x['step_ms']:.1f}",
+                         f"{'yes' if sp > 1 else 'no'}: LSTM step {sp:.2f}× the RNN's"))
+        lines.append(row("tokens/s", "", lambda x: f"{x['tokens_per_s']:,.0f}"))
     if r["longest_lag_solved"] is None:
         lag_v = "not run"
     else:

@@ -39,6 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9)")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--clips", default="none,1.0", help="comma-separated: none or a max norm")
     p.add_argument("--quick", action="store_true", help="T=50, 200 steps, H=32, 2 seeds")
     p.add_argument("--out", default="runs/reproduce/stability")
     args = p.parse_args(argv)
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     out = ensure_out_dir(args.out)
     rows = []
     for name in args.archs.split(","):
-        for clip in (None, 1.0):
+        for clip in [None if c == "none" else float(c) for c in args.clips.split(",")]:
             for seed in range(args.seeds):
                 r = run_one(args, name, clip, seed, out)
                 rows.append(r)
