@@ -17,6 +17,13 @@ second run only redraws and rebuilds the report):
 ``OUT/manifest.json`` records per stage: command, wall seconds, exit code and the 1-minute load
 average before and after (the machine is often shared).
 
+Wall time on this project's 2-core CPU (shared, so inflated): quick, from scratch, 688 s
+(2026-11-29, load average 5-8; IMDB models reused from ``runs/imdb_compare``, tokenised IMDB
+already cached). FULL is an estimate from per-step timings (benchmarks/results/probe_cost.json,
+B=64, H=128, T=100: LSTM 0.29 s, GRU 0.22 s, RNN 0.04 s per step), scaled by T and seeds: the
+lag sweep (adding + copy, T up to 1000, 3 seeds, 3000 steps) ≈ 51 h, dominated by the LSTM and
+GRU at T = 500 and 1000; decay_trained ≈ 2 h; IMDB ≈ 2 h; the rest < 1 h: about 2.3 days.
+
     python experiments/reproduce.py                # quick (OUT = runs/reproduce)
     python experiments/reproduce.py --full         # README sizes (OUT = runs/reproduce_full)
 """
