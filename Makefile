@@ -14,13 +14,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The default suite (no `slow` tests). pytest's exit 5 (no tests collected) is a failure here.
+# The default suite (no `slow` tests), one worker per core (module fixtures stay on one worker).
+# pytest's exit 5 (no tests collected) is a failure here.
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q; rc=$$?; \
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m ''
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope -m ''
 
 demo: $(STAMP)
 	$(BIN)/lstm-jax demo --out runs/demo
