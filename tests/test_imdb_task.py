@@ -8,6 +8,7 @@ evaluation; the run directory's files for the end-to-end training run.
 from __future__ import annotations
 
 import io
+import json
 import math
 import tarfile
 
@@ -209,6 +210,14 @@ def test_train_cli_end_to_end(small, tmp_path, capsys):
     assert [r["step"] for r in lines] == [2, 4]
     assert all(0 <= a <= 1 for r in lines for a in r["eval/accuracy"])
     assert all(np.isfinite(r["train/loss"]).all() for r in lines)
+
+    # The trained model's gradient flow, on test reviews built with the run's own data options.
+    probe_out = tmp_path / "probe"
+    code = main(["probe", "--checkpoint", str(out), "--arch", "gru", "--batch", "3",
+                 "--method", "hutchinson", "--samples", "2", "--out", str(probe_out)])
+    assert code == 0, capsys.readouterr().err
+    probe = json.loads((probe_out / "probe.json").read_text())
+    assert probe["k"][-1] == 15 and probe["k"][0] == 0
 
 
 def test_data_options_only_for_imdb():

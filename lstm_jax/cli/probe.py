@@ -52,7 +52,6 @@ def _synthetic_setup(args, arch):
 
 
 def _task_setup(args, arch):
-    import jax
     from flax import nnx
 
     from lstm_jax.cli.common import cell_config
@@ -63,8 +62,15 @@ def _task_setup(args, arch):
     task = make_task(args.task, args.seq_len)
     model = SequenceModel.for_task(task.spec, cell_config(args, arch), layers=args.layers,
                                    rngs=nnx.Rngs(args.seed))
-    batch = task.sample(jax.random.key(args.seed + 1), args.batch)
+    batch = probe_batch(task, args)
     return model.recurrence, model.inputs(batch.x), batch.mask, head_loss(model, batch, task.loss)
+
+
+def probe_batch(task, args):
+    """One held-out batch of the task (a data-backed task draws it from its test split)."""
+    import jax
+
+    return task.eval_set(task.device_data(), jax.random.key(args.seed + 1), args.batch)
 
 
 def _checkpoint_setup(args):
@@ -83,8 +89,8 @@ def _checkpoint_setup(args):
         model = nnx.merge(graphdef, first)
     except Exception as e:  # noqa: BLE001 — report what the run directory holds
         raise UserError(f"--checkpoint={args.checkpoint!r}: cannot rebuild the model ({e})") from None
-    task = make_task(cfg.task, cfg.seq_len)
-    batch = task.sample(jax.random.key(args.seed + 1), args.batch)
+    task = make_task(cfg.task, cfg.seq_len, **cfg.task_options())
+    batch = probe_batch(task, args)
     return (cfg, model.recurrence, model.inputs(batch.x), batch.mask,
             head_loss(model, batch, task.loss))
 
