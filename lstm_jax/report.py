@@ -15,13 +15,21 @@ the figures embedded as base64 PNG.
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
+
+from lstm_jax.report_blocks import (
+    bullets,
+    code_block,
+    figure,
+    heading,
+    para,
+    render_html,
+    render_markdown,
+    table_block,
+)
 
 ANCHORS = {
     "decay": ["Pascanu, Mikolov & Bengio (2013), eq. 7: ‖∂h_t/∂h_(t−1)‖₂ ≤ ‖W_hh‖₂ · max tanh' "
@@ -41,32 +49,6 @@ ANCHORS = {
     "eda": ["The essay: the classes are perfectly balanced; most reviews fall between 100 and 300 "
             "tokens with a tail past 1,000; positive reviews are slightly more variable."],
 }
-
-
-# ----------------------------------------------------------------------------------------- blocks
-
-def _h(level, text):
-    return ("h", level, text)
-
-
-def _p(text):
-    return ("p", text)
-
-
-def _table(md: str):
-    return ("table", md.strip())
-
-
-def _fig(path: Path, caption: str):
-    return ("fig", Path(path), caption)
-
-
-def _code(text: str):
-    return ("code", text)
-
-
-def _list(items):
-    return ("list", list(items))
 
 
 def _read(path: Path):
@@ -99,19 +81,19 @@ def _config_block(cfg: dict) -> tuple:
 def section_decay_init(R: Path, man: dict) -> list:
     d = R / "decay_init"
     res = _read(d / "results.json")
-    out = [_h(2, "1. Gradient decay at initialisation")]
+    out = [heading(2, "1. Gradient decay at initialisation")]
     cmd = _cmd(man, "decay_init", f"python experiments/decay_init.py --out {d}")
     if res is None:
-        return out + [_p("Not run."), _code(cmd)]
+        return out + [para("Not run."), code_block(cmd)]
     c = res["config"]
-    out += [_p(f"‖∂h_T/∂h_(T−k)‖_F for fresh networks (exact Frobenius norms, inputs N(0, 1), "
+    out += [para(f"‖∂h_T/∂h_(T−k)‖_F for fresh networks (exact Frobenius norms, inputs N(0, 1), "
                f"T={c['seq_len']}, H={c['hidden']}, D={c['features']}, {c['batch']} rows × "
                f"{c['seeds']} seeds: line = mean over seeds of the row-mean log10, band = "
-               f"min–max over seeds)."), _code(cmd), _config_block(c),
-            _fig(d / "decay_init.png", "RNN vs LSTM vs GRU (left); the LSTM's cell Jacobian "
+               f"min–max over seeds)."), code_block(cmd), _config_block(c),
+            figure(d / "decay_init.png", "RNN vs LSTM vs GRU (left); the LSTM's cell Jacobian "
                  "against the forget-gate product ∏f (right)."),
-            _fig(d / "decay_forget_bias.png", "LSTM with forget bias 0, 1 and chrono init."),
-            _fig(d / "decay_rnn_scale.png", "tanh RNN with recurrent scale 0.5, 1.0, 1.5.")]
+            figure(d / "decay_forget_bias.png", "LSTM with forget bias 0, 1 and chrono init."),
+            figure(d / "decay_rnn_scale.png", "tanh RNN with recurrent scale 0.5, 1.0, 1.5.")]
     S = res["settings"]
     rows = ["| setting | fitted rate (log10/step) | bound log10‖W_hh‖₂ (Pascanu 2013) | "
             "‖W_hh‖₂ / spectral radius | ‖J(100)‖/‖J(0)‖ hidden | ‖J(100)‖/‖J(0)‖ cell | "
@@ -127,8 +109,8 @@ def section_decay_init(R: Path, man: dict) -> list:
             f"{_fmt_pow(h['ratio_k100_log10'])} | "
             f"{_fmt_pow(e['cell']['ratio_k100_log10']) if 'cell' in e else '—'} | "
             f"{_fmt_pow(e['cec']['ratio_k100_log10']) if 'cec' in e else '—'} |")
-    out.append(_table("\n".join(rows)))
-    out.append(_list(ANCHORS["decay"]))
+    out.append(table_block("\n".join(rows)))
+    out.append(bullets(ANCHORS["decay"]))
     notes = []
     for name in ("rnn_scale0.5", "rnn", "rnn_scale1.5"):
         if name in S:
@@ -144,27 +126,27 @@ def section_decay_init(R: Path, man: dict) -> list:
                      f"so ∏f vanishes too; the essay's 'gradients remain strong' needs f ≈ 1, "
                      f"which chrono init provides at init (see the forget-bias figure) and "
                      f"training may learn.")
-    out.append(_p("What the data say: " + " ".join(notes)))
+    out.append(para("What the data say: " + " ".join(notes)))
     return out
 
 
 def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
     d = R / "decay_trained"
     res = _read(d / "results.json")
-    out = [_h(2, "2. Gradient decay after training")]
+    out = [heading(2, "2. Gradient decay after training")]
     cmd = _cmd(man, "decay_trained", f"python experiments/decay_trained.py --out {d}")
     if res is None:
-        out += [_p("Adding problem: not run."), _code(cmd)]
+        out += [para("Adding problem: not run."), code_block(cmd)]
     else:
         c = res["config"]
-        out += [_p(f"Adding problem, T={c['seq_len']}, H={c['hidden']}, {c['steps']} steps "
+        out += [para(f"Adding problem, T={c['seq_len']}, H={c['hidden']}, {c['steps']} steps "
                    f"(Adam lr {c['lr']}, batch {c['batch']}), probes every {c['probe_every']} "
                    f"steps (Hutchinson, 4 samples) recorded by the training loop in "
-                   f"probes.jsonl."), _code(cmd), _config_block(c),
-                _fig(d / "decay_trained.png", "After training."),
-                _fig(d / "decay_trained_step0.png", "The same networks at step 0.")]
+                   f"probes.jsonl."), code_block(cmd), _config_block(c),
+                figure(d / "decay_trained.png", "After training."),
+                figure(d / "decay_trained_step0.png", "The same networks at step 0.")]
         for arch in res["archs"]:
-            out.append(_fig(d / f"heatmap_{arch}.png", f"{arch}: log10 ‖∂h_T/∂h_(T−k)‖ over "
+            out.append(figure(d / f"heatmap_{arch}.png", f"{arch}: log10 ‖∂h_T/∂h_(T−k)‖ over "
                             "lag and training step."))
         rows = ["| arch | final loss / baseline | k | ‖J(k)‖/‖J(0)‖ hidden, init → trained | "
                 "cell, init → trained | ∏f, init → trained |", "|---|---|---|---|---|---|"]
@@ -174,15 +156,15 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                 return "—" if a is None else f"{_fmt_pow(a)} → {_fmt_pow(b)}"
             rows.append(f"| {arch} | {e['loss_over_baseline']:.3g} | {e['ratio_k']} | "
                         f"{pair('hidden')} | {pair('cell')} | {pair('cec')} |")
-        out.append(_table("\n".join(rows)))
+        out.append(table_block("\n".join(rows)))
     for di in imdb_dirs:
         g = _read(di / "gradients.json")
         if g is None:
             continue
-        out += [_h(3, "IMDB (trained models of experiments/imdb_compare.py)"),
-                _code(_cmd(man, "imdb_gradients",
+        out += [heading(3, "IMDB (trained models of experiments/imdb_compare.py)"),
+                code_block(_cmd(man, "imdb_gradients",
                            f"python experiments/imdb_gradients.py --runs {di}")),
-                _fig(di / "gradients.png", "‖∂L/∂h_t‖ and ‖∂h_T/∂h_(T−k)‖ in the trained IMDB "
+                figure(di / "gradients.png", "‖∂L/∂h_t‖ and ‖∂h_T/∂h_(T−k)‖ in the trained IMDB "
                      "models (ratio to distance 0).")]
         rows = ["| arch | readout | L | loss grad kept at d = 100 / 199 | ‖∂h_T/∂h_(T−k)‖ kept, "
                 "k = 100 / 199 | cell kept k = 199 | ∏f k = 199 |", "|---|---|---|---|---|---|---|"]
@@ -197,8 +179,8 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                         f"{kept('loss_grad', i100)} / {kept('loss_grad', -1)} | "
                         f"{kept('hidden', i100)} / {kept('hidden', -1)} | {kept('cell', -1)} | "
                         f"{kept('cec', -1)} |")
-        out += [_table("\n".join(rows)),
-                _p("Anchor: a trained RNN keeps about 1/18,000 (5.6e-5) of the gradient 200 words "
+        out += [table_block("\n".join(rows)),
+                para("Anchor: a trained RNN keeps about 1/18,000 (5.6e-5) of the gradient 200 words "
                    "back, an LSTM about 1/7 (0.14). Our numbers are shown as measured; with the "
                    "mean readout the loss reaches every step directly, so 'kept' can exceed 1.")]
         break
@@ -208,85 +190,85 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
 def section_lag(R: Path, man: dict) -> list:
     d = R / "sweep_lag"
     rows = _read(d / "results.json")
-    out = [_h(2, "3. Success against lag (adding problem)")]
+    out = [heading(2, "3. Success against lag (adding problem)")]
     cmd = _cmd(man, "sweep_lag", f"python experiments/sweep_lag.py --out {d}")
     if rows is None:
-        return out + [_p("Not run."), _code(cmd)]
+        return out + [para("Not run."), code_block(cmd)]
     sc = _read(d / "sweep_config.json") or {}
-    out += [_code(cmd), _config_block(sc.get("args", {})),
-            _fig(d / "lag_sweep.png", "Final eval loss / memoryless baseline against T.")]
+    out += [code_block(cmd), _config_block(sc.get("args", {})),
+            figure(d / "lag_sweep.png", "Final eval loss / memoryless baseline against T.")]
     t = ["| task | arch | T | seeds | steps | H | loss / baseline (mean ± sd) | train s/point |",
          "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t.append(f"| {r['task']} | {r['arch']} | {r['seq_len']} | {r['seeds']} | {r['steps']} | "
                  f"{r['hidden']} | {r['loss_over_baseline_mean']:.3g} ± "
                  f"{r['loss_over_baseline_sd']:.2g} | {r['wall_time_s']:.0f} |")
-    out += [_table("\n".join(t)), _list(ANCHORS["lag"])]
+    out += [table_block("\n".join(t)), bullets(ANCHORS["lag"])]
     return out
 
 
 def section_stability(R: Path, man: dict) -> list:
     d = R / "stability"
     res = _read(d / "results.json")
-    out = [_h(2, "4. Training stability and gradient clipping")]
+    out = [heading(2, "4. Training stability and gradient clipping")]
     cmd = _cmd(man, "stability", f"python experiments/stability.py --out {d}")
     if res is None:
-        return out + [_p("Not run."), _code(cmd)]
+        return out + [para("Not run."), code_block(cmd)]
     c = res["config"]
-    out += [_p(f"Adding T={c['seq_len']}, H={c['hidden']}, SGD lr {c['lr']} momentum 0.9, "
+    out += [para(f"Adding T={c['seq_len']}, H={c['hidden']}, SGD lr {c['lr']} momentum 0.9, "
                f"{c['steps']} steps, each seed its own run; the RNN starts at recurrent scale "
                f"1.5. Diverged = the loop stopped on a non-finite loss/gradient; failed = "
-               f"diverged or final loss ≥ baseline."), _code(cmd), _config_block(c),
-            _fig(d / "stability.png", "Fraction of seeds diverged, without and with clipping.")]
+               f"diverged or final loss ≥ baseline."), code_block(cmd), _config_block(c),
+            figure(d / "stability.png", "Fraction of seeds diverged, without and with clipping.")]
     t = ["| arch | clip | seeds diverged | fraction failed | median loss / baseline (finished) |",
          "|---|---|---|---|---|"]
     for s in res["summary"]:
         m = s["median_loss_over_baseline"]
         t.append(f"| {s['arch']} | {s['clip'] or 'none'} | {s['diverged']}/{s['seeds']} | "
                  f"{s['failed_fraction']:.2f} | {'—' if m is None else f'{m:.3g}'} |")
-    out += [_table("\n".join(t)),
-            _p("The essay: exploding gradients are 'easily mitigated with gradient clipping' "
+    out += [table_block("\n".join(t)),
+            para("The essay: exploding gradients are 'easily mitigated with gradient clipping' "
                "(Pascanu et al. 2013 introduced global-norm clipping for this).")]
     return out
 
 
 def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
-    out = [_h(2, "5. IMDB: the essay's figures and RNN vs LSTM vs GRU")]
+    out = [heading(2, "5. IMDB: the essay's figures and RNN vs LSTM vs GRU")]
     e = R / "eda"
     stats = _read(e / "stats.json")
-    out.append(_code(_cmd(man, "eda", f"lstm-jax eda imdb --out {e}")))
+    out.append(code_block(_cmd(man, "eda", f"lstm-jax eda imdb --out {e}")))
     if stats is None:
-        out.append(_p("EDA not run (no IMDB archive, or the stage was skipped)."))
+        out.append(para("EDA not run (no IMDB archive, or the stage was skipped)."))
     else:
         for name, cap in (("sentiment.png", "Sentiment distribution (counts per class and "
                            "split)."), ("length_hist.png", "Review lengths in tokens."),
                           ("length_box.png", "Length by sentiment.")):
             if (e / name).is_file():
-                out.append(_fig(e / name, cap))
+                out.append(figure(e / name, cap))
         out.append(("details", "stats.json", json.dumps(stats, indent=1)[:6000]))
-        out.append(_list(ANCHORS["eda"]))
-        out.append(_p("What the data say: " + _eda_verdict(stats)))
+        out.append(bullets(ANCHORS["eda"]))
+        out.append(para("What the data say: " + _eda_verdict(stats)))
     for di in imdb_dirs:
         res = _read(di / "results.json")
         if not res or not res.get("runs"):
             continue
-        out += [_h(3, f"Models (results from {di})"),
-                _code(_cmd(man, "imdb_compare",
+        out += [heading(3, f"Models (results from {di})"),
+                code_block(_cmd(man, "imdb_compare",
                            f"python experiments/imdb_compare.py --out {di}   # reused, not rerun")),
                 _config_block(_read(di / "config.json") or {})]
         if (di / "imdb_compare.png").is_file():
-            out.append(_fig(di / "imdb_compare.png", "Held-out accuracy during training and "
+            out.append(figure(di / "imdb_compare.png", "Held-out accuracy during training and "
                             "full-test accuracy with the anchors."))
         if (di / "table.md").is_file():
-            out.append(_table((di / "table.md").read_text()))
+            out.append(table_block((di / "table.md").read_text()))
         archs = {r["arch"] for r in res["runs"]}
         missing = sorted({"rnn", "lstm", "gru"} - archs)
         if missing:
-            out.append(_p(f"Not (yet) in these results: {', '.join(missing)}."))
-        out.append(_list(ANCHORS["imdb"]))
+            out.append(para(f"Not (yet) in these results: {', '.join(missing)}."))
+        out.append(bullets(ANCHORS["imdb"]))
         break
     else:
-        out.append(_p("No IMDB model results found in " + ", ".join(map(str, imdb_dirs))
+        out.append(para("No IMDB model results found in " + ", ".join(map(str, imdb_dirs))
                       + "; `make reproduce FULL=1` runs experiments/imdb_compare.py."))
     return out
 
@@ -311,14 +293,14 @@ def _eda_verdict(stats: dict) -> str:
 
 def section_comparison(R: Path, man: dict) -> list:
     d = R / "comparison"
-    out = [_h(2, "6. The essay's table, measured")]
+    out = [heading(2, "6. The essay's table, measured")]
     cmd = _cmd(man, "comparison",
                f"python experiments/comparison_table.py --results {R} --out {d}")
     res = _read(d / "comparison.json")
     if res is None or not (d / "comparison.md").is_file():
-        return out + [_p("Not run."), _code(cmd)]
-    out += [_code(cmd), _config_block(res["config"]), _table((d / "comparison.md").read_text()),
-            _p("Timing rows were measured on this machine while it was shared (see the load "
+        return out + [para("Not run."), code_block(cmd)]
+    out += [code_block(cmd), _config_block(res["config"]), table_block((d / "comparison.md").read_text()),
+            para("Timing rows were measured on this machine while it was shared (see the load "
                "averages in the header): treat them as ratios, not absolute speeds. Rows marked "
                "'not run' have no result file yet; nothing is filled in by hand.")]
     return out
@@ -384,8 +366,8 @@ def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
         if r and "machine" in r:
             machine = r["machine"]
             break
-    head = [_h(1, "lstm_jax: reproducing the essay's claims"),
-            _p(f"Built {time.strftime('%Y-%m-%d %H:%M')} from the results in {results} "
+    head = [heading(1, "lstm_jax: reproducing the essay's claims"),
+            para(f"Built {time.strftime('%Y-%m-%d %H:%M')} from the results in {results} "
                f"(mode: {man.get('mode', 'unknown')}). Made by `python -m lstm_jax.report` from "
                "results files only (no training). Essay: ../shared/essay/000_3898e7986aca77d8.txt.")]
     if man.get("stages"):
@@ -401,108 +383,19 @@ def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
                      f"{s.get('load_before', '')} → {s.get('load_after', '')} | "
                      + ("" if lg is None else f"{lg['seconds']} ({lg['load_before']} → "
                         f"{lg['load_after']})") + " |")
-        head.append(_table("\n".join(t)))
+        head.append(table_block("\n".join(t)))
         if "total_s" in man:
-            head.append(_p(f"Total wall time of the last reproduce run: {man['total_s']:.0f} s."))
+            head.append(para(f"Total wall time of the last reproduce run: {man['total_s']:.0f} s."))
     if machine:
         head.append(("details", "machine", json.dumps(machine, indent=1, default=str)))
     dis = disagreements(results, imdb_dirs)
     if dis:
-        head += [_h(2, "Where the data disagree with the essay or the anchors"), _list(dis),
-                 _p("Quick-mode sizes are small (see each section's configuration); they show "
+        head += [heading(2, "Where the data disagree with the essay or the anchors"), bullets(dis),
+                 para("Quick-mode sizes are small (see each section's configuration); they show "
                     "the shape of each effect, and `make reproduce FULL=1` the README's sizes.")]
     return (head + section_comparison(results, man) + section_decay_init(results, man)
             + section_decay_trained(results, man, imdb_dirs) + section_lag(results, man)
             + section_stability(results, man) + section_imdb(results, man, imdb_dirs))
-
-
-# -------------------------------------------------------------------------------------- rendering
-
-def render_markdown(blocks: list, out: Path) -> str:
-    """Markdown with figures copied to ``out/figures`` and linked relatively."""
-    figs = out / "figures"
-    lines = []
-    for b in blocks:
-        kind = b[0]
-        if kind == "h":
-            lines += ["#" * b[1] + " " + b[2], ""]
-        elif kind == "p":
-            lines += [b[1], ""]
-        elif kind == "table":
-            lines += [b[1], ""]
-        elif kind == "code":
-            lines += ["```", b[1], "```", ""]
-        elif kind == "list":
-            lines += [f"- {x}" for x in b[1]] + [""]
-        elif kind == "details":
-            lines += [f"<details><summary>{b[1]}</summary>", "", "```json", b[2], "```",
-                      "", "</details>", ""]
-        elif kind == "fig":
-            path, cap = b[1], b[2]
-            if path.is_file():
-                figs.mkdir(parents=True, exist_ok=True)
-                name = f"{path.parent.name}_{path.name}"
-                shutil.copyfile(path, figs / name)
-                lines += [f"![{cap}](figures/{name})", "", f"*{cap}* (`{path}`)", ""]
-            else:
-                lines += [f"*Figure missing: {path}*", ""]
-    return "\n".join(lines)
-
-
-def _md_table_html(md: str) -> str:
-    rows = [r.strip() for r in md.strip().splitlines() if r.strip().startswith("|")]
-    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
-    if len(cells) >= 2 and all(set(c) <= set("-: ") for c in cells[1]):
-        head, body = cells[0], cells[2:]
-    else:
-        head, body = None, cells
-    h = "<table>"
-    if head:
-        h += "<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"
-    for r in body:
-        h += "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-    return h + "</table>"
-
-
-def _inline(text: str) -> str:
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def render_html(blocks: list) -> str:
-    """One standalone page; figures embedded as base64 PNG."""
-    body = []
-    for b in blocks:
-        kind = b[0]
-        if kind == "h":
-            body.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
-        elif kind == "p":
-            body.append(f"<p>{_inline(b[1])}</p>")
-        elif kind == "table":
-            body.append(_md_table_html(b[1]))
-        elif kind == "code":
-            body.append(f"<pre>{html.escape(b[1])}</pre>")
-        elif kind == "list":
-            body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b[1]) + "</ul>")
-        elif kind == "details":
-            body.append(f"<details><summary>{html.escape(b[1])}</summary><pre>"
-                        f"{html.escape(b[2])}</pre></details>")
-        elif kind == "fig":
-            path, cap = b[1], b[2]
-            if path.is_file():
-                data = base64.b64encode(path.read_bytes()).decode()
-                body.append(f'<figure><img src="data:image/png;base64,{data}" alt="'
-                            f'{html.escape(cap)}"><figcaption>{html.escape(cap)} '
-                            f"(<code>{html.escape(str(path))}</code>)</figcaption></figure>")
-            else:
-                body.append(f"<p><em>Figure missing: {html.escape(str(path))}</em></p>")
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
-             "img{max-width:100%}pre{background:#f5f5f5;padding:0.5em;overflow-x:auto;"
-             "font-size:0.8em}figure{margin:1em 0}")
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>lstm_jax report</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def write_report(results: str | Path, out: str | Path, imdb: str | list = "runs/imdb_compare"
