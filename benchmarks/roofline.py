@@ -39,9 +39,9 @@ def _operands(arch, B, T, D, H, seed=0):
             "out_dwih": np.empty((D, GH), np.float32)}
 
 
-def numpy_roofline(arch, B, T, D, H):
-    o = _operands(arch, B, T, D, H)
-    mm = np.matmul
+def _matmul_sequence(mm, o, T):
+    """The matmuls of one training step: input projection, T recurrent products forward, T data
+    gradients backward, and the two weight gradients as single products over all steps."""
 
     def run():
         mm(o["x"], o["w_ih"], out=o["out_proj"])
@@ -55,21 +55,12 @@ def numpy_roofline(arch, B, T, D, H):
         mm(o["xs_t"], o["dzs"], out=o["out_dwih"])
 
     return run
+
+
+def numpy_roofline(arch, B, T, D, H):
+    return _matmul_sequence(np.matmul, _operands(arch, B, T, D, H), T)
 
 
 def torch_roofline(torch, arch, B, T, D, H):
     o = {k: torch.from_numpy(v) for k, v in _operands(arch, B, T, D, H).items()}
-    mm = torch.mm
-
-    def run():
-        mm(o["x"], o["w_ih"], out=o["out_proj"])
-        h, w, out = o["h"], o["w_hh"], o["out_rec"]
-        for _ in range(T):
-            mm(h, w, out=out)
-        dz, wt, dh = o["dz"], o["w_hh_t"], o["out_dh"]
-        for _ in range(T):
-            mm(dz, wt, out=dh)
-        mm(o["hs_t"], o["dzs"], out=o["out_dwhh"])
-        mm(o["xs_t"], o["dzs"], out=o["out_dwih"])
-
-    return run
+    return _matmul_sequence(torch.mm, o, T)
