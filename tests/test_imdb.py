@@ -155,7 +155,8 @@ def test_missing_file_says_how_to_get_it(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("content", [b"this is not an archive\n" * 10,
-                                     gzip.compress(b"gzip but not tar" * 100)])
+                                     gzip.compress(b"gzip but not tar" * 100, mtime=0)],
+                         ids=["plain-text", "gzip-not-tar"])
 def test_not_a_tar_gz(tmp_path, content):
     p = tmp_path / "bad.tar.gz"
     p.write_bytes(content)
