@@ -61,8 +61,12 @@ def jax_loss_and_grad(model: Recurrence):
 def jax_step(model: Recurrence, readout: dict, x, y):
     """A zero-argument callable running one jitted training step and blocking on the result."""
     fn, state = jax_loss_and_grad(model)
-    step = jax.jit(fn)
-    params = (state, jax.tree.map(jnp.asarray, readout))
+    return _jitted_run(fn, (state, jax.tree.map(jnp.asarray, readout)), x, y)
+
+
+def _jitted_run(loss_and_grad, params, x, y):
+    """Jit ``loss_and_grad(params, x, y)``; return a callable that runs it and blocks on the grads."""
+    step = jax.jit(loss_and_grad)
     xj, yj = jnp.asarray(x), jnp.asarray(y)
 
     def run():
@@ -123,13 +127,4 @@ def cudnn_step(model: Recurrence, readout: dict, x, y):
         pred = (h_n[0] @ ro["w"] + ro["b"])[:, 0]
         return jnp.mean((pred - y) ** 2)
 
-    step = jax.jit(jax.value_and_grad(loss_fn))
-    params = (weights, jax.tree.map(jnp.asarray, readout))
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
-
-    def run():
-        loss, grads = step(params, xj, yj)
-        jax.block_until_ready(grads)
-        return loss
-
-    return run
+    return _jitted_run(jax.value_and_grad(loss_fn), (weights, jax.tree.map(jnp.asarray, readout)), x, y)
