@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     meta = {"machine": machine_info(), "torch_settings": torch_settings(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "argv": sys.argv, "quick": args.quick,
             "threads": cpu_threads(), "cores_pinned": args.cores,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "loadavg_start": os.getloadavg()}
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "loadavg_start": os.getloadavg()}
 
     def log(msg):
         print(msg, flush=True)

@@ -1,4 +1,4 @@
-"""IMDB: tanh RNN vs LSTM vs GRU × readout {last, mean}, on the real data, through the training loop.
+"""IMDB: tanh RNN vs LSTM vs GRU × readout {last, mean, max}, on the real data, through the training loop.
 
 Each run is ``lstm_jax.train.train`` (checkpoints, metrics.jsonl) on ``--task imdb``; afterwards the
 trained model is scored on the *full* 25,000-review test split (:func:`lstm_jax.tasks.imdb.
@@ -22,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-RUNS = [(a, r) for a in ("lstm", "gru", "rnn") for r in ("last", "mean")]
+RUNS = [(a, r) for a in ("lstm", "gru", "rnn") for r in ("last", "mean", "max")]
 ANCHORS = {"Dai & Le 2015, plain LSTM": 0.865, "tuned LSTM, last 200 words": 0.888,
            "tanh RNN, same setting": 0.835}
 
@@ -34,7 +34,8 @@ def base_config(args):
                        embed_dim=args.embed_dim, lr=args.lr, clip=args.clip, warmup=args.warmup,
                        schedule=args.schedule, steps=args.steps, batch=args.batch, seed=args.seed,
                        eval_every=args.eval_every, eval_size=args.eval_size, dropout=args.dropout,
-                       checkpoint_every=args.steps, keep_checkpoints=1)
+                       vocab_size=args.vocab_size, checkpoint_every=args.steps,
+                       keep_checkpoints=1)
 
 
 def run_one(args, arch: str, readout: str) -> dict:
@@ -58,7 +59,7 @@ def run_one(args, arch: str, readout: str) -> dict:
     t0 = time.perf_counter()
     graphdef, params = load_params(out, cfg)
     model = nnx.merge(graphdef, seed_slice(params, 0))
-    task = make_task("imdb", cfg.seq_len)
+    task = make_task("imdb", cfg.seq_len, vocab_size=cfg.vocab_size)
     test = evaluate_split(model, task.arrays["test"])
     eval_s = time.perf_counter() - t0
     rec = {"arch": arch, "readout": readout, "max_len": cfg.seq_len, "truncate": "last",
@@ -141,7 +142,7 @@ def plot(out: Path) -> Path:
     with open(out / "curves.csv") as f:
         curves = list(csv.DictReader(f))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4))
-    styles = {"last": "-", "mean": "--"}
+    styles = {"last": "-", "mean": "--", "max": ":"}
     for arch, readout in RUNS:
         pts = [c for c in curves if c["arch"] == arch and c["readout"] == readout]
         if pts:
@@ -158,8 +159,7 @@ def plot(out: Path) -> Path:
     bars = a2.bar(range(len(runs)), accs, color=[ARCH_COLORS[r["arch"]] for r in runs],
                   hatch=None)
     for b, r in zip(bars, runs, strict=True):
-        if r["readout"] == "mean":
-            b.set_hatch("//")
+        b.set_hatch({"last": None, "mean": "//", "max": ".."}[r["readout"]])
         a2.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.2, f"{b.get_height():.1f}",
                 ha="center", fontsize=8)
     for (name, v), ls in zip(res["anchors"].items(), (":", "--", "-."), strict=True):
@@ -178,9 +178,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/imdb_compare")
-    p.add_argument("--only", default=None, help="comma list of arch:readout (default all six)")
+    p.add_argument("--only", default=None,
+                   help="comma list of arch:readout (default all nine: {lstm,gru,rnn} x "
+                        "{last,mean,max})")
     p.add_argument("--collect-only", action="store_true")
     p.add_argument("--max-len", type=int, default=200)
+    p.add_argument("--vocab-size", type=int, default=20000)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--embed-dim", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)

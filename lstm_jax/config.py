@@ -16,7 +16,7 @@ from lstm_jax.errors import UserError, check_choice, check_positive
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine")
-READOUTS = ("task", "last", "mean")
+READOUTS = ("task", "last", "mean", "max")
 
 DATA_TASKS = ("imdb",)  # tasks that take the data options below
 DATA_TRUNCATE = ("last", "first")

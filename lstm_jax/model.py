@@ -7,7 +7,9 @@ looked up in an ``nnx.Embed`` first. The recurrence is :class:`lstm_jax.recurren
 * per step (``head="per_step"``): outputs ``(B, T, K)``, or
 * once per sequence (``head="last"``): outputs ``(B, K)`` from the readout — the hidden state
   at each row's last *valid* step (``readout="last"``; with a mask this is the scan's final carry,
-  since padded steps keep the carry), or the mean of ``h_t`` over valid steps (``"mean"``).
+  since padded steps keep the carry), the mean of ``h_t`` over valid steps (``"mean"``), or
+  their element-wise maximum (``"max"``, max-pooling over time as in Collobert et al. 2011 and
+  Conneau et al. 2017).
 
 Dropout (optional) is applied to what the head reads, with an explicit key, so a run stays a pure
 function of its seeds and a resumed run matches an uninterrupted one.
@@ -37,7 +39,7 @@ class SequenceModel(nnx.Module):
       cell: the recurrent layer's config.
       layers: stacked recurrent layers.
       head: ``"last"`` or ``"per_step"``.
-      readout: ``"last"`` or ``"mean"`` (``head="last"`` only).
+      readout: ``"last"``, ``"mean"`` or ``"max"`` (``head="last"`` only).
       embed_dim: embedding width for symbol inputs.
       dropout: rate on the head's input (0 = off).
     """
@@ -89,6 +91,12 @@ class SequenceModel(nnx.Module):
             return result.outputs
         if self.readout == "last":
             return result.final_carry[-1]["h"]
+        if self.readout == "max":
+            if mask is None:
+                return jnp.max(result.outputs, axis=1)
+            valid = mask.astype(bool)[..., None]
+            pooled = jnp.max(jnp.where(valid, result.outputs, -jnp.inf), axis=1)
+            return jnp.where(jnp.any(valid, axis=1), pooled, 0.0)  # an empty row reads zeros
         if mask is None:
             return jnp.mean(result.outputs, axis=1)
         m = mask.astype(result.outputs.dtype)[..., None]

@@ -149,6 +149,23 @@ def _models(task, arch="lstm"):
     return m_last, m_mean
 
 
+def test_max_readout_against_unpadded_reviews(small):
+    task = make_task("imdb", 24, vocab_size=V)
+    cell = CellConfig(arch="gru", hidden=6)
+    m_max = SequenceModel.for_task(task.spec, cell, readout="max", embed_dim=5,
+                                   rngs=nnx.Rngs(params=jax.random.key(2)))
+    b = task.eval_set(task.device_data(), jax.random.key(0), 7)
+    out = m_max(b.x, b.mask)
+    lengths = np.asarray(b.mask).sum(1)
+    assert len(set(lengths[:3].tolist())) > 1  # padding differs between the rows compared
+    for i in range(3):
+        n = int(lengths[i])
+        _, res = m_max.run(b.x[i:i + 1, :n])  # the review alone: no padding, no mask
+        h = np.asarray(res.outputs[0])  # (n, H)
+        want = np.array([max(h[t, j] for t in range(n)) for j in range(h.shape[1])])
+        np.testing.assert_allclose(out[i], m_max.head(want), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("arch", ["rnn", "lstm"])
 def test_readouts_against_unpadded_reviews(small, arch):
     task = make_task("imdb", 24, vocab_size=V)

@@ -41,7 +41,7 @@ from lstm_jax.errors import UserError, check_choice
 
 INPUT_KINDS = ("dense", "symbols")
 HEADS = ("last", "per_step")
-READOUTS = ("last", "mean")
+READOUTS = ("last", "mean", "max")
 
 # Modules that register tasks when imported (one line per task module).
 TASK_MODULES = ["lstm_jax.tasks.synthetic", "lstm_jax.tasks.imdb"]
