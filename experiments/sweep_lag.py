@@ -16,6 +16,7 @@ the copy baseline at T=500 and 2000 with chrono init.
 
     python experiments/sweep_lag.py --quick                 # minutes: tiny sizes
     python experiments/sweep_lag.py --chrono --out runs/sweep_lag   # the full sweep (hours)
+    python experiments/sweep_lag.py --collect --out runs/sweep_lag  # results of every finished run
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes: T ∈ {10, 20, 50}, 150 steps, H = 16, 2 seeds")
     p.add_argument("--out", default="runs/sweep_lag")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: rebuild the results and the plot from every completed "
+                        "run under --out (points from several invocations)")
     args = p.parse_args(argv)
     if args.quick:
         args.lengths, args.steps, args.hidden, args.seeds = "10,20,50", 150, 16, 2
@@ -66,35 +70,48 @@ def run_point(args, task: str, arch: str, T: int, out: Path) -> dict:
                       chrono=float(max(lag, 3)) if args.chrono and arch != "rnn" else None)
     run_dir = out / f"{task}_{arch}_T{T}"
     summary_path = run_dir / "summary.json"
-    if summary_path.is_file() and read_json(summary_path).get("status") == "completed":
-        summary = read_json(summary_path)
-    else:
+    if not (summary_path.is_file() and read_json(summary_path).get("status") == "completed"):
         resume = (run_dir / "checkpoints").is_dir()
-        summary = train(cfg, run_dir, resume=resume, progress=False)
+        train(cfg, run_dir, resume=resume, progress=False)
+    return row_from_run(run_dir)
+
+
+def row_from_run(run_dir: Path) -> dict:
+    """One results row from a completed run's ``config.json`` and ``summary.json``."""
+    from lstm_jax.io import read_json
+
+    cfg, summary = read_json(run_dir / "config.json"), read_json(run_dir / "summary.json")
     final, base = summary["final"], summary["task"]["baseline"]
     ratios = [v / base for v in final["eval/loss"]["per_seed"]]
     mean = sum(ratios) / len(ratios)
     sd = (sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)) ** 0.5 if len(ratios) > 1 \
         else 0.0
-    row = {"task": task, "arch": arch, "seq_len": T, "seeds": cfg.seeds, "steps": summary["steps"],
-           "hidden": cfg.hidden, "chrono": cfg.chrono,
-           "loss_mean": final["eval/loss"]["mean"], "loss_sd": final["eval/loss"]["sd"],
-           "baseline": base, "loss_over_baseline_mean": mean, "loss_over_baseline_sd": sd,
-           "accuracy_mean": final.get("eval/accuracy", {}).get("mean"),
-           "wall_time_s": summary["wall_time_s"],
-           "first_step_s": summary.get("this_session", {}).get("first_step_s"),
-           "steps_per_s": summary.get("this_session", {}).get("steps_per_s_after_first"),
-           "run_dir": str(run_dir)}
-    return row
+    return {"task": cfg["task"], "arch": cfg["arch"], "seq_len": cfg["seq_len"],
+            "seeds": cfg["seeds"], "steps": summary["steps"], "hidden": cfg["hidden"],
+            "chrono": cfg["chrono"], "loss_mean": final["eval/loss"]["mean"],
+            "loss_sd": final["eval/loss"]["sd"], "baseline": base,
+            "loss_over_baseline_mean": mean, "loss_over_baseline_sd": sd,
+            "accuracy_mean": final.get("eval/accuracy", {}).get("mean"),
+            "wall_time_s": summary["wall_time_s"],
+            "first_step_s": summary.get("this_session", {}).get("first_step_s"),
+            "steps_per_s": summary.get("this_session", {}).get("steps_per_s_after_first"),
+            "run_dir": str(run_dir)}
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     from lstm_jax.cli.info import machine_info
-    from lstm_jax.io import atomic_write_text, ensure_out_dir, write_json
-    from lstm_jax.plots.training import plot_lag_sweep
+    from lstm_jax.io import ensure_out_dir, write_json
 
     out = ensure_out_dir(args.out)
+    if args.collect:
+        rows = collect_rows(out)
+        if not rows:
+            raise SystemExit(f"--collect: no completed runs under {out}")
+        write_results(out, rows)
+        print(f"collected {len(rows)} completed runs; wrote {out}/results.csv, results.json, "
+              "lag_sweep.png")
+        return 0
     write_json(out / "sweep_config.json", {"args": vars(args), "machine": machine_info()})
     rows = []
     points = [(t, a, int(T)) for t in args.tasks.split(",") for a in args.archs.split(",")
@@ -107,15 +124,36 @@ def main(argv=None) -> int:
               f"{row['loss_over_baseline_mean']:.3g} ± {row['loss_over_baseline_sd']:.2g}  "
               f"({time.perf_counter() - t0:.1f} s incl. compile; train {row['wall_time_s']:.1f} s)",
               flush=True)
-        write_json(out / "results.json", rows)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(out / "results.csv", buf.getvalue())
-    plot_lag_sweep(json.loads((out / "results.json").read_text()), out / "lag_sweep.png")
+        write_results(out, rows, plot=False)
+    write_results(out, rows)
     print(f"wrote {out}/results.csv, results.json, lag_sweep.png")
     return 0
+
+
+def collect_rows(out: Path) -> list[dict]:
+    """Rows for every completed ``<task>_<arch>_T<T>`` run under ``out`` (task, arch, T order)."""
+    from lstm_jax.io import read_json
+
+    order = {"rnn": 0, "lstm": 1, "gru": 2}
+    rows = [row_from_run(d) for d in sorted(out.glob("*_T*"))
+            if (d / "summary.json").is_file()
+            and read_json(d / "summary.json").get("status") == "completed"]
+    return sorted(rows, key=lambda r: (r["task"], order.get(r["arch"], 9), r["seq_len"]))
+
+
+def write_results(out: Path, rows: list[dict], plot: bool = True) -> None:
+    """``results.json``, ``results.csv`` and (``plot``) ``lag_sweep.png`` from ``rows``."""
+    from lstm_jax.io import atomic_write_text, write_json
+    from lstm_jax.plots.training import plot_lag_sweep
+
+    write_json(out / "results.json", rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    if plot:
+        plot_lag_sweep(json.loads((out / "results.json").read_text()), out / "lag_sweep.png")
 
 
 if __name__ == "__main__":

@@ -158,3 +158,27 @@ def test_comparison_timing_runs_once(tmp_path, monkeypatch):
     monkeypatch.setattr(lstm_jax.train, "train", lambda *a, **k: pytest.fail("retrained"))
     assert comparison_table.main(args) == 0
     assert "tokens/s" in (tmp_path / "cmp" / "comparison.md").read_text()
+
+
+def test_sweep_collect_merges_invocations(results):
+    import sweep_lag
+
+    d = results / "sweep_lag"
+    first = json.loads((d / "results.json").read_text())
+    assert [(r["arch"], r["seq_len"]) for r in first] == [("rnn", 5)]
+    assert sweep_lag.main(["--tasks", "adding", "--archs", "rnn", "--lengths", "4", "--steps",
+                           "2", "--seeds", "1", "--hidden", "4", "--batch", "8", "--eval-every",
+                           "2", "--out", str(d)]) == 0
+    assert [r["seq_len"] for r in json.loads((d / "results.json").read_text())] == [4]
+    assert sweep_lag.main(["--collect", "--out", str(d)]) == 0  # trains nothing
+    rows = json.loads((d / "results.json").read_text())
+    assert [r["seq_len"] for r in rows] == [4, 5]
+    assert rows[1] == first[0]  # the same row, rebuilt from the run's files
+    assert (d / "lag_sweep.png").stat().st_size > 0
+
+
+def test_sweep_collect_empty_dir_is_a_clear_error(tmp_path):
+    import sweep_lag
+
+    with pytest.raises(SystemExit, match="no completed runs"):
+        sweep_lag.main(["--collect", "--out", str(tmp_path / "empty")])
