@@ -50,6 +50,9 @@ def parse_args(argv=None):
     p.add_argument("--collect", action="store_true",
                    help="train nothing: rebuild the results and the plot from every completed "
                         "run under --out (points from several invocations)")
+    p.add_argument("--include", default="",
+                   help="with --collect: comma list of other sweep folders whose completed runs "
+                        "join the table and the plot (e.g. adding and copy swept separately)")
     args = p.parse_args(argv)
     if args.quick:
         args.lengths, args.steps, args.hidden, args.seeds = "10,20,50", 150, 16, 2
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
 
     out = ensure_out_dir(args.out)
     if args.collect:
-        rows = collect_rows(out)
+        rows = collect_rows(out, *[Path(d) for d in args.include.split(",") if d])
         if not rows:
             raise SystemExit(f"--collect: no completed runs under {out}")
         write_results(out, rows)
@@ -130,12 +133,12 @@ def main(argv=None) -> int:
     return 0
 
 
-def collect_rows(out: Path) -> list[dict]:
-    """Rows for every completed ``<task>_<arch>_T<T>`` run under ``out`` (task, arch, T order)."""
+def collect_rows(*dirs: Path) -> list[dict]:
+    """Rows for every completed ``<task>_<arch>_T<T>`` run under ``dirs`` (task, arch, T order)."""
     from lstm_jax.io import read_json
 
     order = {"rnn": 0, "lstm": 1, "gru": 2}
-    rows = [row_from_run(d) for d in sorted(out.glob("*_T*"))
+    rows = [row_from_run(d) for out in dirs for d in sorted(out.glob("*_T*"))
             if (d / "summary.json").is_file()
             and read_json(d / "summary.json").get("status") == "completed"]
     return sorted(rows, key=lambda r: (r["task"], order.get(r["arch"], 9), r["seq_len"]))

@@ -175,6 +175,9 @@ def test_sweep_collect_merges_invocations(results):
     assert [r["seq_len"] for r in rows] == [4, 5]
     assert rows[1] == first[0]  # the same row, rebuilt from the run's files
     assert (d / "lag_sweep.png").stat().st_size > 0
+    merged = d.parent / "sweep_merged"
+    assert sweep_lag.main(["--collect", "--out", str(merged), "--include", str(d)]) == 0
+    assert json.loads((merged / "results.json").read_text()) == rows
 
 
 def test_sweep_collect_empty_dir_is_a_clear_error(tmp_path):
