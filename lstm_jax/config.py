@@ -13,6 +13,7 @@ from typing import Any
 
 from lstm_jax.cells import ARCHS, RECURRENT_INITS, CellConfig
 from lstm_jax.errors import UserError, check_choice, check_positive
+from lstm_jax.recurrence import IMPLS
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -32,7 +33,10 @@ class TrainConfig:
 
     Model: ``arch``, ``hidden``, ``layers``, the cell's init options (see
     :class:`lstm_jax.cells.CellConfig`), ``embed_dim`` (symbol tasks), ``readout`` (``"task"``
-    uses the task's default), ``dropout`` (on the recurrence outputs), ``unroll``/``remat``.
+    uses the task's default), ``dropout`` (on the recurrence outputs), ``unroll``/``remat``,
+    ``impl`` (the recurrence's backward pass: ``"fused"``, the hand-written one of
+    :mod:`lstm_jax.fused`, or ``"scan"``, ``jax.grad`` of the plain scan; same numbers to float
+    rounding).
     Optimisation: ``optimizer`` (adam, rmsprop, sgd with ``momentum``), ``lr``, ``clip`` (global
     norm, Pascanu et al. 2013; None = off), ``warmup`` steps of linear warm-up, ``schedule``
     (constant, or cosine decay to 0 at ``steps``), ``steps``, ``batch`` (global, split over
@@ -60,6 +64,7 @@ class TrainConfig:
     dropout: float = 0.0
     unroll: int = 1
     remat: bool = False
+    impl: str = "fused"
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -89,6 +94,7 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("readout", self.readout, READOUTS)
+        check_choice("impl", self.impl, IMPLS)
         for f, mx in (("seq_len", 1_000_000), ("hidden", 65536), ("layers", 64),
                       ("embed_dim", 65536), ("unroll", 1024), ("steps", 10**9),
                       ("batch", 2**20), ("seeds", 1024), ("eval_every", 10**9),
@@ -146,6 +152,8 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise UserError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
+        if "impl" not in d:  # written before `impl` existed, when training always used the scan
+            d = {**d, "impl": "scan"}
         return cls(**d)
 
     @classmethod

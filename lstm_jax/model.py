@@ -42,12 +42,13 @@ class SequenceModel(nnx.Module):
       readout: ``"last"``, ``"mean"`` or ``"max"`` (``head="last"`` only).
       embed_dim: embedding width for symbol inputs.
       dropout: rate on the head's input (0 = off).
+      impl: the recurrence's backward pass, ``"fused"`` or ``"scan"`` (see ``Recurrence``).
     """
 
     def __init__(self, *, input_kind: str, in_features: int, out_features: int,
                  cell: CellConfig, layers: int = 1, head: str = "last", readout: str = "last",
                  embed_dim: int = 32, dropout: float = 0.0, unroll: int = 1, remat: bool = False,
-                 rngs: nnx.Rngs):
+                 impl: str = "fused", rngs: nnx.Rngs):
         check_choice("input_kind", input_kind, INPUT_KINDS)
         check_choice("head", head, HEADS)
         check_choice("readout", readout, READOUTS)
@@ -61,18 +62,20 @@ class SequenceModel(nnx.Module):
         else:
             self.embed = None
             width = in_features
-        self.recurrence = Recurrence(width, cell, layers, rngs=rngs, unroll=unroll, remat=remat)
+        self.recurrence = Recurrence(width, cell, layers, rngs=rngs, unroll=unroll, remat=remat,
+                                     impl=impl)
         self.head = nnx.Linear(cell.hidden, out_features, rngs=rngs)
 
     @classmethod
     def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,
                  readout: str | None = None, embed_dim: int = 32, dropout: float = 0.0,
-                 unroll: int = 1, remat: bool = False, rngs: nnx.Rngs) -> SequenceModel:
+                 unroll: int = 1, remat: bool = False, impl: str = "fused",
+                 rngs: nnx.Rngs) -> SequenceModel:
         """The model a task asks for (``readout=None`` keeps the task's default)."""
         return cls(input_kind=spec.input_kind, in_features=spec.in_features,
                    out_features=spec.out_features, cell=cell, layers=layers, head=spec.head,
                    readout=readout or spec.readout, embed_dim=embed_dim, dropout=dropout,
-                   unroll=unroll, remat=remat, rngs=rngs)
+                   unroll=unroll, remat=remat, impl=impl, rngs=rngs)
 
     def inputs(self, x: jax.Array) -> jax.Array:
         """``(B, T, D)`` floats the recurrence reads (embeds ``(B, T)`` int symbols)."""

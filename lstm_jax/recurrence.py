@@ -120,11 +120,15 @@ class Recurrence(nnx.Module):
     """A stack of ``layers`` recurrent cells of one architecture, run with :func:`scan_layer`.
 
     ``x`` is ``(B, T, D)``; layer ``l > 0`` reads layer ``l−1``'s hidden states.
+    ``impl="fused"`` (default) trains through :mod:`lstm_jax.fused` (same outputs and gradients
+    as ``jax.grad`` of the scan, faster at 11 of the 12 benchmark shapes and never slower; see
+    ``benchmarks/README.md``); calls with ``perturb``/``collect`` (the probes) and steps the
+    fused path does not cover always run the plain scan.
     """
 
     def __init__(self, in_features: int, config: CellConfig, layers: int = 1, *,
                  rngs: nnx.Rngs, unroll: int = 1, remat: bool = False, dtype=jnp.float32,
-                 impl: str = "scan"):
+                 impl: str = "fused"):
         check_positive("layers", layers, maximum=64)
         check_choice("impl", impl, IMPLS)
         self.impl = impl

@@ -45,7 +45,8 @@ def build_model(cfg: TrainConfig, task: Task, key) -> SequenceModel:
     return SequenceModel.for_task(
         task.spec, cfg.cell(), layers=cfg.layers,
         readout=None if cfg.readout == "task" else cfg.readout, embed_dim=cfg.embed_dim,
-        dropout=cfg.dropout, unroll=cfg.unroll, remat=cfg.remat, rngs=nnx.Rngs(params=key))
+        dropout=cfg.dropout, unroll=cfg.unroll, remat=cfg.remat, impl=cfg.impl,
+        rngs=nnx.Rngs(params=key))
 
 
 def seed_keys(cfg: TrainConfig) -> dict[str, jax.Array]:

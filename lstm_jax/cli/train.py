@@ -57,6 +57,8 @@ def register(sub) -> None:
     g.add_argument("--unroll", type=positive_int, help="lax.scan unroll factor (default 1)")
     g.add_argument("--remat", action="store_const", const=True,
                    help="recompute the scan in the backward pass (less memory)")
+    g.add_argument("--impl", help="fused (default: hand-written backward pass, faster) or scan "
+                                  "(jax.grad of the plain lax.scan)")
     g.add_argument("--seeds", type=positive_int, help="independent models in one program")
     g.add_argument("--seed", type=_nonneg_int, help="first seed (default 0)")
     g.add_argument("--eval-every", type=positive_int, help="metrics every N steps (default 100)")
