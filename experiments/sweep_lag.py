@@ -6,6 +6,7 @@ For every (task, arch, T) this trains ``--seeds`` models in one compiled program
     sweep_config.json     the sweep's arguments and the machine it ran on
     results.csv/.json     one row per (task, arch, T): final eval loss mean ± sd over seeds, the
                           memoryless baseline, their ratio, recall accuracy (copy), wall time
+    results.md            the same as markdown tables (T down, architectures across)
     lag_sweep.png         final loss / baseline against T (from results.json)
     <task>_<arch>_T<T>/   each run's own files (config, metrics, checkpoints, curves)
 
@@ -155,8 +156,36 @@ def write_results(out: Path, rows: list[dict], plot: bool = True) -> None:
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_text(out / "results.md", markdown_table(rows))
     if plot:
         plot_lag_sweep(json.loads((out / "results.json").read_text()), out / "lag_sweep.png")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Per task: final loss / baseline (mean ± sd over seeds; copy adds recall accuracy) and the
+    training wall time of each point, T down, architectures across."""
+    archs = [a for a in ("rnn", "lstm", "gru") if any(r["arch"] == a for r in rows)]
+    lines = []
+    for task in sorted({r["task"] for r in rows}):
+        lines += [f"**{task}** — final eval loss / memoryless baseline (mean ± sd over seeds); "
+                  "steps, seeds; training wall time", "",
+                  "| T | " + " | ".join(archs) + " |", "|---" * (len(archs) + 1) + "|"]
+        for T in sorted({r["seq_len"] for r in rows if r["task"] == task}):
+            cells = []
+            for a in archs:
+                r = next((r for r in rows if (r["task"], r["arch"], r["seq_len"]) == (task, a, T)),
+                         None)
+                if r is None:
+                    cells.append("—")
+                    continue
+                acc = (f", recall {100 * r['accuracy_mean']:.0f} %"
+                       if r.get("accuracy_mean") is not None else "")
+                cells.append(f"{r['loss_over_baseline_mean']:.3g} ± {r['loss_over_baseline_sd']:.2g}"
+                             f"{acc} ({r['steps']} steps, {r['seeds']} seeds; "
+                             f"{r['wall_time_s'] / 60:.1f} min)")
+            lines.append(f"| {T} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

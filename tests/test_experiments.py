@@ -175,6 +175,10 @@ def test_sweep_collect_merges_invocations(results):
     assert [r["seq_len"] for r in rows] == [4, 5]
     assert rows[1] == first[0]  # the same row, rebuilt from the run's files
     assert (d / "lag_sweep.png").stat().st_size > 0
+    table = (d / "results.md").read_text()
+    assert "| T | rnn |" in table
+    for r in rows:  # one line per T, its ratio as the sweep computed it
+        assert f"| {r['seq_len']} | {r['loss_over_baseline_mean']:.3g} ± " in table
     merged = d.parent / "sweep_merged"
     assert sweep_lag.main(["--collect", "--out", str(merged), "--include", str(d)]) == 0
     assert json.loads((merged / "results.json").read_text()) == rows
