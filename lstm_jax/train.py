@@ -26,7 +26,9 @@ kept; nothing after it is saved). SIGINT/SIGTERM save a checkpoint and stop (sta
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +73,32 @@ def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
         what = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}" for k, (a, b) in diff.items())
         raise UserError(f"cannot resume from {where}: it was written by another configuration "
                         f"({what}); use another --out or the checkpoint's settings")
+
+
+FIRST_STEP_WARN_S = 600.0
+
+
+@contextlib.contextmanager
+def _first_step_watchdog(seconds: float):
+    """Print a note to stderr if the first step (compile + run) takes longer than ``seconds``.
+
+    On this project's 2-core CPU (jax 0.10.2) XLA:CPU sometimes never finishes the first step of
+    a fresh process: every thread idle, no error (docs/robustness.md). Signals cannot interrupt
+    it, so say what is going on and how to get out, instead of hanging silently.
+    """
+    def warn():
+        print(f"lstm_jax: the first training step has not finished after {seconds:.0f} s "
+              "(compile included). If this process uses no CPU, it is the XLA:CPU deadlock in "
+              f"docs/robustness.md: stop it with `kill -9 {os.getpid()}` and run the same command "
+              "again (with --resume if it has checkpoints).", file=sys.stderr, flush=True)
+
+    timer = threading.Timer(seconds, warn)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @contextlib.contextmanager
@@ -235,7 +263,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
                 state, loss = progs.train_step(state, keys["data"], keys["dropout"],
                                                step_arr(step), data)
                 if first_step_s is None:
-                    jax.block_until_ready(loss)
+                    with _first_step_watchdog(FIRST_STEP_WARN_S):
+                        jax.block_until_ready(loss)
                     first_step_s = time.perf_counter() - t0
                 step += 1
                 if step % cfg.eval_every == 0 or step == cfg.steps:

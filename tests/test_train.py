@@ -187,3 +187,19 @@ def test_lstm_learns_adding_at_T50(tmp_path, seed):
     summary = train(cfg, tmp_path, progress=False)
     loss = summary["final"]["eval/loss"]["mean"]
     assert loss < 0.1 * summary["task"]["baseline"], loss
+
+
+def test_first_step_watchdog_names_the_way_out(tmp_path, monkeypatch, capsys):
+    """A first step slower than the threshold gets a note on stderr (docs/robustness.md)."""
+    import lstm_jax.train as train_module
+
+    monkeypatch.setattr(train_module, "FIRST_STEP_WARN_S", 1e-3)  # compiling alone takes longer
+    cfg = SMALL.replace(seeds=1, steps=2, eval_every=2, checkpoint_every=2, probe_every=0,
+                        warmup=0)
+    train(cfg, tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert "first training step has not finished after 0 s" in err
+    assert "kill -9" in err and "docs/robustness.md" in err
+    monkeypatch.setattr(train_module, "FIRST_STEP_WARN_S", 600.0)
+    train(cfg, tmp_path / "again", progress=False)
+    assert "first training step" not in capsys.readouterr().err
