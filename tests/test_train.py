@@ -46,6 +46,15 @@ def leaves(tree):
     return [np.asarray(a) for a in jax.tree.leaves(tree)]
 
 
+def assert_same_run(a_dir, b_dir):
+    """Two runs' final parameters and eval losses agree to float32 rounding (not bitwise)."""
+    for a, b in zip(leaves(load_params(a_dir)[1]), leaves(load_params(b_dir)[1]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+    for r, s in zip(read_jsonl(a_dir / "metrics.jsonl"), read_jsonl(b_dir / "metrics.jsonl"),
+                    strict=True):
+        np.testing.assert_allclose(r["eval/loss"], s["eval/loss"], rtol=1e-4)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref")
@@ -123,12 +132,7 @@ def test_scan_backward_trains_the_same_model(reference, tmp_path):
     ref_out, _ = reference
     assert SMALL.impl == "fused"
     train(SMALL.replace(impl="scan"), tmp_path, probe_fn=h_norm_probe, progress=False)
-    for a, b in zip(leaves(load_params(ref_out)[1]), leaves(load_params(tmp_path)[1]),
-                    strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
-    for r, s in zip(read_jsonl(ref_out / "metrics.jsonl"), read_jsonl(tmp_path / "metrics.jsonl"),
-                    strict=True):
-        np.testing.assert_allclose(r["eval/loss"], s["eval/loss"], rtol=1e-4)
+    assert_same_run(ref_out, tmp_path)
 
 
 def test_config_without_impl_resumes_as_scan():
@@ -157,12 +161,7 @@ def test_eight_devices_match_one(reference, tmp_path):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(json.loads(proc.stdout.strip().splitlines()[-1])) == 8
-    for a, b in zip(leaves(load_params(ref_out)[1]), leaves(load_params(tmp_path)[1]),
-                    strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
-    for r, s in zip(read_jsonl(ref_out / "metrics.jsonl"), read_jsonl(tmp_path / "metrics.jsonl"),
-                    strict=True):
-        np.testing.assert_allclose(r["eval/loss"], s["eval/loss"], rtol=1e-4)
+    assert_same_run(ref_out, tmp_path)
 
 
 def test_non_finite_loss_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
