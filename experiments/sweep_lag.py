@@ -63,7 +63,6 @@ def parse_args(argv=None):
 
 def run_point(args, task: str, arch: str, T: int, out: Path) -> dict:
     from lstm_jax.config import TrainConfig
-    from lstm_jax.io import read_json
     from lstm_jax.train import train
 
     lag = T + 20 if task == "copy" else T
@@ -73,23 +72,29 @@ def run_point(args, task: str, arch: str, T: int, out: Path) -> dict:
                       eval_size=max(256, args.batch),
                       chrono=float(max(lag, 3)) if args.chrono and arch != "rnn" else None)
     run_dir = out / f"{task}_{arch}_T{T}"
-    summary_path = run_dir / "summary.json"
-    if not (summary_path.is_file() and read_json(summary_path).get("status") == "completed"):
+    if not is_completed(run_dir):
         resume = (run_dir / "checkpoints").is_dir()
         train(cfg, run_dir, resume=resume, progress=False)
     return row_from_run(run_dir)
 
 
+def is_completed(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run that trained to its last step."""
+    from lstm_jax.io import read_json
+
+    path = run_dir / "summary.json"
+    return path.is_file() and read_json(path).get("status") == "completed"
+
+
 def row_from_run(run_dir: Path) -> dict:
     """One results row from a completed run's ``config.json`` and ``summary.json``."""
     from lstm_jax.io import read_json
+    from lstm_jax.metrics import mean_sd
 
     cfg, summary = read_json(run_dir / "config.json"), read_json(run_dir / "summary.json")
     final, base = summary["final"], summary["task"]["baseline"]
-    ratios = [v / base for v in final["eval/loss"]["per_seed"]]
-    mean = sum(ratios) / len(ratios)
-    sd = (sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)) ** 0.5 if len(ratios) > 1 \
-        else 0.0
+    ratio = mean_sd(v / base for v in final["eval/loss"]["per_seed"])
+    mean, sd = ratio["mean"], ratio["sd"]
     return {"task": cfg["task"], "arch": cfg["arch"], "seq_len": cfg["seq_len"],
             "seeds": cfg["seeds"], "steps": summary["steps"], "hidden": cfg["hidden"],
             "chrono": cfg["chrono"], "loss_mean": final["eval/loss"]["mean"],
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"--collect: no completed runs under {out}")
         write_results(out, rows)
         print(f"collected {len(rows)} completed runs; wrote {out}/results.csv, results.json, "
-              "lag_sweep.png")
+              "results.md, lag_sweep.png")
         return 0
     write_json(out / "sweep_config.json", {"args": vars(args), "machine": machine_info()})
     rows = []
@@ -130,18 +135,14 @@ def main(argv=None) -> int:
               flush=True)
         write_results(out, rows, plot=False)
     write_results(out, rows)
-    print(f"wrote {out}/results.csv, results.json, lag_sweep.png")
+    print(f"wrote {out}/results.csv, results.json, results.md, lag_sweep.png")
     return 0
 
 
 def collect_rows(*dirs: Path) -> list[dict]:
     """Rows for every completed ``<task>_<arch>_T<T>`` run under ``dirs`` (task, arch, T order)."""
-    from lstm_jax.io import read_json
-
     order = {"rnn": 0, "lstm": 1, "gru": 2}
-    rows = [row_from_run(d) for out in dirs for d in sorted(out.glob("*_T*"))
-            if (d / "summary.json").is_file()
-            and read_json(d / "summary.json").get("status") == "completed"]
+    rows = [row_from_run(d) for out in dirs for d in sorted(out.glob("*_T*")) if is_completed(d)]
     return sorted(rows, key=lambda r: (r["task"], order.get(r["arch"], 9), r["seq_len"]))
 
 
