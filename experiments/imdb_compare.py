@@ -34,7 +34,8 @@ def base_config(args):
                        embed_dim=args.embed_dim, lr=args.lr, clip=args.clip, warmup=args.warmup,
                        schedule=args.schedule, steps=args.steps, batch=args.batch, seed=args.seed,
                        eval_every=args.eval_every, eval_size=args.eval_size, dropout=args.dropout,
-                       vocab_size=args.vocab_size, checkpoint_every=args.steps,
+                       vocab_size=args.vocab_size, embed_init=args.embed_init,
+                       checkpoint_every=args.steps,
                        keep_checkpoints=1)
 
 
@@ -193,6 +194,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=390)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--embed-init", default="random", choices=("random", "ppmi-svd"),
+                   help="ppmi-svd: word vectors of the train + unlabelled reviews "
+                        "(lstm_jax.data.embeddings)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=65)
     p.add_argument("--eval-size", type=int, default=1024)
@@ -204,7 +208,11 @@ def main(argv=None) -> int:
 
     cfg_path = out / "config.json"
     settings = {k: v for k, v in vars(args).items() if k not in ("only", "collect_only", "progress")}
-    if cfg_path.is_file() and json.loads(cfg_path.read_text()) != settings:
+    saved = json.loads(cfg_path.read_text()) if cfg_path.is_file() else None
+    if saved is not None:  # options added since a folder was made had their default then
+        defaults = vars(p.parse_args([]))
+        saved = {**{k: defaults[k] for k in settings}, **saved}
+    if saved is not None and saved != settings:
         raise SystemExit(f"{cfg_path} holds other settings; use another --out")
     write_json(cfg_path, settings)
     if not args.collect_only:

@@ -18,6 +18,7 @@ from lstm_jax.recurrence import IMPLS
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine")
 READOUTS = ("task", "last", "mean", "max")
+EMBED_INITS = ("random", "ppmi-svd")  # see lstm_jax.data.embeddings
 
 DATA_TASKS = ("imdb",)  # tasks that take the data options below
 DATA_TRUNCATE = ("last", "first")
@@ -46,7 +47,9 @@ class TrainConfig:
     ``keep_checkpoints``.
     Data (``--task imdb`` only; see :mod:`lstm_jax.tasks.imdb`): ``data`` the archive path (None:
     ``$LSTM_JAX_IMDB`` or the default path), ``vocab_size``, ``truncate`` (keep each review's
-    ``"last"`` or ``"first"`` ``seq_len`` tokens).
+    ``"last"`` or ``"first"`` ``seq_len`` tokens), ``embed_init`` (``"random"`` or ``"ppmi-svd"``:
+    the embedding starts from word vectors of the train and unlabelled reviews, see
+    :mod:`lstm_jax.data.embeddings`).
     """
 
     task: str = "adding"
@@ -60,6 +63,7 @@ class TrainConfig:
     recurrent_scale: float = 1.0
     gru_reset_after: bool = True
     embed_dim: int = 32
+    embed_init: str = "random"
     readout: str = "task"
     dropout: float = 0.0
     unroll: int = 1
@@ -95,6 +99,7 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("readout", self.readout, READOUTS)
         check_choice("impl", self.impl, IMPLS)
+        check_choice("embed_init", self.embed_init, EMBED_INITS)
         for f, mx in (("seq_len", 1_000_000), ("hidden", 65536), ("layers", 64),
                       ("embed_dim", 65536), ("unroll", 1024), ("steps", 10**9),
                       ("batch", 2**20), ("seeds", 1024), ("eval_every", 10**9),
@@ -124,6 +129,10 @@ class TrainConfig:
         if self.task not in DATA_TASKS and self.task_options(all_tasks=True) != _DATA_DEFAULTS:
             raise UserError(f"data/vocab_size/truncate apply to --task {'/'.join(DATA_TASKS)} "
                             f"only, not task={self.task!r}")
+        if self.task not in DATA_TASKS and self.embed_init != "random":
+            raise UserError(f"embed_init={self.embed_init!r} applies to --task "
+                            f"{'/'.join(DATA_TASKS)} only (word vectors of its corpus), not "
+                            f"task={self.task!r}")
 
     def task_options(self, all_tasks: bool = False) -> dict[str, Any]:
         """Keyword options for ``make_task`` (``{}`` for tasks without data options)."""

@@ -41,14 +41,16 @@ class SequenceModel(nnx.Module):
       head: ``"last"`` or ``"per_step"``.
       readout: ``"last"``, ``"mean"`` or ``"max"`` (``head="last"`` only).
       embed_dim: embedding width for symbol inputs.
+      embed_table: ``(in_features, embed_dim)`` initial embedding (e.g. pre-trained word
+        vectors); None: ``nnx.Embed``'s default random initialiser.
       dropout: rate on the head's input (0 = off).
       impl: the recurrence's backward pass, ``"fused"`` or ``"scan"`` (see ``Recurrence``).
     """
 
     def __init__(self, *, input_kind: str, in_features: int, out_features: int,
                  cell: CellConfig, layers: int = 1, head: str = "last", readout: str = "last",
-                 embed_dim: int = 32, dropout: float = 0.0, unroll: int = 1, remat: bool = False,
-                 impl: str = "fused", rngs: nnx.Rngs):
+                 embed_dim: int = 32, embed_table=None, dropout: float = 0.0, unroll: int = 1,
+                 remat: bool = False, impl: str = "fused", rngs: nnx.Rngs):
         check_choice("input_kind", input_kind, INPUT_KINDS)
         check_choice("head", head, HEADS)
         check_choice("readout", readout, READOUTS)
@@ -57,7 +59,14 @@ class SequenceModel(nnx.Module):
         self.input_kind, self.head_kind, self.readout = input_kind, head, readout
         self.dropout = float(dropout)
         if input_kind == "symbols":
-            self.embed = nnx.Embed(in_features, embed_dim, rngs=rngs)
+            init = {}
+            if embed_table is not None:
+                table = jnp.asarray(embed_table, jnp.float32)
+                if table.shape != (in_features, embed_dim):
+                    raise UserError(f"embed_table has shape {table.shape}; expected "
+                                    f"(in_features, embed_dim) = ({in_features}, {embed_dim})")
+                init["embedding_init"] = lambda key, shape, dtype: table.astype(dtype)
+            self.embed = nnx.Embed(in_features, embed_dim, rngs=rngs, **init)
             width = embed_dim
         else:
             self.embed = None
@@ -68,13 +77,14 @@ class SequenceModel(nnx.Module):
 
     @classmethod
     def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,
-                 readout: str | None = None, embed_dim: int = 32, dropout: float = 0.0,
-                 unroll: int = 1, remat: bool = False, impl: str = "fused",
+                 readout: str | None = None, embed_dim: int = 32, embed_table=None,
+                 dropout: float = 0.0, unroll: int = 1, remat: bool = False, impl: str = "fused",
                  rngs: nnx.Rngs) -> SequenceModel:
         """The model a task asks for (``readout=None`` keeps the task's default)."""
         return cls(input_kind=spec.input_kind, in_features=spec.in_features,
                    out_features=spec.out_features, cell=cell, layers=layers, head=spec.head,
-                   readout=readout or spec.readout, embed_dim=embed_dim, dropout=dropout,
+                   readout=readout or spec.readout, embed_dim=embed_dim,
+                   embed_table=embed_table, dropout=dropout,
                    unroll=unroll, remat=remat, impl=impl, rngs=rngs)
 
     def inputs(self, x: jax.Array) -> jax.Array:

@@ -42,9 +42,12 @@ from lstm_jax.tasks.registry import Batch, Task
 
 
 def build_model(cfg: TrainConfig, task: Task, key) -> SequenceModel:
+    table = None if cfg.embed_init == "random" else task.embedding_table(cfg.embed_dim,
+                                                                         cfg.embed_init)
     return SequenceModel.for_task(
         task.spec, cfg.cell(), layers=cfg.layers,
         readout=None if cfg.readout == "task" else cfg.readout, embed_dim=cfg.embed_dim,
+        embed_table=table,
         dropout=cfg.dropout, unroll=cfg.unroll, remat=cfg.remat, impl=cfg.impl,
         rngs=nnx.Rngs(params=key))
 

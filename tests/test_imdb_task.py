@@ -33,8 +33,9 @@ def _review(rng, n_words: int) -> str:
     return " ".join(rng.choice(WORDS, n_words)) + "."
 
 
-def write_archive(path, n_train=12, n_test=7, seed=0):
-    """``aclImdb/{train,test}/{pos,neg}/i_r.txt`` reviews of 1–30 words (+ a full stop)."""
+def write_archive(path, n_train=12, n_test=7, seed=0, n_unsup=0):
+    """``aclImdb/{train,test}/{pos,neg}/i_r.txt`` reviews of 1–30 words (+ a full stop), and
+    ``n_unsup`` unlabelled ones in ``aclImdb/train/unsup/i_0.txt``."""
     rng = np.random.default_rng(seed)
 
     def add(tar, name, data=None):
@@ -55,6 +56,10 @@ def write_archive(path, n_train=12, n_test=7, seed=0):
                 for i in range(count):
                     text = _review(rng, int(rng.integers(1, 31))).encode()
                     add(tar, f"aclImdb/{folder}/{cls}/{i}_{8 if cls == 'pos' else 2}.txt", text)
+        if n_unsup:
+            add(tar, "aclImdb/train/unsup")
+            for i in range(n_unsup):
+                add(tar, f"aclImdb/train/unsup/{i}_0.txt", _review(rng, 30).encode())
     return path
 
 

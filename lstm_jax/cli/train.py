@@ -72,6 +72,9 @@ def register(sub) -> None:
                                   "../shared/data/aclImdb_v1.tar.gz)")
     d.add_argument("--vocab-size", type=positive_int, help="PAD, OOV and the most frequent "
                                                            "train tokens (default 20000)")
+    d.add_argument("--embed-init", help="random (default) or ppmi-svd: start the embedding from "
+                                        "word vectors of the train + unlabelled reviews "
+                                        "(PPMI + SVD, Levy et al. 2015; ~1.5 min once, cached)")
     d.add_argument("--truncate", help="keep each review's last or first --seq-len tokens "
                                       "(default last)")
     p.add_argument("--out", required=True, help="run directory")

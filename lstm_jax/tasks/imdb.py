@@ -93,6 +93,19 @@ class Imdb(Task):
             baseline_note="balanced classes (12,500 each per split): ln 2 (Maas et al. 2011)",
             metric_baselines={"accuracy": 0.5})
 
+    def embedding_table(self, dim: int, method: str = "ppmi-svd") -> np.ndarray:
+        """``(vocab_size, dim)`` float32 initial word vectors (:mod:`lstm_jax.data.embeddings`,
+        from the train and unlabelled reviews; cached), scaled to the standard deviation of
+        ``nnx.Embed``'s default initialiser, ``1/sqrt(dim)``, so only their directions differ
+        from a random start."""
+        from lstm_jax.data.embeddings import imdb_vectors
+
+        check_choice("embed_init", method, ("ppmi-svd",))
+        expected = None if EXPECTED_SIZES is None else dict(EXPECTED_SIZES)
+        table, _ = imdb_vectors(self.options["data"], vocab_size=len(self.arrays.itos), dim=dim,
+                                progress=False, expected_sizes=expected)
+        return (table / (table.std() * math.sqrt(dim))).astype(np.float32)
+
     def device_data(self):
         return {s: {k: jnp.asarray(v) for k, v in self.arrays[s].items()}
                 for s in ("train", "test")}
