@@ -15,7 +15,7 @@ each run's ``probes.jsonl``. From those files:
 On IMDB the same curves for trained models come from ``experiments/imdb_gradients.py`` (read by
 the report). Completed runs under ``OUT/runs`` are reused (not retrained).
 
-    python experiments/decay_trained.py --out runs/reproduce/decay_trained            # T=200
+    python experiments/decay_trained.py --out runs/reproduce_full/decay_trained       # T=100
     python experiments/decay_trained.py --quick --out runs/reproduce/decay_trained    # T=50
 """
 
@@ -31,12 +31,12 @@ import numpy as np
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archs", default="rnn,lstm,gru")
-    p.add_argument("--seq-len", type=int, default=200)
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--seq-len", type=int, default=100)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--probe-every", type=int, default=250)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--probe-every", type=int, default=100)
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="T=50, H=32, 300 steps, probe every 50")
     p.add_argument("--out", default="runs/reproduce/decay_trained")

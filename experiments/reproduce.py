@@ -5,24 +5,26 @@ second run only redraws and rebuilds the report):
 
 1. ``experiments/decay_init.py``      gradient decay at init (RNN/LSTM/GRU, forget bias, RNN scale)
 2. ``experiments/decay_trained.py``   gradient decay after training on adding; heatmaps
-3. ``experiments/sweep_lag.py``       success against lag on adding (quick: adding only)
+3. ``experiments/sweep_lag.py``       success against lag. Quick: adding at tiny sizes. FULL: the
+   README's sweeps (adding T ≤ 1000; copy T ≤ 200, and the RNN at 500) into one folder, one
+   ``--collect``, and the two longer runs the README quotes (``lstm-jax train``, ``long_runs/``)
 4. ``experiments/stability.py``       divergence without / with clipping
 5. ``lstm-jax eda imdb``              the essay's three IMDB figures (skipped if no data)
 6. IMDB models: quick reuses ``runs/imdb_compare`` (or the committed summary
    ``experiments/results/imdb``) when present and never trains; FULL runs
-   ``experiments/imdb_compare.py`` and ``experiments/imdb_gradients.py``
+   ``experiments/imdb_compare.py`` (9 runs), the best LSTM setting (``imdb_best``) and
+   ``experiments/imdb_gradients.py``
 7. ``experiments/comparison_table.py`` the essay's table, measured
 8. ``python -m lstm_jax.report``      ``runs/report/report.md`` and ``report.html``
 
 ``OUT/manifest.json`` records per stage: command, wall seconds, exit code and the 1-minute load
-average before and after (the machine is often shared).
+average before and after (the machine is often shared); FULL also records
+``recorded_training``: the training wall time every run behind the results logged in its
+``summary.json`` (summed over resumes), i.e. what FULL costs from scratch even when this
+invocation reused finished runs.
 
-Wall time on this project's 2-core CPU (shared, so inflated): quick, from scratch, 688 s
-(2026-11-29, load average 5-8; IMDB models reused from ``runs/imdb_compare``, tokenised IMDB
-already cached). FULL is an estimate from per-step timings (benchmarks/results/probe_cost.json,
-B=64, H=128, T=100: LSTM 0.29 s, GRU 0.22 s, RNN 0.04 s per step), scaled by T and seeds: the
-lag sweep (adding + copy, T up to 1000, 3 seeds, 3000 steps) ≈ 51 h, dominated by the LSTM and
-GRU at T = 500 and 1000; decay_trained ≈ 2 h; IMDB ≈ 2 h; the rest < 1 h: about 2.3 days.
+Wall time on this project's 2-core CPU: quick, from scratch, 688 s (2026-11-29, load average
+5-8; IMDB models reused, tokenised IMDB already cached). FULL: see the README ("Reproducing").
 
     python experiments/reproduce.py                # quick (OUT = runs/reproduce)
     python experiments/reproduce.py --full         # README sizes (OUT = runs/reproduce_full)
@@ -39,21 +41,62 @@ import sys
 import time
 from pathlib import Path
 
+# The lag sweep at the sizes the README quotes (FULL), each a separate invocation into one folder,
+# then one --collect over it; and the two longer single runs the README quotes.
+SWEEP_ADDING = ["--tasks", "adding", "--archs", "rnn,lstm,gru", "--lengths", "50,100,200,500,1000",
+                "--seeds", "2", "--steps", "800", "--hidden", "64", "--lr", "3e-3", "--chrono",
+                "--eval-every", "100"]
+SWEEP_COPY = ["--tasks", "copy", "--archs", "rnn,lstm,gru", "--lengths", "50,100,200", "--seeds",
+              "2", "--steps", "1500", "--hidden", "64", "--lr", "2e-3", "--chrono",
+              "--eval-every", "250"]
+SWEEP_COPY_RNN500 = [*SWEEP_COPY[:2], "--archs", "rnn", "--lengths", "500", *SWEEP_COPY[6:]]
+ADDING_LSTM_T1000_1200 = ["--task", "adding", "--arch", "lstm", "--seq-len", "1000", "--hidden",
+                          "64", "--chrono", "1000", "--seeds", "2", "--steps", "1200", "--lr",
+                          "3e-3", "--eval-every", "100", "--eval-size", "256",
+                          "--checkpoint-every", "400"]
+COPY500_LSTM_CHRONO = ["--task", "copy", "--arch", "lstm", "--seq-len", "500", "--hidden", "128",
+                       "--chrono", "750", "--steps", "5000", "--lr", "1e-3", "--eval-every", "250",
+                       "--checkpoint-every", "250"]
+# The best IMDB LSTM the README quotes (issue 5's goal), in its own folder.
+IMDB_BEST = ["--only", "lstm:max", "--max-len", "400", "--vocab-size", "30000", "--embed-dim",
+             "128", "--dropout", "0.5", "--steps", "780", "--embed-init", "ppmi-svd"]
+
+
+def _train(py: str, flags: list, run_dir: Path) -> list:
+    """``lstm-jax train`` into ``run_dir``, continuing (``--resume``) a run already there."""
+    resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
+    return [py, "-m", "lstm_jax.cli", "train", *flags, "--no-progress", "--out", str(run_dir),
+            *resume]
+
 
 def stages(full: bool, out: Path, report: Path, imdb: str, py: str) -> list[tuple[str, list]]:
     q = [] if full else ["--quick"]
+    sweep = ["--out", str(out / "sweep_lag")]
     lst = [
         ("decay_init", [py, "experiments/decay_init.py", *q, "--out", str(out / "decay_init")]),
         ("decay_trained", [py, "experiments/decay_trained.py", *q,
                            "--out", str(out / "decay_trained")]),
-        ("sweep_lag", [py, "experiments/sweep_lag.py",
-                       *(["--tasks", "adding,copy"] if full else ["--quick", "--tasks", "adding"]),
-                       "--out", str(out / "sweep_lag")]),
+    ]
+    if full:
+        lst += [("sweep_adding", [py, "experiments/sweep_lag.py", *SWEEP_ADDING, *sweep]),
+                ("sweep_copy", [py, "experiments/sweep_lag.py", *SWEEP_COPY, *sweep]),
+                ("sweep_copy_rnn500", [py, "experiments/sweep_lag.py", *SWEEP_COPY_RNN500, *sweep]),
+                ("sweep_lag", [py, "experiments/sweep_lag.py", "--collect", *sweep]),
+                ("adding_lstm_T1000_1200", _train(py, ADDING_LSTM_T1000_1200,
+                                                  out / "long_runs" / "adding_lstm_T1000_1200")),
+                ("copy500_lstm_chrono", _train(py, COPY500_LSTM_CHRONO,
+                                               out / "long_runs" / "copy500_lstm_chrono"))]
+    else:
+        lst += [("sweep_lag", [py, "experiments/sweep_lag.py", "--quick", "--tasks", "adding",
+                               *sweep])]
+    lst += [
         ("stability", [py, "experiments/stability.py", *q, "--out", str(out / "stability")]),
         ("eda", [py, "-m", "lstm_jax.cli", "eda", "imdb", "--out", str(out / "eda")]),
     ]
     if full:
         lst += [("imdb_compare", [py, "experiments/imdb_compare.py", "--out", imdb]),
+                ("imdb_best", [py, "experiments/imdb_compare.py", *IMDB_BEST,
+                               "--out", str(out / "imdb_best")]),
                 ("imdb_gradients", [py, "experiments/imdb_gradients.py", "--runs", imdb])]
     lst += [("comparison", [py, "experiments/comparison_table.py", *q, "--results", str(out),
                             "--imdb", f"{imdb},experiments/results/imdb",
@@ -61,6 +104,19 @@ def stages(full: bool, out: Path, report: Path, imdb: str, py: str) -> list[tupl
             ("report", [py, "-m", "lstm_jax.report", "--results", str(out),
                         "--imdb", f"{imdb},experiments/results/imdb", "--out", str(report)])]
     return lst
+
+
+def recorded_training_s(*dirs: Path) -> dict:
+    """Training wall time recorded by every run under ``dirs`` (each ``summary.json``'s
+    ``wall_time_s``, summed over interruptions and resumes): what FULL costs from scratch, even
+    when this invocation reused finished runs."""
+    runs = {}
+    for d in dirs:
+        for f in sorted(Path(d).rglob("summary.json")):
+            rec = json.loads(f.read_text())
+            if "wall_time_s" in rec:
+                runs[str(f.parent)] = rec["wall_time_s"]
+    return {"runs": len(runs), "total_s": round(sum(runs.values()), 1), "per_run_s": runs}
 
 
 def main(argv=None) -> int:
@@ -109,6 +165,8 @@ def main(argv=None) -> int:
             failed.append(name)
             print(f"== {name}: FAILED (exit {rc}); continuing", flush=True)
     manifest["total_s"] = round(time.perf_counter() - t_all, 1)
+    if args.full:
+        manifest["recorded_training"] = recorded_training_s(out, Path(args.imdb))
     _write(manifest_path, manifest)
     if args.docs:
         copy_docs(out, Path(args.docs), manifest)

@@ -15,7 +15,7 @@ A run *diverged* when the training loop stopped it on a non-finite loss or gradi
 Writes ``OUT/results.json`` (config, one row per (arch, clip, seed): status, diverged-at step,
 final loss / baseline) and ``OUT/stability.png``. Completed runs under ``OUT/runs`` are reused.
 
-    python experiments/stability.py --out runs/reproduce/stability            # T=100, 5 seeds
+    python experiments/stability.py --out runs/reproduce/stability            # T=100, 3 seeds, 500 steps
     python experiments/stability.py --quick --out runs/reproduce/stability    # T=50, 2 seeds
 """
 
@@ -35,10 +35,10 @@ def parse_args(argv=None):
     p.add_argument("--archs", default="rnn,lstm,gru")
     p.add_argument("--seq-len", type=int, default=100)
     p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=500)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9)")
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--clips", default="none,1.0", help="comma-separated: none or a max norm")
     p.add_argument("--quick", action="store_true", help="T=50, 200 steps, H=32, 2 seeds")
     p.add_argument("--out", default="runs/reproduce/stability")

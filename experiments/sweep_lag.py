@@ -72,10 +72,31 @@ def run_point(args, task: str, arch: str, T: int, out: Path) -> dict:
                       eval_size=max(256, args.batch),
                       chrono=float(max(lag, 3)) if args.chrono and arch != "rnn" else None)
     run_dir = out / f"{task}_{arch}_T{T}"
+    check_same_settings(cfg, run_dir)
     if not is_completed(run_dir):
         resume = (run_dir / "checkpoints").is_dir()
         train(cfg, run_dir, resume=resume, progress=False)
     return row_from_run(run_dir)
+
+
+def check_same_settings(cfg, run_dir: Path) -> None:
+    """Stop if ``run_dir`` holds a run of other settings (a stale point must not be reused).
+
+    ``impl`` may differ: both backward passes compute the same numbers to float rounding.
+    """
+    from lstm_jax.config import TrainConfig
+    from lstm_jax.io import read_json
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    saved = TrainConfig.from_dict(read_json(path))
+    diff = {f: (getattr(saved, f), getattr(cfg, f)) for f in cfg.to_dict()
+            if f != "impl" and getattr(saved, f) != getattr(cfg, f)}
+    if diff:
+        what = "; ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise SystemExit(f"{run_dir} holds a run with other settings ({what}); "
+                         "use another --out or delete it")
 
 
 def is_completed(run_dir: Path) -> bool:

@@ -190,13 +190,16 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
 def section_lag(R: Path, man: dict) -> list:
     d = R / "sweep_lag"
     rows = _read(d / "results.json")
-    out = [heading(2, "3. Success against lag (adding problem)")]
-    cmd = _cmd(man, "sweep_lag", f"python experiments/sweep_lag.py --out {d}")
+    out = [heading(2, "3. Success against lag (adding problem, copy task)")]
+    # FULL runs the sweep in parts (sweep_adding, sweep_copy, …) and then one --collect.
+    parts = [n for n in (man or {}).get("stages", {}) if n.startswith("sweep_") and n != "sweep_lag"]
+    cmd = "\n".join([_cmd(man, n, "") for n in parts]
+                    + [_cmd(man, "sweep_lag", f"python experiments/sweep_lag.py --out {d}")])
     if rows is None:
-        return out + [para("Not run."), code_block(cmd)]
+        return out + [para("Not run."), code_block(cmd)] + _long_runs(R, man)
     sc = _read(d / "sweep_config.json") or {}
-    out += [code_block(cmd), _config_block(sc.get("args", {})),
-            figure(d / "lag_sweep.png", "Final eval loss / memoryless baseline against T.")]
+    out += [code_block(cmd)] + ([] if parts else [_config_block(sc.get("args", {}))])
+    out += [figure(d / "lag_sweep.png", "Final eval loss / memoryless baseline against T.")]
     t = ["| task | arch | T | seeds | steps | H | loss / baseline (mean ± sd) | train s/point |",
          "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -204,7 +207,29 @@ def section_lag(R: Path, man: dict) -> list:
                  f"{r['hidden']} | {r['loss_over_baseline_mean']:.3g} ± "
                  f"{r['loss_over_baseline_sd']:.2g} | {r['wall_time_s']:.0f} |")
     out += [table_block("\n".join(t)), bullets(ANCHORS["lag"])]
-    return out
+    return out + _long_runs(R, man)
+
+
+def _long_runs(R: Path, man: dict) -> list:
+    """Single longer runs (FULL: ``R/long_runs/<name>``), one table row each."""
+    rows = []
+    for d in sorted((R / "long_runs").glob("*/summary.json")):
+        s, c = _read(d), _read(d.parent / "config.json") or {}
+        f, base = s.get("final", {}), s.get("task", {}).get("baseline")
+        per_seed = f.get("eval/loss", {}).get("per_seed", [])
+        ratio = ", ".join(f"{v / base:.3g}" for v in per_seed) if base else "—"
+        acc = f.get("eval/accuracy", {}).get("mean")
+        rows.append(f"| `{d.parent.name}` | {c.get('task')} | {c.get('arch')} | "
+                    f"{c.get('seq_len')} | {c.get('hidden')} | {s.get('steps')} | {ratio} | "
+                    f"{'—' if acc is None else f'{100 * acc:.1f} %'} | "
+                    f"{s.get('wall_time_s', 0) / 60:.1f} |")
+    if not rows:
+        return []
+    cmds = [_cmd(man, d.parent.name, "") for d in sorted((R / "long_runs").glob("*/summary.json"))]
+    head = ["| run | task | arch | T | H | steps | final loss / baseline (per seed) | accuracy "
+            "| train min |", "|---|---|---|---|---|---|---|---|---|"]
+    return [heading(3, "Longer single runs"), code_block("\n".join(c for c in cmds if c)),
+            table_block("\n".join(head + rows))]
 
 
 def section_stability(R: Path, man: dict) -> list:
@@ -270,6 +295,12 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
     else:
         out.append(para("No IMDB model results found in " + ", ".join(map(str, imdb_dirs))
                       + "; `make reproduce FULL=1` runs experiments/imdb_compare.py."))
+    best = R / "imdb_best"
+    if (best / "table.md").is_file():
+        out += [heading(3, "The best LSTM setting (goal: ≥ 89 % in under 30 minutes)"),
+                code_block(_cmd(man, "imdb_best", f"python experiments/imdb_compare.py --out {best}")),
+                _config_block(_read(best / "config.json") or {}),
+                table_block((best / "table.md").read_text())]
     return out
 
 
@@ -386,6 +417,12 @@ def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
         head.append(table_block("\n".join(t)))
         if "total_s" in man:
             head.append(para(f"Total wall time of the last reproduce run: {man['total_s']:.0f} s."))
+        rec = man.get("recorded_training")
+        if rec:
+            head.append(para(f"Training time recorded by the {rec['runs']} runs behind these results "
+                             f"(each run's summary.json, summed over resumes): "
+                             f"{rec['total_s'] / 3600:.1f} h — what this mode costs from scratch "
+                             "on this machine, plus evaluation and the probes."))
     if machine:
         head.append(("details", "machine", json.dumps(machine, indent=1, default=str)))
     dis = disagreements(results, imdb_dirs)

@@ -189,3 +189,63 @@ def test_sweep_collect_empty_dir_is_a_clear_error(tmp_path):
 
     with pytest.raises(SystemExit, match="no completed runs"):
         sweep_lag.main(["--collect", "--out", str(tmp_path / "empty")])
+
+
+def test_sweep_refuses_a_run_of_other_settings(results, tmp_path):
+    """A finished point is reused only if its settings match (steps, lr, …); ``impl`` may differ."""
+    import shutil
+
+    import sweep_lag
+
+    d = tmp_path / "sweep"
+    shutil.copytree(results / "sweep_lag" / "adding_rnn_T5", d / "adding_rnn_T5")
+    args = ["--tasks", "adding", "--archs", "rnn", "--lengths", "5", "--seeds", "1", "--hidden",
+            "4", "--batch", "8", "--eval-every", "2", "--out", str(d)]
+    with pytest.raises(SystemExit, match="steps was 2, now 3"):
+        sweep_lag.main([*args, "--steps", "3"])
+    cfg_path = d / "adding_rnn_T5" / "config.json"
+    saved = json.loads(cfg_path.read_text())
+    cfg_path.write_text(json.dumps({**saved, "impl": "scan"}))
+    before = (d / "adding_rnn_T5" / "summary.json").read_text()
+    assert sweep_lag.main([*args, "--steps", "2"]) == 0
+    assert (d / "adding_rnn_T5" / "summary.json").read_text() == before  # reused, not retrained
+
+
+def test_reproduce_full_stages_and_recorded_time(results, tmp_path):
+    """FULL's stage list runs the README's sweeps into one folder and collects them; single
+    runs resume a run already there; the recorded training time sums every summary.json; the
+    report lists the longer runs with their final loss / baseline per seed."""
+    import shutil
+
+    import reproduce
+
+    from lstm_jax.report import write_report
+
+    out = tmp_path / "full"
+    names = [n for n, _ in reproduce.stages(True, out, tmp_path / "rep", "imdb", "py")]
+    assert names[:8] == ["decay_init", "decay_trained", "sweep_adding", "sweep_copy",
+                         "sweep_copy_rnn500", "sweep_lag", "adding_lstm_T1000_1200",
+                         "copy500_lstm_chrono"]
+    assert {"imdb_compare", "imdb_best", "imdb_gradients", "comparison", "report"} <= set(names)
+    quick = [n for n, _ in reproduce.stages(False, out, tmp_path / "rep", "imdb", "py")]
+    assert "sweep_adding" not in quick and "imdb_best" not in quick and "sweep_lag" in quick
+    cmd = dict(reproduce.stages(True, out, tmp_path / "rep", "imdb", "py"))
+    assert cmd["sweep_lag"][2:] == ["--collect", "--out", str(out / "sweep_lag")]
+    assert "--resume" not in cmd["copy500_lstm_chrono"]
+
+    run = out / "long_runs" / "copy500_lstm_chrono"
+    shutil.copytree(results / "sweep_lag" / "adding_rnn_T5", run)
+    cmd = dict(reproduce.stages(True, out, tmp_path / "rep", "imdb", "py"))
+    assert cmd["copy500_lstm_chrono"][-1] == "--resume"
+
+    summary = json.loads((run / "summary.json").read_text())
+    rec = reproduce.recorded_training_s(out, tmp_path / "no_imdb")
+    assert rec["runs"] == 1 and rec["total_s"] == pytest.approx(summary["wall_time_s"], abs=0.1)
+
+    shutil.copytree(results / "decay_init", out / "decay_init")
+    md, _ = write_report(out, tmp_path / "rep", imdb=str(tmp_path / "no_imdb"))
+    text = md.read_text()
+    base = summary["task"]["baseline"]
+    ratio = summary["final"]["eval/loss"]["per_seed"][0] / base
+    assert "Longer single runs" in text and "| `copy500_lstm_chrono` | adding | rnn | 5 |" in text
+    assert f"| {ratio:.3g} |" in text
