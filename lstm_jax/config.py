@@ -38,7 +38,8 @@ class TrainConfig:
     ``impl`` (the recurrence's backward pass: ``"fused"``, the hand-written one of
     :mod:`lstm_jax.fused`, or ``"scan"``, ``jax.grad`` of the plain scan; same numbers to float
     rounding).
-    Optimisation: ``optimizer`` (adam, rmsprop, sgd with ``momentum``), ``lr``, ``clip`` (global
+    Optimisation: ``optimizer`` (adam, rmsprop, sgd with ``momentum``), ``lr`` (times
+    ``embed_lr_scale`` for the embedding table of symbol inputs; 0 freezes it), ``clip`` (global
     norm, Pascanu et al. 2013; None = off), ``warmup`` steps of linear warm-up, ``schedule``
     (constant, or cosine decay to 0 at ``steps``), ``steps``, ``batch`` (global, split over
     devices). Seeds: ``seeds`` independent models trained in one program with seeds
@@ -64,6 +65,7 @@ class TrainConfig:
     gru_reset_after: bool = True
     embed_dim: int = 32
     embed_init: str = "random"
+    embed_lr_scale: float = 1.0
     readout: str = "task"
     dropout: float = 0.0
     unroll: int = 1
@@ -116,6 +118,10 @@ class TrainConfig:
             raise UserError(f"momentum={self.momentum!r} must be in [0, 1)")
         if self.clip is not None:
             _finite("clip", self.clip, positive=True)
+        _finite("embed_lr_scale", self.embed_lr_scale)
+        if self.embed_lr_scale < 0:
+            raise UserError(f"embed_lr_scale={self.embed_lr_scale!r} must be ≥ 0 (0 freezes the "
+                            "embedding)")
         _finite("dropout", self.dropout)
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout={self.dropout!r} must be in [0, 1)")

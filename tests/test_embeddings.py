@@ -147,3 +147,54 @@ def test_embed_init_only_for_imdb():
         TrainConfig(task="adding", embed_init="ppmi-svd")
     with pytest.raises(UserError, match="embed_init"):
         TrainConfig(task="imdb", embed_init="glove")
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.25])
+def test_embed_lr_scale_scales_only_the_embedding_update(scale):
+    """One optimiser step: the embedding's update is ``scale`` × the unscaled one, every other
+    parameter's update is unchanged (Adam's update does not depend on the gradient's scale, so
+    the multiplier must act on the update, not the gradient)."""
+    from flax import nnx
+
+    from lstm_jax.cells import CellConfig
+    from lstm_jax.config import TrainConfig
+    from lstm_jax.model import SequenceModel
+    from lstm_jax.optim import optimizer
+
+    model = SequenceModel(input_kind="symbols", in_features=10, out_features=2,
+                          cell=CellConfig(arch="lstm", hidden=4), embed_dim=3, rngs=nnx.Rngs(0))
+    params = nnx.split(model)[1]
+    grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(p.size), p.shape), params)
+    cfg = TrainConfig(task="copy", lr=1e-2, clip=None)
+
+    def update(c):
+        tx = optimizer(c)
+        return tx.update(grads, tx.init(params), params)[0]
+
+    base, scaled = update(cfg), update(cfg.replace(embed_lr_scale=scale))
+    np.testing.assert_allclose(scaled["embed"]["embedding"][...],
+                               scale * base["embed"]["embedding"][...], rtol=1e-6)
+    for name in ("head", "recurrence"):
+        for a, b in zip(jax.tree.leaves(base[name]), jax.tree.leaves(scaled[name]), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(UserError, match="embed_lr_scale"):
+        TrainConfig(embed_lr_scale=-1.0)
+
+
+def test_frozen_pretrained_embedding_stays_put_in_training(with_unsup, tmp_path):
+    from lstm_jax.config import TrainConfig
+    from lstm_jax.tasks import make_task
+    from lstm_jax.train import load_params, train
+
+    cfg = TrainConfig(task="imdb", seq_len=12, vocab_size=V, embed_dim=4, hidden=6, steps=3,
+                      batch=4, eval_every=3, eval_size=4, lr=0.05, embed_init="ppmi-svd",
+                      embed_lr_scale=0.0)
+    assert train(cfg, tmp_path / "run", progress=False)["status"] == "completed"
+    _, params = load_params(tmp_path / "run", cfg)
+    table = make_task("imdb", 12, vocab_size=V).embedding_table(4)
+    np.testing.assert_array_equal(np.asarray(params["embed"]["embedding"][...])[0], table)
+    from lstm_jax.steps import build_model, seed_keys
+
+    start = build_model(cfg, make_task("imdb", 12, vocab_size=V), seed_keys(cfg)["init"][0])
+    np.testing.assert_array_equal(start.embed.embedding[...], table)
+    assert not np.allclose(params["head"]["kernel"][...][0], start.head.kernel[...])  # trained

@@ -52,6 +52,8 @@ def register(sub) -> None:
     g.add_argument("--warmup", type=_nonneg_int, help="linear warm-up steps (default 0)")
     g.add_argument("--schedule", help="constant or cosine (default constant)")
     g.add_argument("--embed-dim", type=positive_int, help="embedding width for symbol tasks")
+    g.add_argument("--embed-lr-scale", type=finite_float,
+                   help="learning-rate multiplier for the embedding table (default 1; 0 freezes it)")
     g.add_argument("--readout", help="task (default), last, mean or max (over valid steps)")
     g.add_argument("--dropout", type=finite_float, help="dropout on the head's input (default 0)")
     g.add_argument("--unroll", type=positive_int, help="lax.scan unroll factor (default 1)")
