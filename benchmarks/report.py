@@ -112,10 +112,45 @@ def write(out: Path) -> Path:
     if cm.exists():
         parts += ["## Compile time and peak memory against T", ""]
         parts += compile_table(read_json(cm)) + [""]
-    for name, title in (("probe_cost.json", "Probe cost"),
-                        ("imdb_pipeline.json", "IMDB input pipeline")):
+    for name, title, table in (("probe_cost.json", "Probe cost", probe_table),
+                               ("imdb_pipeline.json", "IMDB input pipeline", pipeline_table)):
         parts += [f"## {title}", ""]
         f = out / name
-        parts += ([f"See `{name}` (written by its own benchmark)."] if f.exists()
+        parts += (table(read_json(f)) if f.exists()
                   else [f"Not measured yet (`{name}` is written by its own benchmark)."]) + [""]
     return atomic_write_text(out / "README.md", "\n".join(parts))
+
+
+def probe_table(d: dict) -> list[str]:
+    """``probe_cost.json`` (benchmarks/probe_cost.py): each probe's time / one training step."""
+    c = d["config"]
+    lines = [f"B={c['batch']}, D={c['features']}, H={c['hidden']}, T={c['seq_len']}; median of "
+             f"{c['reps']} calls (`python benchmarks/probe_cost.py`). Targets: Hutchinson "
+             f"≤ {d['targets']['hutchinson_train_steps_max']} training steps.", "",
+             "| arch | train step ms | probe | time / train step |", "|---|---|---|---|"]
+    for arch, r in d["archs"].items():
+        step = _ms(r["timings"]["train_step"]["median_s"])
+        for name, ratio in r["ratio_to_train_step"].items():
+            lines.append(f"| {arch} | {step} | {name} | {ratio:.2f}× |")
+    return lines
+
+
+def pipeline_table(d: dict) -> list[str]:
+    """``imdb_pipeline.json`` (benchmarks/imdb_pipeline.py)."""
+    p, st = d["prepare_cold"], d["settings"]
+    rows = [("prepare, cold (read archive + tokenise train and test, write cache)",
+             f"{p['seconds']:.1f} s", f"{p['reviews_per_s']:,.0f} reviews/s, "
+             f"{p['tokens_per_s']:,} tokens/s ({p['tokens']:,} tokens)"),
+            (f"arrays, warm cache (vocab {st['vocab_size']:,}, L={st['max_len']})",
+             f"{d['arrays_warm']['seconds']:.2f} s", ""),
+            (f"first batch, warm cache (arrays + device + batch of {st['batch']})",
+             f"{d['first_batch_warm']['seconds']:.2f} s", "")]
+    if "vectors_cold" in d:
+        v = d["vectors_cold"]
+        rows.append((f"PPMI-SVD word vectors, cold ({', '.join(v['splits'])}; d={v['dim']})",
+                     f"{v['seconds']:.0f} s", "once; cached"))
+    load = d.get("loadavg_start", [None])[0]
+    return ([f"`python -m benchmarks.imdb_pipeline --vectors`; archive {d['archive_bytes']:,} "
+             f"bytes; load average at start {load:.1f}.", "",
+             "| step | wall time | throughput |", "|---|---|---|"]
+            + [f"| {a} | {b} | {c} |" for a, b, c in rows])

@@ -37,3 +37,32 @@ def test_one_tiny_config_and_report(tmp_path):
         "threads": 2, "loadavg_start": [0.0], "loadavg_end": [0.0], "rows": [row]})
     text = report.write(tmp_path).read_text()
     assert "| gru | 3 | 3 |" in text and "JAX fused / PyTorch" in text
+
+
+def test_imdb_pipeline_benchmark_on_a_small_archive(tmp_path, monkeypatch):
+    """The pipeline benchmark on a small archive of the original layout: the counts it reports
+    are the archive's (reviews written, tokens from the tokeniser), and the report renders them."""
+    import json
+
+    from benchmarks import imdb_pipeline
+    from lstm_jax.data import tokenize
+    from lstm_jax.io import write_json
+    from tests.test_imdb_task import write_archive
+
+    monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "never_used"))
+    path = write_archive(tmp_path / "aclImdb_v1.tar.gz", n_train=6, n_test=4, n_unsup=3)
+    res = imdb_pipeline.run(path, vocab_size=10, max_len=8, batch=4, vectors=True, vector_dim=3,
+                            expected_sizes=None)
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        texts = [tar.extractfile(m).read().decode() for m in tar.getmembers()
+                 if m.isfile() and "/unsup/" not in m.name and m.name.endswith(".txt")]
+    assert res["prepare_cold"]["reviews"] == 10 == len(texts)
+    assert res["prepare_cold"]["tokens"] == sum(len(tokenize(t)) for t in texts)
+    for k in ("prepare_cold", "arrays_warm", "first_batch_warm", "vectors_cold"):
+        assert res[k]["seconds"] > 0, k
+    assert not (tmp_path / "never_used").exists()  # a private cache, removed afterwards
+    write_json(tmp_path / "imdb_pipeline.json", json.loads(json.dumps(res)))
+    text = report.write(tmp_path).read_text()
+    assert f"({res['prepare_cold']['tokens']:,} tokens)" in text and "PPMI-SVD" in text
