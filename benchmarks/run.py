@@ -4,6 +4,9 @@
     python -m benchmarks.run --quick         # a tiny smoke run, results under runs/bench-quick
     python -m benchmarks.run --only train --archs lstm --hidden 128 --seq 100
 
+``imdb_pipeline`` (:mod:`benchmarks.imdb_pipeline`) needs the IMDB archive (``$LSTM_JAX_IMDB`` or
+the default path) and is skipped, with the reason printed, without it or with ``--quick``.
+
 PyTorch is imported first and configured (flush-to-zero, threads = this process's cores) before
 anything else can start a thread pool; see :mod:`benchmarks.torch_setup`.
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.torch_setup import cpu_threads, setup_torch, torch_settings
 
-SECTIONS = ("train", "compile_memory")
+SECTIONS = ("train", "compile_memory", "imdb_pipeline")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -98,6 +101,15 @@ def main(argv=None) -> int:
                                   log=log)
         write_json(out / "compile_memory.json", {**meta, "loadavg_end": os.getloadavg(),
                                                 "wall_s": time.time() - t0, "rows": rows})
+    if "imdb_pipeline" in only and not args.quick:
+        from benchmarks import imdb_pipeline
+        from lstm_jax.errors import UserError
+
+        try:
+            res = imdb_pipeline.run(vectors=True)
+            write_json(out / "imdb_pipeline.json", {**meta, **res})
+        except UserError as e:
+            log(f"imdb_pipeline skipped: {e}")
     path = report.write(out)
     log(f"wrote {path}")
     return 0
