@@ -35,7 +35,7 @@ def base_config(args):
                        schedule=args.schedule, steps=args.steps, batch=args.batch, seed=args.seed,
                        eval_every=args.eval_every, eval_size=args.eval_size, dropout=args.dropout,
                        vocab_size=args.vocab_size, embed_init=args.embed_init,
-                       embed_lr_scale=args.embed_lr_scale,
+                       embed_lr_scale=args.embed_lr_scale, input_dropout=args.input_dropout,
                        checkpoint_every=args.steps,
                        keep_checkpoints=1)
 
@@ -198,6 +198,8 @@ def main(argv=None) -> int:
     p.add_argument("--embed-init", default="random", choices=("random", "ppmi-svd"),
                    help="ppmi-svd: word vectors of the train + unlabelled reviews "
                         "(lstm_jax.data.embeddings)")
+    p.add_argument("--input-dropout", type=float, default=0.0,
+                   help="dropout on the embedded words the LSTM reads")
     p.add_argument("--embed-lr-scale", type=float, default=1.0,
                    help="learning-rate multiplier for the embedding (0 freezes it)")
     p.add_argument("--seed", type=int, default=0)

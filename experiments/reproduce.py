@@ -184,9 +184,11 @@ DOC_FIGURES = [  # (source under OUT, name in docs, what it shows)
      "tanh RNN at init with recurrent scale 0.5, 1, 1.5: fitted rate vs log10‖W_hh‖₂ bound"),
     ("decay_trained/decay_trained.png", "decay_trained.png",
      "the same curves after training on the adding problem"),
-    ("sweep_lag/lag_sweep.png", "lag_sweep.png", "final loss / baseline against lag T (adding)"),
+    ("sweep_lag/lag_sweep.png", "lag_sweep.png", "final loss / baseline against lag T"),
+    ("sweep_lag/results.md", "lag_sweep.md", "the lag sweep's table: every point, its time"),
     ("stability/stability.png", "stability.png", "seeds diverged without / with clipping"),
     ("comparison/comparison.md", "comparison.md", "the essay's RNN-vs-LSTM table, measured"),
+    ("imdb_best/table.md", "imdb_best.md", "the best IMDB LSTM setting (FULL only)"),
 ]
 
 

@@ -34,7 +34,8 @@ class TrainConfig:
 
     Model: ``arch``, ``hidden``, ``layers``, the cell's init options (see
     :class:`lstm_jax.cells.CellConfig`), ``embed_dim`` (symbol tasks), ``readout`` (``"task"``
-    uses the task's default), ``dropout`` (on the recurrence outputs), ``unroll``/``remat``,
+    uses the task's default), ``dropout`` (on what the head reads), ``input_dropout`` (on what
+    the recurrence reads), ``unroll``/``remat``,
     ``impl`` (the recurrence's backward pass: ``"fused"``, the hand-written one of
     :mod:`lstm_jax.fused`, or ``"scan"``, ``jax.grad`` of the plain scan; same numbers to float
     rounding).
@@ -68,6 +69,7 @@ class TrainConfig:
     embed_lr_scale: float = 1.0
     readout: str = "task"
     dropout: float = 0.0
+    input_dropout: float = 0.0
     unroll: int = 1
     remat: bool = False
     impl: str = "fused"
@@ -122,9 +124,11 @@ class TrainConfig:
         if self.embed_lr_scale < 0:
             raise UserError(f"embed_lr_scale={self.embed_lr_scale!r} must be ≥ 0 (0 freezes the "
                             "embedding)")
-        _finite("dropout", self.dropout)
-        if not 0 <= self.dropout < 1:
-            raise UserError(f"dropout={self.dropout!r} must be in [0, 1)")
+        for name in ("dropout", "input_dropout"):
+            rate = getattr(self, name)
+            _finite(name, rate)
+            if not 0 <= rate < 1:
+                raise UserError(f"{name}={rate!r} must be in [0, 1)")
         if self.warmup >= self.steps:
             raise UserError(f"warmup={self.warmup} must be smaller than steps={self.steps}")
         self.cell()  # validates the cell options

@@ -11,8 +11,11 @@ looked up in an ``nnx.Embed`` first. The recurrence is :class:`lstm_jax.recurren
   their element-wise maximum (``"max"``, max-pooling over time as in Collobert et al. 2011 and
   Conneau et al. 2017).
 
-Dropout (optional) is applied to what the head reads, with an explicit key, so a run stays a pure
-function of its seeds and a resumed run matches an uninterrupted one.
+Dropout (optional) is applied to what the head reads (``dropout``) and to what the recurrence
+reads (``input_dropout``: the embedded words, elementwise, as the input dropout of Zaremba et al.
+2014 and Gal & Ghahramani 2016), with an explicit key (the head uses ``dropout_key``, the inputs
+``fold_in(dropout_key, 1)``), so a run stays a pure function of its seeds and a resumed run
+matches an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,20 +47,23 @@ class SequenceModel(nnx.Module):
       embed_table: ``(in_features, embed_dim)`` initial embedding (e.g. pre-trained word
         vectors); None: ``nnx.Embed``'s default random initialiser.
       dropout: rate on the head's input (0 = off).
+      input_dropout: rate on the recurrence's input (the embedded symbols; 0 = off).
       impl: the recurrence's backward pass, ``"fused"`` or ``"scan"`` (see ``Recurrence``).
     """
 
     def __init__(self, *, input_kind: str, in_features: int, out_features: int,
                  cell: CellConfig, layers: int = 1, head: str = "last", readout: str = "last",
-                 embed_dim: int = 32, embed_table=None, dropout: float = 0.0, unroll: int = 1,
-                 remat: bool = False, impl: str = "fused", rngs: nnx.Rngs):
+                 embed_dim: int = 32, embed_table=None, dropout: float = 0.0,
+                 input_dropout: float = 0.0, unroll: int = 1, remat: bool = False,
+                 impl: str = "fused", rngs: nnx.Rngs):
         check_choice("input_kind", input_kind, INPUT_KINDS)
         check_choice("head", head, HEADS)
         check_choice("readout", readout, READOUTS)
-        if not 0 <= dropout < 1:
-            raise UserError(f"dropout={dropout!r} must be in [0, 1)")
+        for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
+            if not 0 <= rate < 1:
+                raise UserError(f"{name}={rate!r} must be in [0, 1)")
         self.input_kind, self.head_kind, self.readout = input_kind, head, readout
-        self.dropout = float(dropout)
+        self.dropout, self.input_dropout = float(dropout), float(input_dropout)
         if input_kind == "symbols":
             init = {}
             if embed_table is not None:
@@ -78,13 +84,13 @@ class SequenceModel(nnx.Module):
     @classmethod
     def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,
                  readout: str | None = None, embed_dim: int = 32, embed_table=None,
-                 dropout: float = 0.0, unroll: int = 1, remat: bool = False, impl: str = "fused",
-                 rngs: nnx.Rngs) -> SequenceModel:
+                 dropout: float = 0.0, input_dropout: float = 0.0, unroll: int = 1,
+                 remat: bool = False, impl: str = "fused", rngs: nnx.Rngs) -> SequenceModel:
         """The model a task asks for (``readout=None`` keeps the task's default)."""
         return cls(input_kind=spec.input_kind, in_features=spec.in_features,
                    out_features=spec.out_features, cell=cell, layers=layers, head=spec.head,
                    readout=readout or spec.readout, embed_dim=embed_dim,
-                   embed_table=embed_table, dropout=dropout,
+                   embed_table=embed_table, dropout=dropout, input_dropout=input_dropout,
                    unroll=unroll, remat=remat, impl=impl, rngs=rngs)
 
     def inputs(self, x: jax.Array) -> jax.Array:
@@ -128,12 +134,20 @@ class SequenceModel(nnx.Module):
 
     def run(self, x, mask=None, *, dropout_key=None, perturb=None, collect=()):
         """``(outputs, StackResult)``: the head's outputs and everything the recurrence exposed."""
-        result = self.recurrence(self.inputs(x), mask, perturb=perturb, collect=collect)
+        inputs = self.inputs(x)
+        if self.input_dropout > 0 and dropout_key is not None:
+            inputs = _dropout(jax.random.fold_in(dropout_key, 1), self.input_dropout, inputs)
+        result = self.recurrence(inputs, mask, perturb=perturb, collect=collect)
         features = self.read(result, mask)
         if self.dropout > 0 and dropout_key is not None:
-            keep = jax.random.bernoulli(dropout_key, 1.0 - self.dropout, features.shape)
-            features = jnp.where(keep, features / (1.0 - self.dropout), 0.0)
+            features = _dropout(dropout_key, self.dropout, features)
         return self.head(features), result
+
+
+def _dropout(key: jax.Array, rate: float, x: jax.Array) -> jax.Array:
+    """Inverted dropout: zero each entry with probability ``rate``, scale the rest by 1/(1−rate)."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
 def parameter_count(model_or_state) -> int:

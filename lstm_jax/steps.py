@@ -48,7 +48,8 @@ def build_model(cfg: TrainConfig, task: Task, key) -> SequenceModel:
         task.spec, cfg.cell(), layers=cfg.layers,
         readout=None if cfg.readout == "task" else cfg.readout, embed_dim=cfg.embed_dim,
         embed_table=table,
-        dropout=cfg.dropout, unroll=cfg.unroll, remat=cfg.remat, impl=cfg.impl,
+        dropout=cfg.dropout, input_dropout=cfg.input_dropout, unroll=cfg.unroll, remat=cfg.remat,
+        impl=cfg.impl,
         rngs=nnx.Rngs(params=key))
 
 
@@ -116,7 +117,8 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
 
     def step_one(state, data_key, dropout_key, step, data):
         batch = constrain_batch(task.train_batch(data, data_key, step, B), mesh)
-        dkey = jax.random.fold_in(dropout_key, step) if cfg.dropout > 0 else None
+        dkey = (jax.random.fold_in(dropout_key, step)
+                if cfg.dropout > 0 or cfg.input_dropout > 0 else None)
         params = state["params"]
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, dkey)
         updates, opt = tx.update(grads, state["opt"], params)

@@ -198,3 +198,41 @@ def test_frozen_pretrained_embedding_stays_put_in_training(with_unsup, tmp_path)
     start = build_model(cfg, make_task("imdb", 12, vocab_size=V), seed_keys(cfg)["init"][0])
     np.testing.assert_array_equal(start.embed.embedding[...], table)
     assert not np.allclose(params["head"]["kernel"][...][0], start.head.kernel[...])  # trained
+
+
+def test_input_dropout_zeroes_and_rescales_what_the_recurrence_reads(monkeypatch):
+    """``input_dropout=p``: the recurrence reads the embedded words with a fraction ≈ p of entries
+    zeroed and the rest scaled by 1/(1−p); without a key (evaluation) it reads them unchanged, and
+    the head's dropout mask does not depend on ``input_dropout``."""
+    from flax import nnx
+
+    from lstm_jax.cells import CellConfig
+    from lstm_jax.model import SequenceModel
+    from lstm_jax.recurrence import Recurrence
+
+    seen = []
+    real = Recurrence.__call__
+    monkeypatch.setattr(Recurrence, "__call__",
+                        lambda self, x, *a, **k: seen.append(np.asarray(x)) or real(self, x, *a, **k))
+    x = jax.random.randint(jax.random.key(0), (16, 50), 0, 10)
+    p = 0.3
+
+    def make(rate):
+        return SequenceModel(input_kind="symbols", in_features=10, out_features=2,
+                             cell=CellConfig(arch="lstm", hidden=4), embed_dim=8, dropout=0.5,
+                             input_dropout=rate, readout="mean", rngs=nnx.Rngs(0))
+
+    model = make(p)
+    clean = np.asarray(model.embed(x))
+    model(x)
+    np.testing.assert_array_equal(seen[-1], clean)
+    model(x, dropout_key=jax.random.key(3))
+    got = seen[-1]
+    zero = got == 0
+    assert abs(zero.mean() - p) < 0.03  # 6,400 entries: sd of the fraction ≈ 0.006
+    np.testing.assert_allclose(got[~zero], clean[~zero] / (1 - p), rtol=1e-6)
+    # Only the inputs differ: with input_dropout=0 the same key gives the recurrence clean inputs.
+    make(0.0)(x, dropout_key=jax.random.key(3))
+    np.testing.assert_array_equal(seen[-1], clean)
+    with pytest.raises(UserError, match="input_dropout"):
+        make(1.0)

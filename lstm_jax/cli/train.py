@@ -56,6 +56,8 @@ def register(sub) -> None:
                    help="learning-rate multiplier for the embedding table (default 1; 0 freezes it)")
     g.add_argument("--readout", help="task (default), last, mean or max (over valid steps)")
     g.add_argument("--dropout", type=finite_float, help="dropout on the head's input (default 0)")
+    g.add_argument("--input-dropout", type=finite_float,
+                   help="dropout on the recurrence's input, e.g. the embedded words (default 0)")
     g.add_argument("--unroll", type=positive_int, help="lax.scan unroll factor (default 1)")
     g.add_argument("--remat", action="store_const", const=True,
                    help="recompute the scan in the backward pass (less memory)")
