@@ -170,7 +170,7 @@ def main(argv=None) -> int:
         manifest["recorded_training"] = recorded_training_s(out, Path(args.imdb))
     _write(manifest_path, manifest)
     if args.docs:
-        copy_docs(out, Path(args.docs), manifest)
+        copy_docs(out, Path(args.docs), manifest, Path(args.imdb))
     print(f"reproduce ({manifest['mode']}): {manifest['total_s']:.0f} s; report in "
           f"{args.report}/report.md and report.html" + (f"; FAILED: {failed}" if failed else ""))
     return 1 if failed else 0
@@ -193,7 +193,16 @@ DOC_FIGURES = [  # (source under OUT, name in docs, what it shows)
 ]
 
 
-def copy_docs(out: Path, docs: Path, manifest: dict) -> None:
+DOC_IMDB = [  # (source under --imdb, name in docs, what it shows, stage)
+    ("imdb_compare.png", "imdb_compare.png",
+     "IMDB: held-out accuracy during training and full-test accuracy, RNN/LSTM/GRU × readout",
+     "imdb_compare"),
+    ("gradients.png", "imdb_gradients.png", "gradient flow in the trained IMDB models",
+     "imdb_gradients"),
+]
+
+
+def copy_docs(out: Path, docs: Path, manifest: dict, imdb: Path | None = None) -> None:
     """Copy the key figures and the table into ``docs`` with a README naming their command."""
     import shutil
 
@@ -212,6 +221,11 @@ def copy_docs(out: Path, docs: Path, manifest: dict) -> None:
             shutil.copyfile(out / src, docs / name)
             stage = src.split("/")[0].replace("lag_sweep", "sweep_lag")
             stage = {"comparison": "comparison"}.get(stage, stage)
+            command = manifest["stages"].get(stage, {}).get("command", "")
+            lines.append(f"| `{name}` | {what} | `{command}` |")
+    for src, name, what, stage in DOC_IMDB if imdb is not None else []:
+        if (imdb / src).is_file():
+            shutil.copyfile(imdb / src, docs / name)
             command = manifest["stages"].get(stage, {}).get("command", "")
             lines.append(f"| `{name}` | {what} | `{command}` |")
     (docs / "README.md").write_text("\n".join(lines) + "\n")
