@@ -83,6 +83,7 @@ class Imdb(Task):
         self.options = {"data": self.arrays.info.get("data"), "vocab_size": vocab_size,
                         "truncate": truncate}
         self.sizes = {s: int(len(self.arrays[s]["labels"])) for s in ("train", "test")}
+        self._tables: dict[int, np.ndarray] = {}
         if self.sizes["train"] == 0 or self.sizes["test"] == 0:
             raise UserError(f"IMDB archive {self.options['data']!r} has an empty split "
                             f"({self.sizes}); expected train and test reviews")
@@ -101,10 +102,12 @@ class Imdb(Task):
         from lstm_jax.data.embeddings import imdb_vectors
 
         check_choice("embed_init", method, ("ppmi-svd",))
-        expected = None if EXPECTED_SIZES is None else dict(EXPECTED_SIZES)
-        table, _ = imdb_vectors(self.options["data"], vocab_size=len(self.arrays.itos), dim=dim,
-                                progress=False, expected_sizes=expected)
-        return (table / (table.std() * math.sqrt(dim))).astype(np.float32)
+        if dim not in self._tables:  # building a model traces it twice (shape, then init)
+            expected = None if EXPECTED_SIZES is None else dict(EXPECTED_SIZES)
+            table, _ = imdb_vectors(self.options["data"], vocab_size=len(self.arrays.itos),
+                                    dim=dim, progress=False, expected_sizes=expected)
+            self._tables[dim] = (table / (table.std() * math.sqrt(dim))).astype(np.float32)
+        return self._tables[dim]
 
     def device_data(self):
         return {s: {k: jnp.asarray(v) for k, v in self.arrays[s].items()}
