@@ -36,6 +36,7 @@ def base_config(args):
                        eval_every=args.eval_every, eval_size=args.eval_size, dropout=args.dropout,
                        vocab_size=args.vocab_size, embed_init=args.embed_init,
                        embed_lr_scale=args.embed_lr_scale, input_dropout=args.input_dropout,
+                       buckets=args.buckets, bidirectional=args.bidirectional,
                        checkpoint_every=args.steps,
                        keep_checkpoints=1)
 
@@ -202,6 +203,10 @@ def main(argv=None) -> int:
                    help="dropout on the embedded words the LSTM reads")
     p.add_argument("--embed-lr-scale", type=float, default=1.0,
                    help="learning-rate multiplier for the embedding (0 freezes it)")
+    p.add_argument("--buckets", type=int, default=1,
+                   help="length buckets for training batches (1 = off; see lstm_jax.tasks.imdb)")
+    p.add_argument("--bidirectional", action="store_true",
+                   help="a second recurrence reads each review backwards (head reads both)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=int, default=65)
     p.add_argument("--eval-size", type=int, default=1024)

@@ -22,7 +22,7 @@ EMBED_INITS = ("random", "ppmi-svd")  # see lstm_jax.data.embeddings
 
 DATA_TASKS = ("imdb",)  # tasks that take the data options below
 DATA_TRUNCATE = ("last", "first")
-_DATA_DEFAULTS = {"data": None, "vocab_size": 20_000, "truncate": "last"}
+_DATA_DEFAULTS = {"data": None, "vocab_size": 20_000, "truncate": "last", "buckets": 1}
 
 # Fields a resumed run may change without changing what it computes.
 RESUME_MAY_CHANGE = frozenset({"steps"})
@@ -35,7 +35,8 @@ class TrainConfig:
     Model: ``arch``, ``hidden``, ``layers``, the cell's init options (see
     :class:`lstm_jax.cells.CellConfig`), ``embed_dim`` (symbol tasks), ``readout`` (``"task"``
     uses the task's default), ``dropout`` (on what the head reads), ``input_dropout`` (on what
-    the recurrence reads), ``unroll``/``remat``,
+    the recurrence reads), ``bidirectional`` (a second recurrence reads each sequence backwards;
+    see :mod:`lstm_jax.model`), ``unroll``/``remat``,
     ``impl`` (the recurrence's backward pass: ``"fused"``, the hand-written one of
     :mod:`lstm_jax.fused`, or ``"scan"``, ``jax.grad`` of the plain scan; same numbers to float
     rounding).
@@ -49,9 +50,10 @@ class TrainConfig:
     ``keep_checkpoints``.
     Data (``--task imdb`` only; see :mod:`lstm_jax.tasks.imdb`): ``data`` the archive path (None:
     ``$LSTM_JAX_IMDB`` or the default path), ``vocab_size``, ``truncate`` (keep each review's
-    ``"last"`` or ``"first"`` ``seq_len`` tokens), ``embed_init`` (``"random"`` or ``"ppmi-svd"``:
-    the embedding starts from word vectors of the train and unlabelled reviews, see
-    :mod:`lstm_jax.data.embeddings`).
+    ``"last"`` or ``"first"`` ``seq_len`` tokens), ``buckets`` (train batches from K length
+    buckets, each cut to its longest review; 1 = off; see :mod:`lstm_jax.tasks.imdb`),
+    ``embed_init`` (``"random"`` or ``"ppmi-svd"``: the embedding starts from word vectors of
+    the train and unlabelled reviews, see :mod:`lstm_jax.data.embeddings`).
     """
 
     task: str = "adding"
@@ -73,6 +75,7 @@ class TrainConfig:
     unroll: int = 1
     remat: bool = False
     impl: str = "fused"
+    bidirectional: bool = False
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
@@ -92,6 +95,7 @@ class TrainConfig:
     data: str | None = None
     vocab_size: int = 20_000
     truncate: str = "last"
+    buckets: int = 1
 
     def __post_init__(self):
         from lstm_jax.tasks import task_names
@@ -131,13 +135,16 @@ class TrainConfig:
                 raise UserError(f"{name}={rate!r} must be in [0, 1)")
         if self.warmup >= self.steps:
             raise UserError(f"warmup={self.warmup} must be smaller than steps={self.steps}")
+        if not isinstance(self.bidirectional, bool):
+            raise UserError(f"bidirectional={self.bidirectional!r} must be true or false")
         self.cell()  # validates the cell options
         check_choice("truncate", self.truncate, DATA_TRUNCATE)
         check_positive("vocab_size", self.vocab_size, maximum=10**7)
+        check_positive("buckets", self.buckets, maximum=1024)
         if self.data is not None and not isinstance(self.data, str):
             raise UserError(f"data={self.data!r} must be a path (string) or None")
         if self.task not in DATA_TASKS and self.task_options(all_tasks=True) != _DATA_DEFAULTS:
-            raise UserError(f"data/vocab_size/truncate apply to --task {'/'.join(DATA_TASKS)} "
+            raise UserError(f"data/vocab_size/truncate/buckets apply to --task {'/'.join(DATA_TASKS)} "
                             f"only, not task={self.task!r}")
         if self.task not in DATA_TASKS and self.embed_init != "random":
             raise UserError(f"embed_init={self.embed_init!r} applies to --task "
@@ -148,7 +155,8 @@ class TrainConfig:
         """Keyword options for ``make_task`` (``{}`` for tasks without data options)."""
         if self.task not in DATA_TASKS and not all_tasks:
             return {}
-        return {"data": self.data, "vocab_size": self.vocab_size, "truncate": self.truncate}
+        return {"data": self.data, "vocab_size": self.vocab_size, "truncate": self.truncate,
+                "buckets": self.buckets}
 
     def cell(self) -> CellConfig:
         return CellConfig(arch=self.arch, hidden=self.hidden, forget_bias=self.forget_bias,

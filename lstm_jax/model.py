@@ -11,6 +11,14 @@ looked up in an ``nnx.Embed`` first. The recurrence is :class:`lstm_jax.recurren
   their element-wise maximum (``"max"``, max-pooling over time as in Collobert et al. 2011 and
   Conneau et al. 2017).
 
+``bidirectional=True`` adds a second recurrence that reads each sequence backwards (Schuster &
+Paliwal 1997; Graves & Schmidhuber 2005): row b's valid steps ``0..n_b−1`` in the order
+``n_b−1, …, 0`` (the mask must mark a prefix of each row as valid, as right-padded batches do).
+Its states are put back in forward order and concatenated with the forward ones, so the head
+reads ``2H`` features: per step ``[h→_t, h←_t]``, for ``"last"`` the forward state at the last
+valid step and the backward state at the first. The probes (``perturb``/``collect``, and the
+:class:`StackResult` that :meth:`SequenceModel.run` returns) see the forward direction.
+
 Dropout (optional) is applied to what the head reads (``dropout``) and to what the recurrence
 reads (``input_dropout``: the embedded words, elementwise, as the input dropout of Zaremba et al.
 2014 and Gal & Ghahramani 2016), with an explicit key (the head uses ``dropout_key``, the inputs
@@ -28,7 +36,7 @@ from flax import nnx
 
 from lstm_jax.cells import CellConfig
 from lstm_jax.errors import UserError, check_choice
-from lstm_jax.recurrence import Recurrence, StackResult
+from lstm_jax.recurrence import Recurrence
 from lstm_jax.tasks.registry import HEADS, INPUT_KINDS, READOUTS, TaskSpec
 
 
@@ -49,13 +57,14 @@ class SequenceModel(nnx.Module):
       dropout: rate on the head's input (0 = off).
       input_dropout: rate on the recurrence's input (the embedded symbols; 0 = off).
       impl: the recurrence's backward pass, ``"fused"`` or ``"scan"`` (see ``Recurrence``).
+      bidirectional: add a recurrence over each sequence reversed (module doc).
     """
 
     def __init__(self, *, input_kind: str, in_features: int, out_features: int,
                  cell: CellConfig, layers: int = 1, head: str = "last", readout: str = "last",
                  embed_dim: int = 32, embed_table=None, dropout: float = 0.0,
                  input_dropout: float = 0.0, unroll: int = 1, remat: bool = False,
-                 impl: str = "fused", rngs: nnx.Rngs):
+                 impl: str = "fused", bidirectional: bool = False, rngs: nnx.Rngs):
         check_choice("input_kind", input_kind, INPUT_KINDS)
         check_choice("head", head, HEADS)
         check_choice("readout", readout, READOUTS)
@@ -79,19 +88,26 @@ class SequenceModel(nnx.Module):
             width = in_features
         self.recurrence = Recurrence(width, cell, layers, rngs=rngs, unroll=unroll, remat=remat,
                                      impl=impl)
-        self.head = nnx.Linear(cell.hidden, out_features, rngs=rngs)
+        self.bidirectional = bool(bidirectional)
+        self.backward_recurrence = (Recurrence(width, cell, layers, rngs=rngs, unroll=unroll,
+                                               remat=remat, impl=impl)
+                                    if bidirectional else None)
+        self.head = nnx.Linear(cell.hidden * (2 if bidirectional else 1), out_features,
+                               rngs=rngs)
 
     @classmethod
     def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,
                  readout: str | None = None, embed_dim: int = 32, embed_table=None,
                  dropout: float = 0.0, input_dropout: float = 0.0, unroll: int = 1,
-                 remat: bool = False, impl: str = "fused", rngs: nnx.Rngs) -> SequenceModel:
+                 remat: bool = False, impl: str = "fused", bidirectional: bool = False,
+                 rngs: nnx.Rngs) -> SequenceModel:
         """The model a task asks for (``readout=None`` keeps the task's default)."""
         return cls(input_kind=spec.input_kind, in_features=spec.in_features,
                    out_features=spec.out_features, cell=cell, layers=layers, head=spec.head,
                    readout=readout or spec.readout, embed_dim=embed_dim,
                    embed_table=embed_table, dropout=dropout, input_dropout=input_dropout,
-                   unroll=unroll, remat=remat, impl=impl, rngs=rngs)
+                   unroll=unroll, remat=remat, impl=impl, bidirectional=bidirectional,
+                   rngs=rngs)
 
     def inputs(self, x: jax.Array) -> jax.Array:
         """``(B, T, D)`` floats the recurrence reads (embeds ``(B, T)`` int symbols)."""
@@ -104,22 +120,24 @@ class SequenceModel(nnx.Module):
                             f"{tuple(x.shape)} dtype {x.dtype}")
         return self.embed(x)
 
-    def read(self, result: StackResult, mask: jax.Array | None) -> jax.Array:
-        """What the head reads: ``(B, T, H)`` per step, or ``(B, H)`` per sequence."""
+    def read(self, outputs: jax.Array, last: jax.Array, mask: jax.Array | None) -> jax.Array:
+        """What the head reads from ``outputs`` ``(B, T, F)`` (the states per step) and ``last``
+        ``(B, F)`` (the state at each row's last valid step): ``(B, T, F)`` per step, or
+        ``(B, F)`` per sequence."""
         if self.head_kind == "per_step":
-            return result.outputs
+            return outputs
         if self.readout == "last":
-            return result.final_carry[-1]["h"]
+            return last
         if self.readout == "max":
             if mask is None:
-                return jnp.max(result.outputs, axis=1)
+                return jnp.max(outputs, axis=1)
             valid = mask.astype(bool)[..., None]
-            pooled = jnp.max(jnp.where(valid, result.outputs, -jnp.inf), axis=1)
+            pooled = jnp.max(jnp.where(valid, outputs, -jnp.inf), axis=1)
             return jnp.where(jnp.any(valid, axis=1), pooled, 0.0)  # an empty row reads zeros
         if mask is None:
-            return jnp.mean(result.outputs, axis=1)
-        m = mask.astype(result.outputs.dtype)[..., None]
-        return jnp.sum(result.outputs * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+            return jnp.mean(outputs, axis=1)
+        m = mask.astype(outputs.dtype)[..., None]
+        return jnp.sum(outputs * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
 
     def __call__(self, x: jax.Array, mask: jax.Array | None = None, *,
                  dropout_key: jax.Array | None = None,
@@ -138,10 +156,31 @@ class SequenceModel(nnx.Module):
         if self.input_dropout > 0 and dropout_key is not None:
             inputs = _dropout(jax.random.fold_in(dropout_key, 1), self.input_dropout, inputs)
         result = self.recurrence(inputs, mask, perturb=perturb, collect=collect)
-        features = self.read(result, mask)
+        outputs, last = result.outputs, result.final_carry[-1]["h"]
+        if self.backward_recurrence is not None:
+            flip = reversal_index(mask, inputs.shape[0], inputs.shape[1])
+            back = self.backward_recurrence(_take_steps(inputs, flip), mask)
+            outputs = jnp.concatenate([outputs, _take_steps(back.outputs, flip)], axis=-1)
+            last = jnp.concatenate([last, back.final_carry[-1]["h"]], axis=-1)
+        features = self.read(outputs, last, mask)
         if self.dropout > 0 and dropout_key is not None:
             features = _dropout(dropout_key, self.dropout, features)
         return self.head(features), result
+
+
+def reversal_index(mask: jax.Array | None, batch: int, steps: int) -> jax.Array:
+    """``(B, T)`` int32: row b's step t reads step ``n_b − 1 − t`` for ``t < n_b`` (its valid
+    prefix reversed) and itself on padding; ``n_b`` = the row's valid steps. An involution."""
+    t = jnp.arange(steps, dtype=jnp.int32)[None, :]
+    if mask is None:
+        return jnp.broadcast_to(steps - 1 - t, (batch, steps))
+    n = jnp.sum(mask.astype(jnp.int32), axis=1, keepdims=True)
+    return jnp.where(t < n, n - 1 - t, t)
+
+
+def _take_steps(x: jax.Array, index: jax.Array) -> jax.Array:
+    """``x`` ``(B, T, F)`` with row b's steps read in the order ``index[b]``."""
+    return jnp.take_along_axis(x, index[..., None], axis=1)
 
 
 def _dropout(key: jax.Array, rate: float, x: jax.Array) -> jax.Array:

@@ -49,7 +49,7 @@ def build_model(cfg: TrainConfig, task: Task, key) -> SequenceModel:
         readout=None if cfg.readout == "task" else cfg.readout, embed_dim=cfg.embed_dim,
         embed_table=table,
         dropout=cfg.dropout, input_dropout=cfg.input_dropout, unroll=cfg.unroll, remat=cfg.remat,
-        impl=cfg.impl,
+        impl=cfg.impl, bidirectional=cfg.bidirectional,
         rngs=nnx.Rngs(params=key))
 
 
@@ -120,7 +120,12 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
         dkey = (jax.random.fold_in(dropout_key, step)
                 if cfg.dropout > 0 or cfg.input_dropout > 0 else None)
         params = state["params"]
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch, dkey)
+        if task.bucket_lengths is None:
+            loss, grads = jax.value_and_grad(loss_fn)(params, batch, dkey)
+        else:  # one branch per length bucket, each on the batch cut to its length
+            loss, grads = jax.lax.switch(task.train_bucket(step, B),
+                                         [functools.partial(_cut_grads, loss_fn, n)
+                                          for n in task.bucket_lengths], params, batch, dkey)
         updates, opt = tx.update(grads, state["opt"], params)
         new_params = optax.apply_updates(params, updates)
         finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
@@ -148,6 +153,14 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
         init=jax.jit(jax.vmap(init_one)),
         train_step=jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)), donate_argnums=0),
         evaluate=jax.jit(jax.vmap(eval_one, in_axes=(0, None))))
+
+
+def _cut_grads(loss_fn, length: int, params, batch: Batch, dkey):
+    """``value_and_grad(loss_fn)`` on ``batch`` cut to its first ``length`` steps (which, for a
+    length bucket, drops only padding)."""
+    cut = Batch(batch.x[:, :length], batch.y,
+                None if batch.mask is None else batch.mask[:, :length])
+    return jax.value_and_grad(loss_fn)(params, cut, dkey)
 
 
 def eval_chunks(cfg: TrainConfig, task: Task, data) -> Batch:

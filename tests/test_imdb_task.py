@@ -227,7 +227,7 @@ def test_train_cli_end_to_end(small, tmp_path, capsys):
     for f in ("config.json", "metrics.jsonl", "summary.json", "curves.png"):
         assert (out / f).is_file(), f
     cfg = TrainConfig.from_json((out / "config.json").read_text())
-    assert cfg.task_options() == {"data": None, "vocab_size": V, "truncate": "first"}
+    assert cfg.task_options() == {"data": None, "vocab_size": V, "truncate": "first", "buckets": 1}
     lines = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in lines] == [2, 4]
     assert all(0 <= a <= 1 for r in lines for a in r["eval/accuracy"])

@@ -94,20 +94,23 @@ def head_loss(model, batch, loss) -> LossFn:
     """The hook for trained models and tasks: a loss of the recurrence's top outputs through a
     model's readout and head.
 
-    ``model`` has ``read(result, mask)`` and ``head`` (:class:`lstm_jax.model.SequenceModel`),
+    ``model`` has ``read(outputs, last, mask)`` and ``head`` (:class:`lstm_jax.model.SequenceModel`),
     ``batch`` has ``mask`` and whatever ``loss(head_outputs, batch) -> scalar`` reads (a task's
     loss). Returns ``loss_fn(outputs (B, T, H)) -> scalar`` for :func:`loss_grad_log_norms`;
     dropout is off. The readout of the last valid step is taken from ``outputs`` (padded steps
     carry the state, so it equals the scan's final carry).
     """
+    from lstm_jax.errors import UserError
     from lstm_jax.probes.layer import last_valid
-    from lstm_jax.recurrence import StackResult
+
+    if getattr(model, "bidirectional", False):
+        raise UserError("the loss-gradient probe reads one direction's states; a bidirectional "
+                        "model's head also reads the backward recurrence (not supported)")
 
     def loss_fn(outputs):
         B, T = outputs.shape[:2]
         idx = last_valid(batch.mask, B, T)
         last = jnp.take_along_axis(outputs, idx[:, None, None], axis=1)[:, 0]
-        result = StackResult(outputs, [{"h": last}], [])
-        return loss(model.head(model.read(result, batch.mask)), batch)
+        return loss(model.head(model.read(outputs, last, batch.mask)), batch)
 
     return loss_fn

@@ -16,10 +16,23 @@ every epoch visits ``E·B`` distinct training reviews. The held-out set is a fix
 *test* split (a permutation drawn from the eval key, first ``size`` rows; all 25,000 when
 ``size ≥ 25,000``); :func:`evaluate_split` scores a whole split exactly (no rows dropped).
 
-Options (``make_task("imdb", L, data=..., vocab_size=..., truncate=...)``): ``data`` the archive
-(else ``$LSTM_JAX_IMDB``, else ``../shared/data/aclImdb_v1.tar.gz``, see
+Length buckets (``buckets=K > 1``): most reviews are far shorter than ``L`` (at ``L = 800`` the
+mean kept length is 264), and a recurrence over a padded step costs as much as over a word. So the
+train split is sorted by length and cut into ``K`` equal groups (the ``N mod K`` longest reviews
+are left out); group ``k``'s batches are cut to ``lengths[k]``, its longest review. An epoch is
+``K·⌊(N//K)/B⌋`` batches, each from one group; the order of the groups' batches is a permutation
+drawn from the epoch alone (the same for every seed, so the compiled step can branch on it,
+:meth:`Imdb.train_bucket`), and which reviews form group ``k``'s batches is a permutation drawn
+from ``(key, epoch, k)``. Cutting only drops padding, so a bucketed batch gives the same loss and
+gradients as the full-length batch of the same reviews; what changes is which reviews share a
+batch. This is the "sort by length" bucketing of e.g. Sutskever et al. (2014) and torchtext's
+``BucketIterator``, kept a pure function of ``step``.
+
+Options (``make_task("imdb", L, data=..., vocab_size=..., truncate=..., buckets=...)``): ``data``
+the archive (else ``$LSTM_JAX_IMDB``, else ``../shared/data/aclImdb_v1.tar.gz``, see
 :func:`lstm_jax.data.resolve_archive`), ``vocab_size`` (PAD, OOV and the most frequent train
-tokens), ``truncate`` (``"last"`` keeps a review's last L tokens, ``"first"`` its first L).
+tokens), ``truncate`` (``"last"`` keeps a review's last L tokens, ``"first"`` its first L),
+``buckets`` (1 = off).
 """
 
 from __future__ import annotations
@@ -61,6 +74,10 @@ def load_arrays(data: str | os.PathLike | None, vocab_size: int, max_len: int, t
     return _arrays(path, vocab_size, max_len, truncate, expected)
 
 
+def _bucket_order_key():
+    return jax.random.key(20140914)  # fixed: the bucket order must not depend on the seed
+
+
 def xent(outputs: jax.Array, y: jax.Array) -> jax.Array:
     """Mean cross-entropy; ``outputs`` ``(B, 2)`` logits, ``y`` ``(B,)`` int labels."""
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(outputs, y))
@@ -73,15 +90,16 @@ class Imdb(Task):
     """
 
     def __init__(self, seq_len: int, *, data: str | os.PathLike | None = None,
-                 vocab_size: int = 20_000, truncate: str = "last"):
+                 vocab_size: int = 20_000, truncate: str = "last", buckets: int = 1):
         check_positive("seq_len", seq_len, maximum=MAX_LEN)
+        check_positive("buckets", buckets, maximum=1024)
         check_positive("vocab_size", vocab_size, maximum=10**7)
         if vocab_size < 3:
             raise UserError(f"vocab_size={vocab_size} must be ≥ 3 (PAD, OOV and one word)")
         check_choice("truncate", truncate, TRUNCATE)
         self.arrays = load_arrays(data, vocab_size, seq_len, truncate)
         self.options = {"data": self.arrays.info.get("data"), "vocab_size": vocab_size,
-                        "truncate": truncate}
+                        "truncate": truncate, "buckets": buckets}
         self.sizes = {s: int(len(self.arrays[s]["labels"])) for s in ("train", "test")}
         self._tables: dict[int, np.ndarray] = {}
         if self.sizes["train"] == 0 or self.sizes["test"] == 0:
@@ -93,6 +111,18 @@ class Imdb(Task):
             loss_name="xent", baseline=math.log(2),
             baseline_note="balanced classes (12,500 each per split): ln 2 (Maas et al. 2011)",
             metric_baselines={"accuracy": 0.5})
+        self.buckets = buckets
+        if buckets > 1:
+            if buckets > self.sizes["train"]:
+                raise UserError(f"buckets={buckets} is more than the train split's "
+                                f"{self.sizes['train']} reviews")
+            lengths = np.asarray(self.arrays["train"]["lengths"])
+            order = np.argsort(lengths, kind="stable")
+            per = len(order) // buckets
+            self._members = order[:per * buckets].reshape(buckets, per).astype(np.int32)
+            self.bucket_lengths = tuple(int(lengths[g].max()) for g in self._members)
+        else:
+            self.bucket_lengths = None
 
     def embedding_table(self, dim: int, method: str = "ppmi-svd") -> np.ndarray:
         """``(vocab_size, dim)`` float32 initial word vectors (:mod:`lstm_jax.data.embeddings`,
@@ -117,10 +147,38 @@ class Imdb(Task):
         n = self.sizes["train"]
         if batch_size > n:
             raise UserError(f"batch={batch_size} is larger than the train split ({n} reviews)")
-        return n // batch_size
+        if self.bucket_lengths is None:
+            return n // batch_size
+        per = self._members.shape[1]
+        if batch_size > per:
+            raise UserError(f"batch={batch_size} is larger than a length bucket ({per} reviews "
+                            f"with buckets={self.buckets}); use fewer buckets or a smaller batch")
+        return self.buckets * (per // batch_size)
+
+    def _bucket_slot(self, step, batch_size: int):
+        """(epoch, bucket k, k's batch number j) of ``step``; depends on ``step`` alone."""
+        per_bucket = self._members.shape[1] // batch_size
+        epoch, i = step // (self.buckets * per_bucket), step % (self.buckets * per_bucket)
+        slots = jnp.repeat(jnp.arange(self.buckets, dtype=jnp.int32), per_bucket)
+        order = jax.random.permutation(jax.random.fold_in(_bucket_order_key(), epoch), slots)
+        k = order[i]
+        j = jnp.sum((order == k) & (jnp.arange(order.shape[0]) < i))
+        return epoch, k, j
+
+    def train_bucket(self, step, batch_size: int) -> jax.Array:
+        """The length bucket of the batch at ``step`` (an int32 scalar of ``step`` alone, so it
+        stays unbatched under the seeds ``vmap``); index into :attr:`bucket_lengths`."""
+        return self._bucket_slot(step, batch_size)[1]
 
     def train_indices(self, key: jax.Array, step, batch_size: int) -> jax.Array:
         """``(B,)`` train-split rows of the batch at ``step`` (jittable; ``step`` may be traced)."""
+        if self.bucket_lengths is not None:
+            self.steps_per_epoch(batch_size)  # checks the batch fits a bucket
+            epoch, k, j = self._bucket_slot(step, batch_size)
+            members = jnp.asarray(self._members)[k]
+            perm = jax.random.permutation(
+                jax.random.fold_in(jax.random.fold_in(key, epoch), k), members.shape[0])
+            return members[jax.lax.dynamic_slice_in_dim(perm, j * batch_size, batch_size)]
         n, per = self.sizes["train"], self.steps_per_epoch(batch_size)
         epoch, i = step // per, step % per
         perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
@@ -148,10 +206,15 @@ def _batch(split: dict, rows: jax.Array) -> Batch:
     return Batch(tokens, split["labels"][rows], mask)
 
 
-def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000) -> dict:
+def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000,
+                   cut_steps: int = 8) -> dict:
     """Exact loss and accuracy of ``model`` (a :class:`~lstm_jax.model.SequenceModel`) on a
-    whole split (``arrays`` = ``{"tokens", "lengths", "labels"}``); the last chunk is padded and
-    its padding rows get weight 0, so every review counts once.
+    whole split (``arrays`` = ``{"tokens", "lengths", "labels"}``).
+
+    Reviews are scored in chunks of ``chunk``, shortest first; each chunk is cut to the smallest
+    multiple of ``⌈L/cut_steps⌉`` that holds its longest review (only padding is dropped, and at
+    most ``cut_steps`` shapes are compiled). The last chunk is padded and its padding rows get
+    weight 0, so every review counts once.
 
     Returns ``{"loss", "accuracy", "n", "correct"}``.
     """
@@ -168,18 +231,24 @@ def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000) -
         right = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
         return jnp.sum(nll * weight), jnp.sum(right * weight)
 
-    n = len(arrays["labels"])
+    n, L = len(arrays["labels"]), arrays["tokens"].shape[1]
+    quantum = -(-L // max(1, cut_steps))
+    order = np.argsort(arrays["lengths"], kind="stable")
     loss_sum, correct = 0.0, 0.0
     for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        pad = chunk - (stop - start)
-        def take(a, start=start, stop=stop, pad=pad):
-            return np.concatenate([a[start:stop], np.zeros((pad, *a.shape[1:]), a.dtype)])
+        rows = order[start:start + chunk]
+        pad = chunk - len(rows)
+        longest = int(arrays["lengths"][rows].max())
+        cut = min(L, max(1, -(-longest // quantum)) * quantum)
 
-        weight = np.concatenate([np.ones(stop - start, np.float32), np.zeros(pad, np.float32)])
+        def take(a, rows=rows, pad=pad):
+            return np.concatenate([a[rows], np.zeros((pad, *a.shape[1:]), a.dtype)])
+
+        weight = np.concatenate([np.ones(len(rows), np.float32), np.zeros(pad, np.float32)])
         lengths = take(arrays["lengths"])
-        lengths[stop - start:] = 1  # padding rows: one PAD step (weight 0)
-        ls, c = chunk_sums(params, take(arrays["tokens"]), lengths, take(arrays["labels"]), weight)
+        lengths[len(rows):] = 1  # padding rows: one PAD step (weight 0)
+        ls, c = chunk_sums(params, take(arrays["tokens"])[:, :cut], lengths,
+                           take(arrays["labels"]), weight)
         loss_sum += float(ls)
         correct += float(c)
     return {"loss": loss_sum / n, "accuracy": correct / n, "n": n, "correct": int(round(correct))}

@@ -99,6 +99,15 @@ class Task:
     """Base class: subclasses set ``self.spec`` and implement ``sample``, ``loss``, ``metrics``."""
 
     spec: TaskSpec
+    # Length buckets: None, or static lengths the training step cuts its batch to; the batch at
+    # ``step`` then belongs to bucket ``train_bucket(step, B)`` (steps beyond that length are
+    # padding in every row of the batch).
+    bucket_lengths: tuple[int, ...] | None = None
+
+    def train_bucket(self, step: jax.Array, batch_size: int) -> jax.Array:
+        """Index into :attr:`bucket_lengths` of the batch at ``step`` (a function of ``step``
+        only, never of the data key, so it is the same for every seed)."""
+        raise NotImplementedError
 
     def device_data(self) -> Any:
         """Arrays to place on the devices once (None for synthetic tasks)."""

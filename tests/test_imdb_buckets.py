@@ -1,0 +1,103 @@
+"""Length buckets for IMDB training batches (``buckets=K``): the schedule, and that cutting a
+bucket's batches to its length changes nothing but the work (against full-length gradients)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstm_jax.config import TrainConfig
+from lstm_jax.errors import UserError
+from lstm_jax.tasks import make_task
+from tests.test_imdb_task import V, small  # noqa: F401  (the fixture)
+
+
+def test_bucket_schedule(small):  # noqa: F811
+    task = make_task("imdb", 40, vocab_size=V, buckets=3)
+    lengths = np.asarray(task.arrays["train"]["lengths"])
+    order = np.argsort(lengths, kind="stable")
+    groups = [set(g.tolist()) for g in order.reshape(3, 4)]  # 12 reviews, 3 equal groups
+    assert task.bucket_lengths == tuple(int(lengths[list(g)].max()) for g in groups)
+    assert list(task.bucket_lengths) == sorted(task.bucket_lengths)
+    B = 2
+    per = task.steps_per_epoch(B)
+    assert per == 3 * (4 // B)
+    data = task.device_data()
+    jitted = jax.jit(task.train_indices, static_argnums=2)
+    for key in (jax.random.key(0), jax.random.key(1)):
+        for epoch in range(2):
+            seen, ks = [], []
+            for step in range(epoch * per, (epoch + 1) * per):
+                rows = np.asarray(task.train_indices(key, step, B))
+                np.testing.assert_array_equal(rows, np.asarray(jitted(key, jnp.int32(step), B)))
+                k = int(task.train_bucket(step, B))
+                assert set(rows.tolist()) <= groups[k], (step, k, rows)
+                assert lengths[rows].max() <= task.bucket_lengths[k]
+                b = task.train_batch(data, key, step, B)
+                assert not np.asarray(b.mask)[:, task.bucket_lengths[k]:].any()
+                seen += rows.tolist()
+                ks.append(k)
+            assert sorted(seen) == list(range(12))  # every review once per epoch
+            assert sorted(ks) == [0, 0, 1, 1, 2, 2]
+    # the reviews in a batch depend on the key (the bucket order, on the step alone)
+    steps = range(2 * per)
+    picks = [[tuple(np.asarray(task.train_indices(jax.random.key(s), t, B))) for t in steps]
+             for s in range(4)]
+    assert len({tuple(p) for p in picks}) > 1
+
+
+def test_bucket_errors(small):  # noqa: F811
+    with pytest.raises(UserError, match="buckets"):
+        make_task("imdb", 10, vocab_size=V, buckets=0)
+    with pytest.raises(UserError, match="buckets=13"):
+        make_task("imdb", 10, vocab_size=V, buckets=13)
+    with pytest.raises(UserError, match="bucket"):
+        make_task("imdb", 10, vocab_size=V, buckets=4).steps_per_epoch(4)  # 3 per bucket
+    with pytest.raises(UserError, match="imdb"):
+        TrainConfig(task="adding", buckets=2)
+
+
+@pytest.mark.parametrize("arch", ["lstm", "gru"])
+def test_bucketed_step_equals_full_length_step(small, arch):  # noqa: F811
+    """The compiled step (a ``lax.switch`` over the buckets) against ``jax.grad`` of the loss on
+    the same reviews at full length, followed by the same optimiser update."""
+    import optax
+    from flax import nnx
+
+    from lstm_jax.sharding import data_mesh
+    from lstm_jax.steps import build_programs, seed_keys
+    from lstm_jax.tasks.registry import Batch
+
+    cfg = TrainConfig(task="imdb", seq_len=40, arch=arch, hidden=8, embed_dim=8, vocab_size=V,
+                      buckets=3, batch=2, steps=10, lr=0.05, readout="max", seeds=2,
+                      dropout=0.3, impl="fused")
+    programs = build_programs(cfg, data_mesh())
+    task = programs.task
+    assert task.bucket_lengths is not None and task.bucket_lengths[0] < 40
+    keys = seed_keys(cfg)
+    state = programs.init(keys["init"])
+    data = task.device_data()
+    for step in range(task.steps_per_epoch(2)):
+        new, loss = programs.train_step(jax.tree.map(jnp.copy, state), keys["data"],
+                                        keys["dropout"], jnp.int32(step), data)
+        for i in range(cfg.seeds):
+            params = jax.tree.map(lambda a, i=i: a[i], state["params"])
+            opt = jax.tree.map(lambda a, i=i: a[i], state["opt"])
+            full = task.train_batch(data, keys["data"][i], step, 2)
+            dkey = jax.random.fold_in(keys["dropout"][i], step)
+            # the dropout mask on the readout does not depend on T; input dropout is off
+
+            def loss_fn(p, batch: Batch = full, dkey=dkey):
+                model = nnx.merge(programs.graphdef, p)
+                return task.loss(model(batch.x, batch.mask, dropout_key=dkey), batch)
+
+            ref_loss, grads = jax.value_and_grad(loss_fn)(params)
+            updates, _ = programs.tx.update(grads, opt, params)
+            ref = optax.apply_updates(params, updates)
+            np.testing.assert_allclose(float(loss[i]), float(ref_loss), rtol=1e-5)
+            got = jax.tree.map(lambda a, i=i: a[i], new["params"])
+            for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+        state = new
