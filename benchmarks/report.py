@@ -113,7 +113,9 @@ def write(out: Path) -> Path:
         parts += ["## Compile time and peak memory against T", ""]
         parts += compile_table(read_json(cm)) + [""]
     for name, title, table in (("probe_cost.json", "Probe cost", probe_table),
-                               ("imdb_pipeline.json", "IMDB input pipeline", pipeline_table)):
+                               ("imdb_pipeline.json", "IMDB input pipeline", pipeline_table),
+                               ("imdb_buckets.json", "IMDB training step with length buckets",
+                                buckets_table)):
         parts += [f"## {title}", ""]
         f = out / name
         parts += (table(read_json(f)) if f.exists()
@@ -132,6 +134,23 @@ def probe_table(d: dict) -> list[str]:
         step = _ms(r["timings"]["train_step"]["median_s"])
         for name, ratio in r["ratio_to_train_step"].items():
             lines.append(f"| {arch} | {step} | {name} | {ratio:.2f}× |")
+    return lines
+
+
+def buckets_table(d: dict) -> list[str]:
+    """``imdb_buckets.json`` (benchmarks/imdb_buckets.py)."""
+    st = d["settings"]
+    kind = "bidirectional LSTM" if st["bidirectional"] else "LSTM"
+    lines = [f"`python -m benchmarks.imdb_buckets`: {kind}, H={st['hidden']}, embedding "
+             f"{st['embed_dim']}, batch {st['batch']}, last {st['seq_len']} tokens; median of "
+             f"{st['reps']} steps per bucket; load average at start "
+             f"{d['loadavg_start'][0]:.1f}. Speed-up over an epoch: **{d['speedup']:.2f}×**.", "",
+             "| buckets | compile s | ms/step, epoch mean | ms/step per bucket (its length) |",
+             "|---|---|---|---|"]
+    for r in d["rows"]:
+        per = ", ".join(f"{1000 * b['median_s']:.0f} ({b['length']})" for b in r["per_bucket"])
+        lines.append(f"| {r['buckets']} | {r['compile_s']:.1f} | "
+                     f"{1000 * r['epoch_mean_step_s']:.0f} | {per} |")
     return lines
 
 

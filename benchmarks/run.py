@@ -4,8 +4,10 @@
     python -m benchmarks.run --quick         # a tiny smoke run, results under runs/bench-quick
     python -m benchmarks.run --only train --archs lstm --hidden 128 --seq 100
 
-``imdb_pipeline`` (:mod:`benchmarks.imdb_pipeline`) needs the IMDB archive (``$LSTM_JAX_IMDB`` or
-the default path) and is skipped, with the reason printed, without it or with ``--quick``.
+``imdb_pipeline`` (:mod:`benchmarks.imdb_pipeline`) and ``imdb_buckets``
+(:mod:`benchmarks.imdb_buckets`, the training step at L=800 with and without length buckets) need
+the IMDB archive (``$LSTM_JAX_IMDB`` or the default path) and are skipped, with the reason
+printed, without it or with ``--quick``.
 
 PyTorch is imported first and configured (flush-to-zero, threads = this process's cores) before
 anything else can start a thread pool; see :mod:`benchmarks.torch_setup`.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.torch_setup import cpu_threads, setup_torch, torch_settings
 
-SECTIONS = ("train", "compile_memory", "imdb_pipeline")
+SECTIONS = ("train", "compile_memory", "imdb_pipeline", "imdb_buckets")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -110,6 +112,14 @@ def main(argv=None) -> int:
             write_json(out / "imdb_pipeline.json", {**meta, **res})
         except UserError as e:
             log(f"imdb_pipeline skipped: {e}")
+    if "imdb_buckets" in only and not args.quick:
+        from benchmarks import imdb_buckets
+        from lstm_jax.errors import UserError
+
+        try:
+            write_json(out / "imdb_buckets.json", {**meta, **imdb_buckets.run()})
+        except UserError as e:
+            log(f"imdb_buckets skipped: {e}")
     path = report.write(out)
     log(f"wrote {path}")
     return 0

@@ -125,8 +125,9 @@ def collect(args) -> list[dict]:
                  "| train wall s | full-test eval s | load avg (1 min) start→end |",
                  "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
+            arch = r["arch"] + (" (bidirectional)" if r["config"].get("bidirectional") else "")
             lines.append(
-                f"| {r['arch']} | {r['readout']} | last {r['max_len']} | "
+                f"| {arch} | {r['readout']} | last {r['max_len']} | "
                 f"{100 * r['test_accuracy']:.2f} % ({r['test_correct']:,}/{r['test_n']:,}) | "
                 f"{r['test_loss']:.4f} | {r['steps']} ({r['epochs']}) | {r['train_wall_s']:.0f} | "
                 f"{r['test_eval_wall_s']:.0f} | {r['loadavg_start'][0]}→{r['loadavg_end'][0]} |")

@@ -60,7 +60,7 @@ COPY500_LSTM_CHRONO = ["--task", "copy", "--arch", "lstm", "--seq-len", "500", "
 # The best IMDB LSTM the README quotes (issue 5's goal), in its own folder.
 IMDB_BEST = ["--only", "lstm:max", "--max-len", "800", "--vocab-size", "30000", "--embed-dim",
              "128", "--dropout", "0.5", "--input-dropout", "0.25", "--steps", "585",
-             "--embed-init", "ppmi-svd"]
+             "--embed-init", "ppmi-svd", "--buckets", "8", "--bidirectional"]
 
 
 def _train(py: str, flags: list, run_dir: Path) -> list:

@@ -66,3 +66,31 @@ def test_imdb_pipeline_benchmark_on_a_small_archive(tmp_path, monkeypatch):
     write_json(tmp_path / "imdb_pipeline.json", json.loads(json.dumps(res)))
     text = report.write(tmp_path).read_text()
     assert f"({res['prepare_cold']['tokens']:,} tokens)" in text and "PPMI-SVD" in text
+
+
+def test_imdb_buckets_benchmark_on_a_small_archive(tmp_path, monkeypatch):
+    """The bucket benchmark times one step per bucket of the task's own buckets, and the
+    report renders them."""
+    import json
+
+    from benchmarks import imdb_buckets
+    from lstm_jax.io import write_json
+    from lstm_jax.tasks import imdb as imdb_task
+    from lstm_jax.tasks import make_task
+    from tests.test_imdb_task import V, write_archive
+
+    monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(imdb_task, "EXPECTED_SIZES", None)
+    path = str(write_archive(tmp_path / "aclImdb_v1.tar.gz"))
+    res = imdb_buckets.run(seq_len=40, buckets=3, reps=2, hidden=4, embed_dim=4, vocab_size=V,
+                           batch=2, data=path)
+    want = make_task("imdb", 40, data=path, vocab_size=V, buckets=3).bucket_lengths
+    unbucketed, bucketed = res["rows"]
+    assert [b["length"] for b in unbucketed["per_bucket"]] == [40]
+    assert tuple(b["length"] for b in bucketed["per_bucket"]) == want
+    assert all(len(b["times_s"]) == 2 and min(b["times_s"]) > 0 for b in bucketed["per_bucket"])
+    assert res["speedup"] == pytest.approx(
+        unbucketed["epoch_mean_step_s"] / bucketed["epoch_mean_step_s"])
+    write_json(tmp_path / "imdb_buckets.json", json.loads(json.dumps(res)))
+    text = report.write(tmp_path).read_text()
+    assert "IMDB training step with length buckets" in text and f"({want[-1]})" in text
