@@ -281,6 +281,17 @@ def test_bucket_batches():
     assert len(bucket_batches(lengths, 10, drop_last=True)) == 10
 
 
+def test_length_groups():
+    from lstm_jax.data import length_groups
+
+    members, longest = length_groups(np.array([5, 1, 3, 3, 9, 2, 7]), 3)
+    # sorted (stable): 1 (row 1), 2 (5), 3 (2), 3 (3), 5 (0), 7 (6); row 4 (9) is the one left out
+    np.testing.assert_array_equal(members, [[1, 5], [2, 3], [0, 6]])
+    assert members.dtype == np.int32 and longest == (2, 3, 7)
+    with pytest.raises(UserError, match="buckets=8"):
+        length_groups(np.ones(7), 8)
+
+
 # ---------------------------------------------------------------- arrays and cache
 
 def _ref_arrays(split, vocab_size, max_len, truncate):

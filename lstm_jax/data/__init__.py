@@ -22,13 +22,14 @@ from lstm_jax.data.text import (
     TokenizerConfig,
     Vocabulary,
     bucket_batches,
+    length_groups,
     pad_truncate,
     tokenize,
 )
 
 __all__ = [
     "ENV_VAR", "OOV", "PAD", "SPLITS", "SPLIT_SIZES", "Corpus", "ImdbArrays", "ImdbSplit",
-    "Tokenizer", "TokenizerConfig", "Vocabulary", "bucket_batches", "length_mask",
+    "Tokenizer", "TokenizerConfig", "Vocabulary", "bucket_batches", "length_groups", "length_mask",
     "load_imdb_arrays", "pad_truncate", "prepare_corpus", "read_archive", "read_imdb",
     "read_tfds", "resolve_archive", "tokenize",
 ]

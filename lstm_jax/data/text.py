@@ -151,7 +151,8 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, *, seed: int = 0,
     Rows are sorted by length (random tie-break from ``seed``), cut into consecutive batches of
     ``batch_size``, and the batch order is shuffled. Each batch can then be trimmed to
     ``lengths[batch].max()`` columns. Every index appears once (the last short batch is kept
-    unless ``drop_last``).
+    unless ``drop_last``). For host-side loops; a compiled training step wants few distinct
+    lengths, see :func:`length_groups`.
     """
     check_positive("batch_size", batch_size)
     lengths = np.asarray(lengths)
@@ -164,3 +165,21 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, *, seed: int = 0,
     if shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def length_groups(lengths: np.ndarray, buckets: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Rows sorted by length and cut into ``buckets`` equal groups, for a compiled step that cuts
+    each batch to its group's length (``Imdb(buckets=K)``: K lengths, so K compiled branches).
+
+    Returns ``(members, group_lengths)``: ``members`` ``(buckets, N // buckets)`` int32 row indices
+    (shortest group first; the ``N mod buckets`` longest rows are left out), and each group's
+    longest length.
+    """
+    check_positive("buckets", buckets)
+    lengths = np.asarray(lengths)
+    if buckets > len(lengths):
+        raise UserError(f"buckets={buckets} is more than the {len(lengths)} rows to group")
+    order = np.argsort(lengths, kind="stable")
+    per = len(order) // buckets
+    members = order[:per * buckets].reshape(buckets, per).astype(np.int32)
+    return members, tuple(int(lengths[g].max()) for g in members)

@@ -113,14 +113,10 @@ class Imdb(Task):
             metric_baselines={"accuracy": 0.5})
         self.buckets = buckets
         if buckets > 1:
-            if buckets > self.sizes["train"]:
-                raise UserError(f"buckets={buckets} is more than the train split's "
-                                f"{self.sizes['train']} reviews")
-            lengths = np.asarray(self.arrays["train"]["lengths"])
-            order = np.argsort(lengths, kind="stable")
-            per = len(order) // buckets
-            self._members = order[:per * buckets].reshape(buckets, per).astype(np.int32)
-            self.bucket_lengths = tuple(int(lengths[g].max()) for g in self._members)
+            from lstm_jax.data import length_groups
+
+            self._members, self.bucket_lengths = length_groups(self.arrays["train"]["lengths"],
+                                                               buckets)
         else:
             self.bucket_lengths = None
 
