@@ -88,12 +88,15 @@ class SequenceModel(nnx.Module):
             width = in_features
         self.recurrence = Recurrence(width, cell, layers, rngs=rngs, unroll=unroll, remat=remat,
                                      impl=impl)
-        self.bidirectional = bool(bidirectional)
         self.backward_recurrence = (Recurrence(width, cell, layers, rngs=rngs, unroll=unroll,
                                                remat=remat, impl=impl)
                                     if bidirectional else None)
         self.head = nnx.Linear(cell.hidden * (2 if bidirectional else 1), out_features,
                                rngs=rngs)
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.backward_recurrence is not None
 
     @classmethod
     def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,

@@ -76,3 +76,15 @@ def test_bidirectional_config_builds_twice_the_recurrence():
     head_in = 6  # the head's extra input features: H more weights per output
     assert two - one == (one - head_in * task.spec.out_features - task.spec.out_features) \
         + head_in * task.spec.out_features
+
+
+def test_loss_gradient_probe_refuses_a_bidirectional_model():
+    from lstm_jax.errors import UserError
+    from lstm_jax.probes.loss import head_loss
+
+    model = SequenceModel(input_kind="dense", in_features=2, out_features=1,
+                          cell=CellConfig(arch="lstm", hidden=3), bidirectional=True,
+                          rngs=nnx.Rngs(params=jax.random.key(0)))
+    assert model.bidirectional
+    with pytest.raises(UserError, match="bidirectional"):
+        head_loss(model, None, lambda out, batch: out.sum())

@@ -243,7 +243,7 @@ def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000,
         weight = np.concatenate([np.ones(len(rows), np.float32), np.zeros(pad, np.float32)])
         lengths = take(arrays["lengths"])
         lengths[len(rows):] = 1  # padding rows: one PAD step (weight 0)
-        ls, c = chunk_sums(params, take(arrays["tokens"])[:, :cut], lengths,
+        ls, c = chunk_sums(params, take(arrays["tokens"][:, :cut]), lengths,
                            take(arrays["labels"]), weight)
         loss_sum += float(ls)
         correct += float(c)
