@@ -73,6 +73,13 @@ def test_fused_matches_scan_float64(arch):
         _compare(arch, jnp.float64, [(False, None), (True, 4)], tol=1e-11)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fused_matches_scan_float64_no_mask(arch):
+    """``mask=None`` takes loops without the carry-keeping selects (a separate code path)."""
+    with jax.enable_x64(True):
+        _compare(arch, jnp.float64, [(False, None), (True, 4)], tol=1e-11, use_mask=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fused_default_segment_matches_scan_float64(arch):
