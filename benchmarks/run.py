@@ -48,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--compile-arch", default="lstm")
     p.add_argument("--compile-hidden", type=int, default=128)
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
+    p.add_argument("--same-process", action="store_true",
+                   help="time all training-step shapes in this process (default: a fresh process "
+                        "per shape, so one shape's heap state does not carry into the next)")
     p.add_argument("--numpy-roofline", action="store_true",
                    help="also time the roofline with NumPy's BLAS (PyTorch's is faster here)")
     p.add_argument("--cores", type=int, default=None,
@@ -90,8 +93,10 @@ def main(argv=None) -> int:
                   for H in _ints(args.hidden) for T in _ints(args.seq)]
         t0 = time.time()
         rows = train.run(torch, shapes, impls=tuple(args.impls.split(",")), reps=args.reps,
-                         numpy_roofline=args.numpy_roofline, log=log)
+                         numpy_roofline=args.numpy_roofline, isolate=not args.same_process,
+                         log=log)
         write_json(out / "train_step.json", {**meta, "loadavg_end": os.getloadavg(),
+                                            "process_per_shape": not args.same_process,
                                             "wall_s": time.time() - t0, "rows": rows})
     if "compile_memory" in only:
         from benchmarks import compile_memory

@@ -3,6 +3,7 @@ machine falls on all of them alike; every figure is a median over repetitions af
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -15,17 +16,23 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], *, reps: int = 5,
     Each callable must block until its work is done (``block_until_ready`` / a host value).
     ``pause`` seconds of sleep before each timed call let the previous library's spinning worker
     threads (OpenMP, OpenBLAS) go idle, so they do not steal cores from the next one.
-    Returns ``{name: {"median_s", "min_s", "times_s"}}``.
+    Also counts the minor page faults of each call (``getrusage``): fresh pages of freshly
+    allocated temporaries, which cost a fault and zeroing each, are a large part of a CPU step.
+    Returns ``{name: {"median_s", "min_s", "times_s", "minor_faults"}}`` (faults: median per call).
     """
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    faults: dict[str, list[int]] = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
             time.sleep(pause)
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "times_s": ts}
+            faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "times_s": ts,
+                   "minor_faults": statistics.median(faults[name])}
             for name, ts in times.items()}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 from benchmarks import roofline, steps
 from benchmarks.timing import interleaved_medians
@@ -54,13 +56,37 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
     return row
 
 
-def run(torch, shapes, *, impls, reps, numpy_roofline=False, log=print) -> list[dict]:
+def _bench_shape_fresh(use_torch: bool, threads: int, shape: tuple, kwargs: dict) -> dict:
+    """:func:`bench_shape` in a fresh interpreter (PyTorch configured first, as in ``run.py``)."""
+    from benchmarks.torch_setup import setup_torch
+
+    torch = setup_torch(threads) if use_torch else None
+    return bench_shape(torch, *shape, **kwargs)
+
+
+def run(torch, shapes, *, impls, reps, numpy_roofline=False, isolate=True, log=print) -> list[dict]:
+    """Time every shape; with ``isolate`` each shape runs in its own fresh process.
+
+    Isolation matters on a CPU: glibc's malloc adapts its mmap and trim thresholds to the
+    allocations it has seen, so a shape timed after larger ones runs on a heap that no longer
+    page-faults, and by how much differs between the libraries (``benchmarks/README.md``). A fresh
+    process per shape is what a training run of that shape sees.
+    """
+    from benchmarks.torch_setup import cpu_threads
+
     rows = []
-    for arch, B, T, D, H in shapes:
-        row = bench_shape(torch, arch, B, T, D, H, impls=impls, reps=reps,
-                          numpy_roofline=numpy_roofline)
+    kwargs = {"impls": impls, "reps": reps, "numpy_roofline": numpy_roofline}
+    for shape in shapes:
+        if isolate:
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                row = pool.submit(_bench_shape_fresh, torch is not None, cpu_threads(), shape,
+                                  kwargs).result()
+        else:
+            row = bench_shape(torch, *shape, **kwargs)
+        arch, B, T, D, H = shape
         cells = "  ".join(f"{k} {v['median_s'] * 1e3:8.1f} ms ({v.get('vs_torch') or 0:.2f}× torch,"
-                          f" {v['vs_roofline']:.2f}× roof)" for k, v in row["impls"].items())
+                          f" {v['vs_roofline']:.2f}× roof, {row['timings'][k]['minor_faults']:.0f}"
+                          " faults)" for k, v in row["impls"].items())
         log(f"{arch:4s} B={B} T={T:5d} D={D} H={H:4d}  roof {row['roofline_s'] * 1e3:7.1f} ms  "
             + cells)
         rows.append(row)
