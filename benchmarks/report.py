@@ -23,6 +23,9 @@ def train_table(data: dict) -> list[str]:
         if k != "torch":
             head.append(f"{NAMES[k]} / PyTorch")
         head.append(f"{NAMES[k]} / roofline")
+    faults = all("minor_faults" in t for r in rows for t in r["timings"].values())
+    if faults:
+        head.append("minor page faults / call (" + " · ".join(NAMES[k] for k in impls) + ")")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["arch"], str(r["H"]), str(r["T"]), _ms(r["roofline_s"])]
@@ -35,6 +38,9 @@ def train_table(data: dict) -> list[str]:
             if k != "torch":
                 cells.append("–" if v["vs_torch"] is None else f"**{v['vs_torch']:.2f}×**")
             cells.append(f"{v['vs_roofline']:.2f}×")
+        if faults:
+            cells.append(" · ".join(f"{r['timings'][k]['minor_faults']:,.0f}" if k in r["timings"]
+                                    else "–" for k in impls))
         lines.append("| " + " | ".join(cells) + " |")
     skipped = {k: v for r in rows for k, v in r.get("skipped", {}).items()}
     for k, why in skipped.items():
@@ -102,7 +108,8 @@ def write(out: Path) -> Path:
                      "times are inflated; ratios come from alternating the implementations inside "
                      "one repetition loop)." if d["loadavg_start"][0] > m["cpu_count"] else "."),
                   "",
-                  f"B={d['rows'][0]['B']}, D={d['rows'][0]['D']}, float32; median of "
+                  ("Each shape ran in a fresh process. " if d.get("process_per_shape") else "")
+                  + f"B={d['rows'][0]['B']}, D={d['rows'][0]['D']}, float32; median of "
                   f"{len(next(iter(d['rows'][0]['timings'].values()))['times_s'])} "
                   "repetitions after one warm-up. The roofline is the time of the matmuls alone "
                   f"(best library: {', '.join(sorted({r['roofline_library'] for r in d['rows']}))}).",

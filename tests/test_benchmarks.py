@@ -21,6 +21,7 @@ def test_interleaved_medians_alternates():
                               reps=3, warmup=1, pause=0.0)
     assert order == ["a", "b"] * 4
     assert set(out) == {"a", "b"} and len(out["a"]["times_s"]) == 3
+    assert all(v["minor_faults"] >= 0 for v in out.values())
 
 
 @pytest.mark.slow  # ~10 s of CPU (imports, one compile); `make bench BENCH_ARGS=--quick` covers it too
@@ -37,6 +38,15 @@ def test_one_tiny_config_and_report(tmp_path):
         "threads": 2, "loadavg_start": [0.0], "loadavg_end": [0.0], "rows": [row]})
     text = report.write(tmp_path).read_text()
     assert "| gru | 3 | 3 |" in text and "JAX fused / PyTorch" in text
+
+
+@pytest.mark.slow  # spawns a fresh interpreter that imports JAX and compiles once
+def test_each_shape_runs_in_a_fresh_process():
+    logged = []
+    rows = train.run(None, [("rnn", 2, 3, 2, 3)], impls=("fused",), reps=1, isolate=True,
+                     log=logged.append)
+    assert rows[0]["impls"]["jax_fused"]["tokens_per_s"] > 0
+    assert rows[0]["roofline_library"] == "numpy" and "faults" in logged[0]
 
 
 def test_imdb_pipeline_benchmark_on_a_small_archive(tmp_path, monkeypatch):
