@@ -318,7 +318,8 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
       arch: ``"rnn"``, ``"lstm"`` or ``"gru"`` (reset-after), see :func:`fused_arch`.
       params: ``w_ih (D,G·H)``, ``w_hh (H,G·H)``, ``bias (G·H,)`` and for the GRU ``b_hn (H,)``.
       xs: ``(T, B, D)``; mask ``(T, B)`` bool or None; carry0 ``{"h": (B,H)[, "c": (B,H)]}``.
-      unroll: ``lax.scan`` unroll factor of the forward and backward loops.
+      unroll: ``lax.scan`` unroll factor of the forward and backward loops. Keep 1: with the
+        in-place buffer, ``unroll=2`` made XLA copy the whole buffer every step (10× slower).
       remat: checkpoint in segments (module doc); ``segment`` defaults to ⌈√T⌉. T is padded
         with masked steps up to a multiple of ``segment`` (a masked step keeps the carry, so the
         result is exact).
