@@ -231,6 +231,18 @@ def _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih):
     return dw_ih, dbias, dw_hh, db_hn, dxs
 
 
+def _block_backward(arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll):
+    """The backward loop through one block, then its weight gradients.
+
+    Returns (dh0, dc0, (dW_ih, dbias, dW_hh, db_hn, dxs)).
+    """
+    h_prev = _h_prev(h0, hs)
+    h_in = {"rnn": hs, "gru": h_prev}.get(arch)  # what the backward loop reads as h_t
+    dh0, dc0, dz_x, dz_h = _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh,
+                                          unroll)
+    return dh0, dc0, _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih)
+
+
 # ----------------------------------------------------------------------------------------------
 # The custom_vjp: whole sequence (remat=False) or √T segments (remat=True).
 
@@ -267,11 +279,8 @@ def _layer_bwd(arch, segment, unroll, saved, cotangents):
     dhs, dhN, dcN = cotangents
     if segment is None:
         xs, w_ih, w_hh, mask, h0, hs, cN, buf, small = saved
-        h_prev = _h_prev(h0, hs)
-        h_in = {"rnn": hs, "gru": h_prev}.get(arch)
-        dh0, dc0, dz_x, dz_h = _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN,
-                                              w_hh, unroll)
-        dw_ih, dbias, dw_hh, db_hn, dxs = _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih)
+        dh0, dc0, (dw_ih, dbias, dw_hh, db_hn, dxs) = _block_backward(
+            arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll)
         return dxs, dw_ih, dbias, dw_hh, db_hn, None, dh0, dc0
     xs, w_ih, bias, w_hh, b_hn, mask, h_starts, c_starts = saved
     T = xs.shape[0]
@@ -287,11 +296,8 @@ def _layer_bwd(arch, segment, unroll, saved, cotangents):
         xs_k, m_k, dhs_k, h_k, c_k = inputs
         _, cN_k, hs_k, buf_k, small_k = _forward_loop(arch, _project(xs_k, w_ih), bias, m_k,
                                                       h_k, c_k, w_hh, b_hn, unroll)
-        h_prev = _h_prev(h_k, hs_k)
-        h_in = {"rnn": hs_k, "gru": h_prev}.get(arch)
-        dh, dc, dz_x, dz_h = _backward_loop(arch, buf_k, small_k, h_in, cN_k, m_k, dhs_k, dh, dc,
-                                            w_hh, unroll)
-        grads = _weight_grads(arch, xs_k, h_prev, dz_x, dz_h, w_ih)
+        dh, dc, grads = _block_backward(arch, xs_k, w_ih, w_hh, m_k, h_k, hs_k, cN_k, buf_k,
+                                        small_k, dhs_k, dh, dc, unroll)
         acc = tuple(None if a is None else a + g for a, g in zip(acc, grads[:4], strict=True))
         return ((dh, dc), acc), grads[4]
 
