@@ -80,6 +80,26 @@ def test_fused_matches_scan_float64_no_mask(arch):
         _compare(arch, jnp.float64, [(False, None), (True, 4)], tol=1e-11, use_mask=False)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fused_matches_scan_when_only_the_final_state_is_used(arch):
+    """A loss of the final carry alone (the outputs get a zero cotangent)."""
+    with jax.enable_x64(True):
+        cell, params, xs, mask, carry0, _ = _setup(arch, jnp.float64)
+        step = step_fn(cell.config)
+
+        def loss(layer):
+            return lambda p, x, c: sum(jnp.sum(jnp.sin(v)) for v in layer(p, x, c)[0].values())
+
+        scan = loss(lambda p, x, c: tuple(scan_layer(step, p, x, mask, c)))
+        want = jax.grad(scan, argnums=(0, 1, 2))(params, xs, carry0)
+        for remat, segment in [(False, None), (True, 4)]:
+            fused = loss(lambda p, x, c, r=remat, s=segment:
+                         fused_layer(arch, p, x, mask, c, remat=r, segment=s))
+            got = jax.jit(jax.grad(fused, argnums=(0, 1, 2)))(params, xs, carry0)
+            for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got), strict=True):
+                np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-11)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fused_default_segment_matches_scan_float64(arch):
