@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from benchmarks import roofline, steps
 from benchmarks.timing import interleaved_medians
+from benchmarks.torch_setup import cpu_threads, setup_torch
 
 
 def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("scan", "fused"),
@@ -58,8 +59,6 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
 
 def _bench_shape_fresh(use_torch: bool, threads: int, shape: tuple, kwargs: dict) -> dict:
     """:func:`bench_shape` in a fresh interpreter (PyTorch configured first, as in ``run.py``)."""
-    from benchmarks.torch_setup import setup_torch
-
     torch = setup_torch(threads) if use_torch else None
     return bench_shape(torch, *shape, **kwargs)
 
@@ -72,8 +71,6 @@ def run(torch, shapes, *, impls, reps, numpy_roofline=False, isolate=True, log=p
     page-faults, and by how much differs between the libraries (``benchmarks/README.md``). A fresh
     process per shape is what a training run of that shape sees.
     """
-    from benchmarks.torch_setup import cpu_threads
-
     rows = []
     kwargs = {"impls": impls, "reps": reps, "numpy_roofline": numpy_roofline}
     for shape in shapes:
