@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -353,3 +354,39 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
                         b_hn, mask_in, h0, c0)
     final = {"h": hN} if arch != "lstm" else {"h": hN, "c": cN}
     return final, {"h": hs[:T]}
+
+
+# ----------------------------------------------------------------------------------------------
+# For the probes: the same forward loop, with what it saves for the backward pass returned.
+
+#: Where each gate the cells report sits in the ``big`` residual's G blocks.
+GATE_BLOCKS = {"rnn": {}, "lstm": {"i": 0, "f": 1, "o": 3}, "gru": {"r": 0, "z": 1}}
+
+
+class StepResiduals(NamedTuple):
+    """What the forward loop saves of each step, stacked over steps (leading axis T).
+
+    Fields an architecture does not use are None (see :func:`forward_with_residuals`)."""
+
+    big: jax.Array | None  # (T, B, G·H) activated gates: LSTM [i, f, g, o], GRU [r, z, n]
+    small: tuple  # LSTM (c_{t−1},), GRU (u = h_{t−1} U_n + b_hn,), RNN ()
+    h: jax.Array | None  # (T, B, H): tanh RNN h_t, GRU h_{t−1}
+    c_new: jax.Array | None  # (T, B, H): LSTM c_t
+    mask: jax.Array | None  # (T, B) bool
+
+
+def forward_with_residuals(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None,
+                           carry0: dict):
+    """The forward loop of the fused layer, not differentiated: for the probes.
+
+    Returns ``(hs (T,B,H), cs (T,B,H) or None, StepResiduals)``: ``hs``/``cs`` the carry after
+    each step (what :func:`lstm_jax.recurrence.scan_layer` returns), then the residuals.
+    """
+    lstm = arch == "lstm"
+    h0 = carry0["h"]
+    _, cN, hs, buf, small = _forward_loop(arch, _project(xs, params["w_ih"]), params["bias"],
+                                          mask, h0, carry0["c"] if lstm else None,
+                                          params["w_hh"], params.get("b_hn"), 1)
+    cs = jnp.concatenate([small[0][1:], cN[None]]) if lstm else None
+    h_res = {"rnn": hs, "gru": _h_prev(h0, hs)}.get(arch)
+    return hs, cs, StepResiduals(None if arch == "rnn" else buf, small, h_res, cs, mask)

@@ -60,8 +60,8 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
       impl: ``"scan"`` (this function's ``lax.scan``, differentiated by JAX) or ``"fused"``
         (:func:`lstm_jax.fused.fused_layer`: same outputs and gradients, a hand-written backward
         pass; with ``remat`` it checkpoints in √T segments). ``"fused"`` is used only when no
-        ``perturb`` and no ``collect`` are requested and the step is a standard cell, so probes
-        always run this plain scan.
+        ``perturb`` and no ``collect`` are requested and the step is a standard cell (the probes
+        call the fused forward loop directly, :mod:`lstm_jax.probes.layer`).
 
     Returns:
       ``LayerResult(final_carry, sequences)``; ``sequences["h"]`` is ``(T, B, H)``.

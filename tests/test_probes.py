@@ -160,6 +160,58 @@ def test_exact_matches_chain_rule_of_step_jacobians(arch, layers, layer, lstm_ca
     np.testing.assert_allclose(h2[lag(7)], h2[lag(4)], atol=2e-5)
 
 
+@pytest.mark.parametrize("arch,cfg", [("lstm", {}), ("rnn", {}), ("gru", {}),
+                                      ("gru", {"gru_reset_after": False})])
+def test_unmasked_and_generic_step_paths_match_chain_rule(arch, cfg):
+    """``mask=None`` runs the fused forward loop without selects; the reset-before GRU has no
+    fused step, so its probes pull back with ``jax.vjp`` of the step. Both against the chain
+    rule of per-step Jacobians."""
+    model = _model(arch, **cfg)
+    x, _ = _inputs()
+    got = jacobian_norms(model, x, None)
+    np.testing.assert_array_equal(got["anchor"], [T - 1] * B)
+    ref = _chain_reference_log10(model, x, jnp.ones((B, T), bool), got["anchor"], 0)
+    for name, part in (("hidden", "h"), ("cell", "c")):
+        if name in got:
+            np.testing.assert_allclose(got[name]["log10"], ref[part], atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_step_jacobian_factors_match_vjp_of_the_cell_step_float64(arch):
+    """``carry_vjp`` on the factors from the fused forward loop = ``jax.vjp`` of the cell's own
+    masked step at every step, for 3 probe vectors per row, in float64 (padded rows included)."""
+    from lstm_jax.fused import forward_with_residuals
+    from lstm_jax.probes.step_jacobian import carry_vjp, step_jacobians
+
+    with jax.enable_x64(True):
+        model = Recurrence(D, CellConfig(arch=arch, hidden=H), rngs=nnx.Rngs(3), dtype=jnp.float64)
+        p = model.cells[0].params()
+        step = step_fn(model.config)
+        x, mask = _inputs()
+        xs, m = jnp.swapaxes(x, 0, 1).astype(jnp.float64), jnp.swapaxes(mask, 0, 1)
+        carry0 = {k: 0.3 * jax.random.normal(jax.random.key(i), (B, H), jnp.float64)
+                  for i, k in enumerate(model.cells[0].carry_names)}
+        hs, cs, res = forward_with_residuals(arch, p, xs, m, carry0)
+        jac = step_jacobians(arch, res)
+        carries = {"h": hs, "c": cs} if arch == "lstm" else {"h": hs}
+        prev = {k: jnp.concatenate([carry0[k][None], v[:-1]]) for k, v in carries.items()}
+        for t in range(T):
+            def masked(c, t=t):
+                new, _ = step(p, c, xs[t] @ p["w_ih"] + p["bias"])
+                return {k: jnp.where(m[t][:, None], new[k], c[k]) for k in c}
+
+            now, pull = jax.vjp(masked, {k: v[t] for k, v in prev.items()})
+            for k in now:  # the fused forward carries the same states
+                np.testing.assert_allclose(now[k], carries[k][t], rtol=1e-12, atol=1e-13)
+            vs = {k: jax.random.normal(jax.random.key(100 + t), (3, B, H), jnp.float64)
+                  for k in now}
+            jac_t = jax.tree.map(lambda a, t=t: a[t], jac)
+            want = jax.vmap(lambda v, pull=pull: pull(v)[0])(vs)
+            got = jax.vmap(lambda v, jac_t=jac_t: carry_vjp(arch, p["w_hh"], jac_t, v))(vs)
+            for k in want:
+                np.testing.assert_allclose(got[k], want[k], rtol=1e-11, atol=1e-12)
+
+
 def test_rnn_linear_regime_closed_form_to_1e_minus_99():
     """h_t = tanh(λ Q h_{t−1}) at h = 0: ∂h_T/∂h_{T−k} = (λQ)^k, Frobenius norm λ^k √H."""
     lam, length = 0.1, 100

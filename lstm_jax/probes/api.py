@@ -39,8 +39,15 @@ LN10 = math.log(10.0)
 def _setup(model, x, mask, initial_carry, layer):
     check_inputs(x, mask, model.in_features)
     check_layer(model, layer)
-    carry0 = model.init_carry(x.shape[0], x.dtype) if initial_carry is None else initial_carry
-    return step_fn(model.config), stack_params(model), carry0
+    if initial_carry is None:  # NumPy zeros: no eager device ops on every probe call
+        initial_carry = [{name: np.zeros((x.shape[0], cell.hidden), x.dtype)
+                          for name in cell.carry_names} for cell in model.cells]
+    return step_fn(model.config), stack_params(model), initial_carry
+
+
+@functools.cache
+def _default_key():
+    return jax.random.key(0)
 
 
 def default_probes(arch: str) -> tuple[str, ...]:
@@ -89,7 +96,7 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     B, T = x.shape[:2]
     anchor = resolve_anchor(anchor, mask, B, T)
-    key = jax.random.key(0) if key is None else key
+    key = _default_key() if key is None else key
     jac = tuple(p for p in probes if p in JACOBIAN_PROBES)
     out = _jacobian_core(params_list[: layer + 1], x, mask, carry0[: layer + 1], anchor, key,
                          step=step, layer=layer, probes=jac, method=method, samples=samples,
@@ -125,7 +132,7 @@ def loss_grad(model, x, mask=None, loss_fn=None, *, layer: int | None = None, ke
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     B, T = x.shape[:2]
     anchor = resolve_anchor(None, mask, B, T)
-    readout = (jax.random.key(0) if key is None else key, anchor) if loss_fn is None else None
+    readout = (_default_key() if key is None else key, anchor) if loss_fn is None else None
     ln = _loss_core(params_list, x, mask, carry0, readout, step=step, layer=layer,
                     loss_fn=loss_fn)
     after_last = np.arange(T)[None, :] > np.asarray(anchor)[:, None]
@@ -158,7 +165,7 @@ def spectral_norms(model, x, mask=None, *, layer: int = 0, anchor=None, lags=Non
     lags = default_spectral_lags(T) if lags is None else np.asarray(lags, int)
     if lags.ndim != 1 or lags.size == 0 or lags.min() < 0 or lags.max() >= T:
         raise UserError(f"lags must be a non-empty list of steps in 0..{T - 1}; got {lags!r}")
-    key = jax.random.key(0) if key is None else key
+    key = _default_key() if key is None else key
     ln = _spectral_core(params_list[: layer + 1], x, mask, carry0[: layer + 1], anchor,
                         jnp.asarray(lags, jnp.int32), key, step=step, layer=layer, iters=iters)
     return {"k": lags, "log10": np.asarray(ln) / LN10}
@@ -203,7 +210,7 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     ``log10_loss_grad_std`` per step t of layer ``layer`` (loss ``loss_fn`` or the default);
     ``gates`` (per step); with ``spectral``, ``spectral_k`` and ``log10_spectral[_std]``.
     """
-    key = jax.random.key(0) if key is None else key
+    key = _default_key() if key is None else key
     k_jac, k_loss, k_spec = jax.random.split(key, 3)
     arch = model.config.arch
     rec = {"arch": arch, "layer": layer, "method": method,

@@ -22,10 +22,8 @@ Methods (for J = ∂y_T/∂x_{T−k}, H units, T steps, B rows):
   bound ``‖∂h_T/∂h_{T−k}‖₂ ≤ (γ‖W_hh‖)^k``.
 
 Measured (``benchmarks/probe_cost.py``, B=64, D=64, H=128, T=100, 2 shared CPU cores, in units
-of one jitted forward+backward training step of the same layer): ``hutchinson`` K=4 0.7–1.0
-(LSTM all three probes 0.8); ``exact`` ``hidden`` 15–17 for the LSTM/GRU but 37 for the tanh RNN
-(whose training step is cheap), LSTM hidden+cell+cec 38. See
-``benchmarks/results/probe_cost.json``.
+of one jitted forward+backward training step of the same layer, which runs the fused recurrence):
+see ``benchmarks/results/probe_cost.json`` and the table in ``benchmarks/README.md``.
 
 All norms are carried in log scale (:mod:`lstm_jax.probes.sweep`): the results are natural-log
 arrays that stay finite at 1e-300.
@@ -95,7 +93,7 @@ def jacobian_log_norms(step, view: LayerView, anchor: jax.Array, probes: tuple[s
             out.append(logsumexp(ln2, axis=0) if method == "exact" else ln2)
         return out
 
-    per_step, _ = reverse_sweep(step, view.params, view.xw, view.mask, view.carries_prev,
+    per_step, _ = reverse_sweep(view.pullback, view.pull_inputs, view.mask, view.carry0,
                                 seeds=seeds, anchor=anchor, reduce=reduce)
     result = {}
     for name, ln2 in zip(probes, per_step, strict=True):
@@ -156,7 +154,7 @@ def spectral_log_norms(step, view: LayerView, anchor: jax.Array, lags: jax.Array
         return {p: v.get(p, jnp.zeros((L, B, H), dtype)) for p in parts}
 
     def one_round(u, _):
-        _, (w, _) = reverse_sweep(step, view.params, view.xw, view.mask, view.carries_prev,
+        _, (w, _) = reverse_sweep(view.pullback, view.pull_inputs, view.mask, view.carry0,
                                   seeds=zeros_like_parts({"h": u}), anchor=anchor, capture_at=start,
                                   reduce=lambda logs: None)
         w, _ = normalise({"h": w["h"]}, jnp.zeros((L, B), dtype))

@@ -2,18 +2,30 @@
 
 A probe of layer ``l`` measures derivatives inside that layer's recurrence; the layers below only
 supply its input sequence, the layers above only matter to a loss. :func:`layer_view` runs the
-stack once (the same :func:`~lstm_jax.recurrence.scan_layer` that training uses) and returns,
-time-major, what the sweeps of :mod:`lstm_jax.probes.sweep` consume.
+stack once and returns, time-major, what the sweeps of :mod:`lstm_jax.probes.sweep` consume.
+
+For the three standard cells it runs the forward loop of :mod:`lstm_jax.fused` (the recurrence
+training uses by default) and turns that loop's residuals into each step's Jacobian factors
+(:mod:`lstm_jax.probes.step_jacobian`), so a reverse sweep pulls probe vectors back with one
+matmul per step instead of re-running every step under ``jax.vjp``. Any other step (e.g. the
+reset-before GRU) runs the plain :func:`~lstm_jax.recurrence.scan_layer` and pulls back with
+:func:`~lstm_jax.probes.sweep.vjp_pullback`. Both compute the same map; tests check each against
+``jax.jacrev`` of the unrolled network.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from lstm_jax import fused
 from lstm_jax.errors import UserError
+from lstm_jax.probes.step_jacobian import carry_vjp, step_jacobians
+from lstm_jax.probes.sweep import vjp_pullback
 from lstm_jax.recurrence import Carry, scan_layer
 
 
@@ -28,6 +40,8 @@ class LayerView(NamedTuple):
     carries: Carry  # {part: (T, B, H)}: carry_t after step t
     carries_prev: Carry  # {part: (T, B, H)}: carry_{t−1} entering step t
     gates: dict  # {gate: (T, B, H)} as returned by the step
+    pullback: Callable  # (pull_inputs[t], v {part: (B, H)}) -> vᵀ ∂carry_t/∂carry_{t−1}
+    pull_inputs: Any  # pytree of per-step arguments of ``pullback``, leading axis T
 
 
 def stack_params(model) -> list[dict]:
@@ -46,18 +60,34 @@ def layer_view(step, gate_names, params_list: list[dict], x: jax.Array, mask: ja
     """Run layers ``0..layer`` on ``x`` (B, T, D) and expose layer ``layer``'s carries and gates."""
     xs = jnp.swapaxes(x, 0, 1)
     T, B = xs.shape[:2]
-    mask_t = jnp.ones((T, B), bool) if mask is None else jnp.swapaxes(mask.astype(bool), 0, 1)
+    mask_in = None if mask is None else jnp.swapaxes(mask.astype(bool), 0, 1)
+    mask_t = jnp.ones((T, B), bool) if mask is None else mask_in
     for params, carry0 in zip(params_list[:layer], carry0_list[:layer], strict=True):
-        xs = scan_layer(step, params, xs, mask_t, carry0).sequences["h"]
+        xs = scan_layer(step, params, xs, mask_in, carry0, impl="fused").sequences["h"]
     params, carry0 = params_list[layer], carry0_list[layer]
     parts = tuple(carry0)
-    res = scan_layer(step, params, xs, mask_t, carry0,
-                     collect=tuple(p for p in parts if p != "h") + tuple(gate_names))
-    carries = {p: res.sequences[p] for p in parts}
-    prev = {p: jnp.concatenate([carry0[p][None], carries[p][:-1]], axis=0) for p in parts}
     xw = jnp.einsum("tbd,dg->tbg", xs, params["w_ih"]) + params["bias"]
-    gates = {g: res.sequences[g] for g in gate_names}
-    return LayerView(params, xs, xw, mask_t, carry0, carries, prev, gates)
+    arch = fused.fused_arch(step)
+    if arch is None:
+        res = scan_layer(step, params, xs, mask_t, carry0,
+                         collect=tuple(p for p in parts if p != "h") + tuple(gate_names))
+        carries = {p: res.sequences[p] for p in parts}
+        gates = {g: res.sequences[g] for g in gate_names}
+    else:
+        hs, cs, residuals = fused.forward_with_residuals(arch, params, xs, mask_in, carry0)
+        carries = {"h": hs, "c": cs} if arch == "lstm" else {"h": hs}
+        H = hs.shape[-1]
+        gates = {g: residuals.big[..., fused.GATE_BLOCKS[arch][g] * H:][..., :H]
+                 for g in gate_names}
+    prev = {p: jnp.concatenate([carry0[p][None], carries[p][:-1]], axis=0) for p in parts}
+    if arch is None:
+        pullback, pull_inputs = vjp_pullback(step, params), (prev, xw, mask_t)
+    else:
+        def pullback(jac_t, v):
+            return carry_vjp(arch, params["w_hh"], jac_t, v)
+
+        pull_inputs = step_jacobians(arch, residuals)
+    return LayerView(params, xs, xw, mask_t, carry0, carries, prev, gates, pullback, pull_inputs)
 
 
 def last_valid(mask: jax.Array | None, batch: int, length: int) -> jax.Array:
@@ -68,19 +98,27 @@ def last_valid(mask: jax.Array | None, batch: int, length: int) -> jax.Array:
     return jnp.max(jnp.where(mask.astype(bool), idx, -1), axis=1).astype(jnp.int32)
 
 
-def resolve_anchor(anchor, mask, batch: int, length: int) -> jax.Array:
-    """Anchor step per row: None → last valid step; an int (negative counts from the end) or (B,)."""
-    if anchor is None:
-        a = last_valid(mask, batch, length)
-    else:
+def resolve_anchor(anchor, mask, batch: int, length: int):
+    """Anchor step per row, ``(B,)`` int32: None → last valid step; an int (negative counts from
+    the end) or ``(B,)``. Concrete inputs are resolved and checked on the host (NumPy: no device
+    round trips per probe call); traced ones with ``jnp`` and unchecked."""
+    if isinstance(anchor, jax.core.Tracer) or isinstance(mask, jax.core.Tracer):
+        if anchor is None:
+            return last_valid(mask, batch, length)
         a = jnp.asarray(anchor, jnp.int32)
-        a = jnp.where(a < 0, a + length, a)
-        a = jnp.broadcast_to(a, (batch,))
-    if not isinstance(a, jax.core.Tracer):
-        lo, hi = int(jnp.min(a)), int(jnp.max(a))
-        if lo < 0 or hi >= length:
-            raise UserError(f"anchor step must lie in 0..{length - 1} for every row (and a row "
-                            f"needs at least one valid step); got range {lo}..{hi}")
+        return jnp.broadcast_to(jnp.where(a < 0, a + length, a), (batch,))
+    if anchor is None:
+        if mask is None:
+            return np.full((batch,), length - 1, np.int32)
+        valid = np.asarray(mask).astype(bool)
+        a = np.max(np.where(valid, np.arange(length)[None, :], -1), axis=1).astype(np.int32)
+    else:
+        a = np.asarray(anchor, np.int32)
+        a = np.broadcast_to(np.where(a < 0, a + length, a), (batch,)).astype(np.int32)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi >= length:
+        raise UserError(f"anchor step must lie in 0..{length - 1} for every row (and a row "
+                        f"needs at least one valid step); got range {lo}..{hi}")
     return a
 
 

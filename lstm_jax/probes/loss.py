@@ -84,7 +84,7 @@ def loss_grad_log_norms(step, params_list, x, mask, carry0_list, layer: int,
         return loss_fn(_run_above(step, params_list, hs, view.mask, carry0_list, layer))
 
     g = jax.grad(upper_loss)(view.carries["h"])  # (T, B, H) direct gradients
-    per_step, _ = reverse_sweep(step, view.params, view.xw, view.mask, view.carries_prev,
+    per_step, _ = reverse_sweep(view.pullback, view.pull_inputs, view.mask, view.carry0,
                                 inject={"h": g[:, None]}, n=1,
                                 reduce=lambda logs: logs["h"][0])
     return per_step.T

@@ -9,9 +9,12 @@ Both sweeps go through the *masked step map* of :func:`lstm_jax.recurrence.scan_
 ``carry_t = where(m_t, step(params, carry_{t−1}, xw_t), carry_{t−1})`` with the cell's pure
 ``step`` and the hoisted ``xw_t = x_t @ w_ih + bias``; a padded step is the identity.
 
-* :func:`reverse_sweep`: vector–Jacobian products from the last step to the first, one
-  ``jax.vjp`` of the step map per step for all probe vectors at once (vmapped pull-back), so the
-  log norms of ``vᵀ ∂y/∂carry_t`` for every t cost one backward sweep.
+* :func:`reverse_sweep`: vector–Jacobian products from the last step to the first, one pull-back
+  per step for all probe vectors at once (vmapped), so the log norms of ``vᵀ ∂y/∂carry_t`` for
+  every t cost one backward sweep. The pull-back is a function ``(inputs_t, v) -> v``: either
+  :func:`vjp_pullback` (``jax.vjp`` of the step map, which recomputes the step) or, for the three
+  standard cells, :func:`lstm_jax.probes.step_jacobian.carry_vjp` on factors saved from the
+  forward pass (:func:`lstm_jax.probes.layer.layer_view` picks).
 * :func:`forward_sweep`: Jacobian–vector products (``jax.jvp``), used by power iteration.
 
 Shapes: T steps, B rows, H units, N probe vectors per row; vectors are dicts ``{part: (N, B, H)}``
@@ -71,7 +74,23 @@ def log_norms(u: Vec, s: jax.Array) -> dict[str, jax.Array]:
     return {k: s + 0.5 * jnp.log(jnp.sum(v * v, axis=-1)) for k, v in u.items()}
 
 
-def reverse_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Vec, *,
+def vjp_pullback(step, params) -> Callable:
+    """The pull-back of any cell's masked step map by ``jax.vjp``.
+
+    Returns ``pull((carry_{t−1}, xw_t, m_t), v) -> vᵀ ∂carry_t/∂carry_{t−1}`` (one vector, parts
+    ``(B, H)``); its per-step inputs are ``(carries_prev, xw, mask)`` stacked over T.
+    """
+    fstep = masked_step(step, params)
+
+    def pull(inputs_t, v):
+        cprev, xw_t, m_t = inputs_t
+        _, pullback, _ = jax.vjp(lambda c: fstep(c, xw_t, m_t), cprev, has_aux=True)
+        return pullback(v)[0]
+
+    return pull
+
+
+def reverse_sweep(pullback: Callable, inputs, mask: jax.Array, carry0: Vec, *,
                   seeds: Vec | None = None, anchor: jax.Array | None = None,
                   inject: Vec | None = None, capture_at: jax.Array | None = None,
                   reduce: Callable | None = None, n: int | None = None):
@@ -80,12 +99,13 @@ def reverse_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Ve
     At step t (from T−1 down to 0) the state is the cotangent of ``carry_t``: first the rows whose
     ``anchor == t`` get ``seeds`` (for t > anchor the state is zero), then ``inject[t]`` is added,
     then ``reduce(log_norms)`` is emitted for step t, then the state is pulled back through step t
-    (``jax.vjp`` of the masked step map) to ``carry_{t−1}``.
+    to ``carry_{t−1}``.
 
     Args:
-      step, params: the cell's pure step and the layer's parameters.
-      xw: ``(T, B, G·H)`` hoisted input projection; mask ``(T, B)`` bool.
-      carries_prev: ``{part: (T, B, H)}``, the carry *entering* step t (``carry_{t−1}``).
+      pullback, inputs: ``pullback(inputs_t, v) -> v`` pulls one vector (parts ``(B, H)``) back
+        through step t; ``inputs`` its per-step arguments, stacked over T (leading axis). See
+        :attr:`lstm_jax.probes.layer.LayerView.pullback`.
+      mask: ``(T, B)`` bool; carry0: ``{part: (B, H)}`` (gives the parts, H and dtype).
       seeds: ``{part: (N, B, H)}`` placed at step ``anchor[b]`` (``(B,)`` int32).
       inject: ``{part: (T, N, B, H)}`` added at every step (e.g. ∂L/∂h_t of a loss).
       capture_at: ``(N, B)`` int: also return the unit vector and log scale at that step.
@@ -96,25 +116,24 @@ def reverse_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Ve
       ``(per_step, captured)``: ``per_step`` stacked over t (leading axis T, in time order);
       ``captured = (u, s)`` or None.
     """
-    parts = tuple(carries_prev)
+    parts = tuple(carry0)
     T, B = mask.shape
-    H = carries_prev[parts[0]].shape[-1]
+    H = carry0[parts[0]].shape[-1]
     if n is None:
         n = next(iter(seeds.values())).shape[0] if seeds else next(iter(inject.values())).shape[1]
-    dtype = xw.dtype
+    dtype = carry0[parts[0]].dtype
     zero = {k: jnp.zeros((n, B, H), dtype) for k in parts}
     s0 = jnp.full((n, B), -jnp.inf, dtype)
     if seeds is not None:
         seed_u, seed_s = normalise({k: seeds.get(k, jnp.zeros((n, B, H), dtype)) for k in parts},
                                    jnp.zeros((n, B), dtype))
     reduce = reduce or (lambda x: x)
-    fstep = masked_step(step, params)
     ts = jnp.arange(T)
     inj = inject if inject is not None else {}
 
     def body(state, inputs):
         u, s, cap = state
-        t, cprev, xw_t, m_t, inj_t = inputs
+        t, inputs_t, inj_t = inputs
         if seeds is not None:
             at = (anchor == t)[None, :]
             u = {k: jnp.where(at[..., None], seed_u[k], u[k]) for k in parts}
@@ -126,14 +145,12 @@ def reverse_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Ve
             hit = capture_at == t
             cap = ({k: jnp.where(hit[..., None], u[k], cap[0][k]) for k in parts},
                    jnp.where(hit, s, cap[1]))
-        _, pull, _ = jax.vjp(lambda c: fstep(c, xw_t, m_t), cprev, has_aux=True)
-        u = jax.vmap(lambda v: pull(v)[0])(u)
+        u = jax.vmap(lambda v: pullback(inputs_t, v))(u)
         u, s = normalise(u, s)
         return (u, s, cap), out
 
     cap0 = (zero, s0) if capture_at is not None else None
-    (_, _, cap), per_step = jax.lax.scan(body, (zero, s0, cap0),
-                                         (ts, carries_prev, xw, mask, inj), reverse=True)
+    (_, _, cap), per_step = jax.lax.scan(body, (zero, s0, cap0), (ts, inputs, inj), reverse=True)
     return per_step, cap
 
 
