@@ -133,9 +133,13 @@ def write(out: Path) -> Path:
 def probe_table(d: dict) -> list[str]:
     """``probe_cost.json`` (benchmarks/probe_cost.py): each probe's time / one training step."""
     c = d["config"]
+    how = ("each probe alternating with training steps in one repetition loop"
+           + (", each architecture in a fresh process" if c.get("process_per_arch") else "")
+           if c.get("interleaved") else "timed one after another")
     lines = [f"B={c['batch']}, D={c['features']}, H={c['hidden']}, T={c['seq_len']}; median of "
-             f"{c['reps']} calls (`python benchmarks/probe_cost.py`). Targets: Hutchinson "
-             f"≤ {d['targets']['hutchinson_train_steps_max']} training steps.", "",
+             f"{c['reps']} calls, {how} (`python -m benchmarks.probe_cost`). Targets: Hutchinson "
+             f"≤ {d['targets']['hutchinson_train_steps_max']} training steps, exact ≤ "
+             f"{d['targets']['exact_train_steps_max']:g}.", "",
              "| arch | train step ms | probe | time / train step |", "|---|---|---|---|"]
     for arch, r in d["archs"].items():
         step = _ms(r["timings"]["train_step"]["median_s"])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.torch_setup import cpu_threads, setup_torch, torch_settings
 
-SECTIONS = ("train", "compile_memory", "imdb_pipeline", "imdb_buckets")
+SECTIONS = ("train", "compile_memory", "probe_cost", "imdb_pipeline", "imdb_buckets")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -108,6 +108,14 @@ def main(argv=None) -> int:
                                   log=log)
         write_json(out / "compile_memory.json", {**meta, "loadavg_end": os.getloadavg(),
                                                 "wall_s": time.time() - t0, "rows": rows})
+    if "probe_cost" in only:
+        from benchmarks import probe_cost
+
+        res = probe_cost.run(args.archs.split(","), batch=args.batch, features=args.features,
+                             hidden=args.compile_hidden, seq_len=min(_ints(args.seq)),
+                             reps=max(args.reps, 5) if not args.quick else args.reps,
+                             isolate=not args.same_process, log=log)
+        write_json(out / "probe_cost.json", {**meta, **res})
     if "imdb_pipeline" in only and not args.quick:
         from benchmarks import imdb_pipeline
         from lstm_jax.errors import UserError

@@ -3,10 +3,22 @@ machine falls on all of them alike; every figure is a median over repetitions af
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+
+def in_fresh_process(fn: Callable, *args):
+    """``fn(*args)`` in a fresh (spawned) interpreter; ``fn`` must be a module-level function.
+
+    On a CPU, glibc's malloc adapts its mmap and trim thresholds to the allocations it has seen,
+    so what was timed before changes how often a step page-faults (``benchmarks/README.md``).
+    """
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], *, reps: int = 5,

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 from benchmarks import roofline, steps
-from benchmarks.timing import interleaved_medians
+from benchmarks.timing import in_fresh_process, interleaved_medians
 from benchmarks.torch_setup import cpu_threads, setup_torch
 
 
@@ -75,9 +73,8 @@ def run(torch, shapes, *, impls, reps, numpy_roofline=False, isolate=True, log=p
     kwargs = {"impls": impls, "reps": reps, "numpy_roofline": numpy_roofline}
     for shape in shapes:
         if isolate:
-            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                row = pool.submit(_bench_shape_fresh, torch is not None, cpu_threads(), shape,
-                                  kwargs).result()
+            row = in_fresh_process(_bench_shape_fresh, torch is not None, cpu_threads(), shape,
+                                   kwargs)
         else:
             row = bench_shape(torch, *shape, **kwargs)
         arch, B, T, D, H = shape

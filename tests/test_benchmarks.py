@@ -104,3 +104,24 @@ def test_imdb_buckets_benchmark_on_a_small_archive(tmp_path, monkeypatch):
     write_json(tmp_path / "imdb_buckets.json", json.loads(json.dumps(res)))
     text = report.write(tmp_path).read_text()
     assert "IMDB training step with length buckets" in text and f"({want[-1]})" in text
+
+
+def test_probe_cost_tiny_and_report(tmp_path):
+    """The probe-cost section: every probe is timed beside training steps, its ratio is the ratio
+    of the medians in its loop, and the report renders it."""
+    from benchmarks import probe_cost
+    from lstm_jax.io import write_json
+
+    res = probe_cost.run(["lstm"], batch=2, features=2, hidden=3, seq_len=4, reps=2,
+                         isolate=False, log=lambda m: None)
+    lstm = res["archs"]["lstm"]
+    assert set(lstm["timings"]) == {"train_step", "hutchinson_k4[hidden]", "exact[hidden]",
+                                    "hutchinson_k4[hidden+cell+cec]", "exact[hidden+cell+cec]"}
+    t = lstm["timings"]
+    for group, name in (("hutchinson", "hutchinson_k4[hidden]"), ("exact", "exact[hidden]")):
+        assert lstm["ratio_to_train_step"][name] == pytest.approx(
+            t[name]["median_s"] / lstm["train_step_by_group"][group]["median_s"])
+    assert all(len(r["times_s"]) == 2 and r["first_call_s"] > 0 for r in t.values())
+    write_json(tmp_path / "probe_cost.json", res)
+    text = report.write(tmp_path).read_text()
+    assert "| lstm |" in text and "hutchinson_k4[hidden]" in text and "alternating" in text
