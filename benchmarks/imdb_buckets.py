@@ -32,14 +32,17 @@ def time_config(cfg, reps: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from lstm_jax.sharding import data_mesh
+    from lstm_jax.sharding import data_mesh, replicated
     from lstm_jax.steps import build_programs, seed_keys
 
-    programs = build_programs(cfg, data_mesh())
+    mesh = data_mesh()
+    programs = build_programs(cfg, mesh)
     task = programs.task
     keys = seed_keys(cfg)
-    state = programs.init(keys["init"])
-    data = jax.device_put(task.device_data())
+    # placed as `lstm-jax train` places them: the step's outputs then have its inputs' sharding,
+    # and the second call does not compile again
+    state = jax.device_put(programs.init(keys["init"]), replicated(mesh))
+    data = jax.device_put(task.device_data(), replicated(mesh))
 
     def step(state, s):
         t0 = time.perf_counter()

@@ -66,19 +66,31 @@ def test_bucketed_step_equals_full_length_step(small, arch):  # noqa: F811
     import optax
     from flax import nnx
 
-    from lstm_jax.sharding import data_mesh
+    from lstm_jax.sharding import data_mesh, replicated
     from lstm_jax.steps import build_programs, seed_keys
     from lstm_jax.tasks.registry import Batch
 
     cfg = TrainConfig(task="imdb", seq_len=40, arch=arch, hidden=8, embed_dim=8, vocab_size=V,
                       buckets=3, batch=2, steps=10, lr=0.05, readout="max", seeds=2,
                       dropout=0.3, impl="fused")
-    programs = build_programs(cfg, data_mesh())
+    mesh = data_mesh()
+    programs = build_programs(cfg, mesh)
     task = programs.task
     assert task.bucket_lengths is not None and task.bucket_lengths[0] < 40
     keys = seed_keys(cfg)
-    state = programs.init(keys["init"])
-    data = task.device_data()
+    state = jax.device_put(programs.init(keys["init"]), replicated(mesh))  # as `train` does
+    data = jax.device_put(task.device_data(), replicated(mesh))
+
+    @jax.jit
+    def reference(params, opt, batch: Batch, dkey):
+        def loss_fn(p):
+            model = nnx.merge(programs.graphdef, p)
+            return task.loss(model(batch.x, batch.mask, dropout_key=dkey), batch)
+
+        ref_loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, _ = programs.tx.update(grads, opt, params)
+        return ref_loss, optax.apply_updates(params, updates)
+
     for step in range(task.steps_per_epoch(2)):
         new, loss = programs.train_step(jax.tree.map(jnp.copy, state), keys["data"],
                                         keys["dropout"], jnp.int32(step), data)
@@ -88,14 +100,7 @@ def test_bucketed_step_equals_full_length_step(small, arch):  # noqa: F811
             full = task.train_batch(data, keys["data"][i], step, 2)
             dkey = jax.random.fold_in(keys["dropout"][i], step)
             # the dropout mask on the readout does not depend on T; input dropout is off
-
-            def loss_fn(p, batch: Batch = full, dkey=dkey):
-                model = nnx.merge(programs.graphdef, p)
-                return task.loss(model(batch.x, batch.mask, dropout_key=dkey), batch)
-
-            ref_loss, grads = jax.value_and_grad(loss_fn)(params)
-            updates, _ = programs.tx.update(grads, opt, params)
-            ref = optax.apply_updates(params, updates)
+            ref_loss, ref = reference(params, opt, full, dkey)
             np.testing.assert_allclose(float(loss[i]), float(ref_loss), rtol=1e-5)
             got = jax.tree.map(lambda a, i=i: a[i], new["params"])
             for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):

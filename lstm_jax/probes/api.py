@@ -1,8 +1,8 @@
 """Model-level probes: functions of (model, inputs), jitted, no hidden state.
 
 Every function takes a :class:`~lstm_jax.recurrence.Recurrence` (its parameters are read, never
-changed), inputs ``x`` ``(B, T, D)`` and an optional mask ``(B, T)``, and runs the same
-:func:`~lstm_jax.recurrence.scan_layer` and cell ``step`` as training. Results are NumPy arrays;
+changed), inputs ``x`` ``(B, T, D)`` and an optional mask ``(B, T)``, and runs the forward
+recurrence training runs (:mod:`lstm_jax.probes.layer`). Results are NumPy arrays;
 norms are **log10** (finite far below float32's range), per row and per lag ``k = 0..T−1``
 (``NaN`` where ``k`` exceeds the row's anchor step).
 
