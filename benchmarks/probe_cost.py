@@ -4,9 +4,9 @@ For each architecture at B=64, D=64, H=128, T=100 (defaults), timed side by side
 alternate inside one repetition loop (:func:`benchmarks.timing.interleaved_medians`), and each
 architecture runs in a fresh process (``--same-process`` opts out), as the training-step suite does.
 
-* ``train_step``: one jitted forward+backward of the same ``Recurrence`` (default, fused
-  recurrence) with a last-step linear readout and MSE, gradient w.r.t. all parameters (no
-  optimiser update);
+* ``train_step``: the training step of the training-step suite (:func:`benchmarks.steps.jax_step`:
+  one jitted forward+backward of the same ``Recurrence``, default fused recurrence, with a
+  last-step linear readout and MSE, gradients of all parameters, no optimiser update);
 * ``hutchinson_k4[…]`` and ``exact[…]``: :func:`lstm_jax.probes.jacobian_norms` for every lag,
   for the ``hidden`` probe alone and for the architecture's default probes (LSTM: hidden, cell,
   cec), through the public API (results copied to host).
@@ -29,10 +29,10 @@ import os
 import time
 from pathlib import Path
 
-import jax
-import optax
+import jax.numpy as jnp
 from flax import nnx
 
+from benchmarks import steps
 from benchmarks.timing import in_fresh_process, interleaved_medians
 from lstm_jax import CellConfig, Recurrence
 from lstm_jax.cli.info import machine_info
@@ -42,29 +42,12 @@ from lstm_jax.probes import default_probes, jacobian_norms
 OUT = Path(__file__).parent / "results" / "probe_cost.json"
 
 
-def make_train_step(model, x, y, w_out):
-    graphdef, state = nnx.split(model)
-
-    @jax.jit
-    def train_step(state, x, y):
-        def loss(state):
-            m = nnx.merge(graphdef, state)
-            h = m(x).outputs[:, -1]
-            return optax.l2_loss(h @ w_out, y).mean()
-
-        return jax.value_and_grad(loss)(state)
-
-    return lambda: jax.block_until_ready(train_step(state, x, y))
-
-
 def bench_arch(arch: str, B: int, D: int, H: int, T: int, samples: int, reps: int) -> dict:
     """Time one training step and the probes of ``arch``, interleaved. Returns the JSON row."""
-    key = jax.random.key(0)
-    x = jax.random.normal(key, (B, T, D))
-    y = jax.random.normal(jax.random.fold_in(key, 1), (B, 1))
-    w_out = jax.random.normal(jax.random.fold_in(key, 2), (H, 1)) / H ** 0.5
+    x, y = steps.make_data(B, T, D)
     model = Recurrence(D, CellConfig(arch=arch, hidden=H), rngs=nnx.Rngs(0))
-    train_step = make_train_step(model, x, y, w_out)
+    train_step = steps.jax_step(model, steps.readout_init(H), x, y)  # as in the train suite
+    x = jnp.asarray(x)
     groups = {"hutchinson": {}, "exact": {}}
     for probes in dict.fromkeys((("hidden",), default_probes(arch))):
         tag = "+".join(probes)
