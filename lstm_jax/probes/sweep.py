@@ -69,11 +69,6 @@ def masked_step(step, params):
     return f
 
 
-def log_norms(u: Vec, s: jax.Array) -> dict[str, jax.Array]:
-    """Natural log of the true norm of each part: ``{part: (N, B)}``."""
-    return {k: s + 0.5 * jnp.log(jnp.sum(v * v, axis=-1)) for k, v in u.items()}
-
-
 def vjp_pullback(step, params) -> Callable:
     """The pull-back of any cell's masked step map by ``jax.vjp``.
 
@@ -127,31 +122,56 @@ def reverse_sweep(pullback: Callable, inputs, mask: jax.Array, carry0: Vec, *,
     if seeds is not None:
         seed_u, seed_s = normalise({k: seeds.get(k, jnp.zeros((n, B, H), dtype)) for k in parts},
                                    jnp.zeros((n, B), dtype))
+        seed_sq = _part_sq(seed_u)
     reduce = reduce or (lambda x: x)
     ts = jnp.arange(T)
     inj = inject if inject is not None else {}
 
+    # The state is (w, s, sq): the vector is exp(s)·w/‖w‖, sq[part] = ‖w_part‖². Keeping w as the
+    # pull-back returned it, and scaling it by 1/‖w‖ only as the next pull-back reads it (XLA
+    # fuses that into the pull-back), saves a pass over the vectors and a reduction per step.
     def body(state, inputs):
-        u, s, cap = state
+        w, s, sq, cap = state
         t, inputs_t, inj_t = inputs
         if seeds is not None:
             at = (anchor == t)[None, :]
-            u = {k: jnp.where(at[..., None], seed_u[k], u[k]) for k in parts}
+            w = {k: jnp.where(at[..., None], seed_u[k], w[k]) for k in parts}
+            sq = {k: jnp.where(at, seed_sq[k], sq[k]) for k in parts}
             s = jnp.where(at, seed_s, s)
         if inj_t:
-            u, s = log_add(u, s, inj_t)
-        out = reduce(log_norms(u, s))
+            w, s = log_add(_scaled(w, sq), s, inj_t)
+            sq = _part_sq(w)
+        total = sum(sq.values())
+        nonzero = total > 0
+        log_total = jnp.log(jnp.where(nonzero, total, 1.0))
+        out = reduce({k: jnp.where(nonzero, s + 0.5 * (jnp.log(sq[k]) - log_total), -jnp.inf)
+                      for k in parts})
+        u = _scaled(w, sq)
         if capture_at is not None:
             hit = capture_at == t
             cap = ({k: jnp.where(hit[..., None], u[k], cap[0][k]) for k in parts},
                    jnp.where(hit, s, cap[1]))
-        u = jax.vmap(lambda v: pullback(inputs_t, v))(u)
-        u, s = normalise(u, s)
-        return (u, s, cap), out
+        w = jax.vmap(lambda v: pullback(inputs_t, v))(u)
+        sq = _part_sq(w)
+        s = s + 0.5 * jnp.log(sum(sq.values()))
+        return (w, s, sq, cap), out
 
+    sq0 = {k: jnp.zeros((n, B), dtype) for k in parts}
     cap0 = (zero, s0) if capture_at is not None else None
-    (_, _, cap), per_step = jax.lax.scan(body, (zero, s0, cap0), (ts, inputs, inj), reverse=True)
+    (_, _, _, cap), per_step = jax.lax.scan(body, (zero, s0, sq0, cap0), (ts, inputs, inj),
+                                            reverse=True)
     return per_step, cap
+
+
+def _part_sq(vec: Vec) -> dict[str, jax.Array]:
+    return {k: jnp.sum(v * v, axis=-1) for k, v in vec.items()}
+
+
+def _scaled(w: Vec, sq: dict[str, jax.Array]) -> Vec:
+    """``w / ‖w‖`` (norm over all parts, per probe and row); the zero vector stays zero."""
+    total = sum(sq.values())
+    inv = jnp.where(total > 0, jax.lax.rsqrt(jnp.where(total > 0, total, 1.0)), 0.0)
+    return {k: v * inv[..., None] for k, v in w.items()}
 
 
 def forward_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Vec, *,
