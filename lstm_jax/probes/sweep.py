@@ -31,16 +31,10 @@ import jax.numpy as jnp
 Vec = dict[str, jax.Array]
 
 
-def _sq(vec: Vec) -> jax.Array:
-    return sum(jnp.sum(v * v, axis=-1) for v in vec.values())
-
-
 def normalise(vec: Vec, s: jax.Array) -> tuple[Vec, jax.Array]:
     """Rescale ``vec`` (N, B, H) to unit norm per (N, B); add the log of the norm to ``s``."""
-    n = jnp.sqrt(_sq(vec))
-    pos = n > 0
-    inv = jnp.where(pos, 1.0 / jnp.where(pos, n, 1.0), 0.0)[..., None]
-    return {k: v * inv for k, v in vec.items()}, s + jnp.log(n)
+    sq = _part_sq(vec)
+    return _scaled(vec, sq), s + 0.5 * jnp.log(sum(sq.values()))
 
 
 def log_add(u: Vec, s: jax.Array, g: Vec) -> tuple[Vec, jax.Array]:
@@ -93,8 +87,8 @@ def reverse_sweep(pullback: Callable, inputs, mask: jax.Array, carry0: Vec, *,
 
     At step t (from T−1 down to 0) the state is the cotangent of ``carry_t``: first the rows whose
     ``anchor == t`` get ``seeds`` (for t > anchor the state is zero), then ``inject[t]`` is added,
-    then ``reduce(log_norms)`` is emitted for step t, then the state is pulled back through step t
-    to ``carry_{t−1}``.
+    then ``reduce`` of each part's log norm is emitted for step t, then the state is pulled back
+    through step t to ``carry_{t−1}``.
 
     Args:
       pullback, inputs: ``pullback(inputs_t, v) -> v`` pulls one vector (parts ``(B, H)``) back
