@@ -65,6 +65,23 @@ def fused_arch(step) -> str | None:
 # One step forward (returns the residuals the backward step needs) and one step backward.
 
 
+def _block_mask(a, block: int, blocks: int = 4):
+    """``(G·H,)``: 1 on the columns of gate block ``block`` of ``a``'s last axis, 0 elsewhere."""
+    H = a.shape[-1] // blocks
+    return (jnp.arange(blocks * H) // H == block).astype(a.dtype)
+
+
+def _lstm_gates(a):
+    """``[σ(a_i), σ(a_f), tanh(a_g), σ(a_o)]`` for pre-activations ``a (B, 4H)``.
+
+    One elementwise expression over all 4H columns, with ``tanh x = 2σ(2x) − 1`` for the
+    candidate block: XLA:CPU then emits one kernel, where four slices and a concatenation cost
+    five kernels per step inside the loop (forward loop 56.6 → 46.2 ms at B=64, H=256, T=100).
+    """
+    k = 1.0 + _block_mask(a, 2)  # 1 for the σ gates, 2 for the candidate
+    return jax.nn.sigmoid(a * k) * k - (k - 1.0)
+
+
 def _cell_forward(arch, xw_t, h, c, w_hh, b_hn):
     """One step. Returns (h', c' or None, big, small).
 
@@ -74,11 +91,10 @@ def _cell_forward(arch, xw_t, h, c, w_hh, b_hn):
     if arch == "rnn":
         return jnp.tanh(xw_t + h @ w_hh), None, None, ()
     if arch == "lstm":
-        a = xw_t + h @ w_hh
-        ai, af, ag, ao = jnp.split(a, 4, axis=-1)
-        i, f, g, o = jax.nn.sigmoid(ai), jax.nn.sigmoid(af), jnp.tanh(ag), jax.nn.sigmoid(ao)
+        gates = _lstm_gates(xw_t + h @ w_hh)
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
         c_new = f * c + i * g
-        return o * jnp.tanh(c_new), c_new, jnp.concatenate([i, f, g, o], axis=-1), (c,)
+        return o * jnp.tanh(c_new), c_new, gates, (c,)
     # gru (reset-after)
     xr, xz, xn = jnp.split(xw_t, 3, axis=-1)
     hr, hz, hn = jnp.split(h @ w_hh, 3, axis=-1)
@@ -104,11 +120,10 @@ def _cell_backward(arch, big, small, h_t, c_new, dh, dc):
         tc = jnp.tanh(c_new)
         i, f, g, o = jnp.split(big, 4, axis=-1)
         dcb = dc + dh * o * (1.0 - tc * tc)
-        dai = dcb * g * i * (1.0 - i)
-        daf = dcb * c_prev * f * (1.0 - f)
-        dag = dcb * i * (1.0 - g * g)
-        dao = dh * tc * o * (1.0 - o)
-        da = jnp.concatenate([dai, daf, dag, dao], axis=-1)
+        # [dcb g, dcb c, dcb i, dh tanh c'] times each gate's derivative, σ' = σ(1 − σ) and
+        # tanh' = (1 − g)(1 + g), as one (B, 4H) expression: one kernel instead of four + a concat.
+        upstream = jnp.concatenate([dcb * g, dcb * c_prev, dcb * i, dh * tc], axis=-1)
+        da = upstream * (1.0 - big) * (big + _block_mask(big, 2))
         return da, None, None, dcb * f
     (u,) = small
     h_prev = h_t
@@ -140,25 +155,24 @@ def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll):
     """
     lstm = arch == "lstm"
 
-    # Row t+1 is read from the buffer *after* row t is written, and carried into the next step:
-    # then the write is the old buffer's only reader, and XLA updates it in place.
+    # Row t is read and overwritten in the same step. XLA updates the buffer in place only if
+    # every read of row t comes before the write, here because the written gates are computed
+    # from it (the backward loop cannot do this, see there).
     def body(carry, inputs):
-        h, c, buf, xw_t = carry
+        h, c, buf = carry
         t, m_t = inputs
-        h_new, c_new, big, small = _cell_forward(arch, xw_t + bias, h, c, w_hh, b_hn)
+        h_new, c_new, big, small = _cell_forward(arch, _row(buf, t) + bias, h, c, w_hh, b_hn)
         if big is not None:
             buf = jax.lax.dynamic_update_index_in_dim(buf, big, t, 0)
-        xw_next = _row(buf, t + 1)
         if m_t is not None:
             m = m_t[:, None]
             h_new = jnp.where(m, h_new, h)
             if lstm:
                 c_new = jnp.where(m, c_new, c)
-        return (h_new, c_new, buf, xw_next), (h_new, small)
+        return (h_new, c_new, buf), (h_new, small)
 
     steps = jnp.arange(xw.shape[0])
-    (hN, cN, buf, _), (hs, small) = jax.lax.scan(body, (h0, c0, xw, xw[0]), (steps, mask),
-                                                 unroll=unroll)
+    (hN, cN, buf), (hs, small) = jax.lax.scan(body, (h0, c0, xw), (steps, mask), unroll=unroll)
     return hN, cN, hs, buf, small
 
 
@@ -170,8 +184,11 @@ def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll
     """
     lstm = arch == "lstm"
 
-    # As in the forward loop, row t−1 is read after row t is written. The LSTM carries c' back:
-    # step t's c' is step t+1's c, read from ``small`` one step earlier.
+    # Row t−1 is read after row t is written, and carried into the next step: then the write is
+    # the old buffer's only reader, and XLA updates it in place. (Reading row t within the step,
+    # as the forward loop does, made XLA copy the buffer every step: the LSTM's dc_{t−1} = dc̄ f
+    # reads row t too but is not an input of the write.) The LSTM carries c' back: step t's c' is
+    # step t+1's c, read from ``small`` one step earlier.
     def body(carry, inputs):
         dh, dc, buf, big_t, c_new = carry
         t, small_t, h_t, m_t, dhs_t = inputs
