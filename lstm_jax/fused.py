@@ -155,9 +155,9 @@ def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll):
     """
     lstm = arch == "lstm"
 
-    # Row t is read and overwritten in the same step. XLA updates the buffer in place only if
-    # every read of row t comes before the write, here because the written gates are computed
-    # from it (the backward loop cannot do this, see there).
+    # Row t is read and overwritten in the same step; XLA keeps this in place (the written gates
+    # are computed from the row read, so the read comes first). The backward loop cannot do the
+    # same, see there.
     def body(carry, inputs):
         h, c, buf = carry
         t, m_t = inputs
@@ -186,9 +186,9 @@ def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll
 
     # Row t−1 is read after row t is written, and carried into the next step: then the write is
     # the old buffer's only reader, and XLA updates it in place. (Reading row t within the step,
-    # as the forward loop does, made XLA copy the buffer every step: the LSTM's dc_{t−1} = dc̄ f
-    # reads row t too but is not an input of the write.) The LSTM carries c' back: step t's c' is
-    # step t+1's c, read from ``small`` one step earlier.
+    # as the forward loop does, made XLA copy the whole buffer every step, 8× slower; see
+    # benchmarks/README.md.) The LSTM carries c' back: step t's c' is step t+1's c, read from
+    # ``small`` one step earlier.
     def body(carry, inputs):
         dh, dc, buf, big_t, c_new = carry
         t, small_t, h_t, m_t, dhs_t = inputs
