@@ -120,8 +120,9 @@ def _cell_backward(arch, big, small, h_t, c_new, dh, dc):
         tc = jnp.tanh(c_new)
         i, f, g, o = jnp.split(big, 4, axis=-1)
         dcb = dc + dh * o * (1.0 - tc * tc)
-        # [dcb g, dcb c, dcb i, dh tanh c'] times each gate's derivative, σ' = σ(1 − σ) and
-        # tanh' = (1 − g)(1 + g), as one (B, 4H) expression: one kernel instead of four + a concat.
+        # [dcb g, dcb c, dcb i, dh tanh c'] times each gate's derivative in one (B, 4H) pass:
+        # (1 − a)(a + e), e = 1 on the candidate's columns, is σ(1 − σ) for the gates and
+        # (1 − g)(1 + g) = tanh' for the candidate. Before: four (B, H) products, each a kernel.
         upstream = jnp.concatenate([dcb * g, dcb * c_prev, dcb * i, dh * tc], axis=-1)
         da = upstream * (1.0 - big) * (big + _block_mask(big, 2))
         return da, None, None, dcb * f
