@@ -14,6 +14,18 @@ def _ms(s):
     return f"{s * 1e3:.1f}"
 
 
+def _vs_torch(v: dict) -> str:
+    """The ratio of medians, and the quartiles of the per-repetition ratios where recorded."""
+    if v["vs_torch"] is None:
+        return "–"
+    q = v.get("vs_torch_paired")
+    return f"**{v['vs_torch']:.2f}×**" + (f" ({q['q25']:.2f}–{q['q75']:.2f})" if q else "")
+
+
+def _paired(data: dict) -> bool:
+    return any(v.get("vs_torch_paired") for r in data["rows"] for v in r["impls"].values())
+
+
 def train_table(data: dict) -> list[str]:
     rows = data["rows"]
     impls = [k for k in NAMES if any(k in r["impls"] for r in rows)]
@@ -36,7 +48,7 @@ def train_table(data: dict) -> list[str]:
                 continue
             cells += [_ms(v["median_s"]), f"{v['tokens_per_s']:,.0f}"]
             if k != "torch":
-                cells.append("–" if v["vs_torch"] is None else f"**{v['vs_torch']:.2f}×**")
+                cells.append(_vs_torch(v))
             cells.append(f"{v['vs_roofline']:.2f}×")
         if faults:
             cells.append(" · ".join(f"{r['timings'][k]['minor_faults']:,.0f}" if k in r["timings"]
@@ -112,7 +124,10 @@ def write(out: Path) -> Path:
                   + f"B={d['rows'][0]['B']}, D={d['rows'][0]['D']}, float32; median of "
                   f"{len(next(iter(d['rows'][0]['timings'].values()))['times_s'])} "
                   "repetitions after one warm-up. The roofline is the time of the matmuls alone "
-                  f"(best library: {', '.join(sorted({r['roofline_library'] for r in d['rows']}))}).",
+                  f"(best library: {', '.join(sorted({r['roofline_library'] for r in d['rows']}))})."
+                  + (" In the `/ PyTorch` columns, the ratio of medians, then in parentheses the "
+                     "quartiles of the ratios within each repetition (the two calls of a "
+                     "repetition run back to back)." if _paired(d) else ""),
                   ""]
         parts += train_table(d) + [""]
     cm = out / "compile_memory.json"

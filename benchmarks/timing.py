@@ -48,3 +48,19 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], *, reps: int = 5,
     return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "times_s": ts,
                    "minor_faults": statistics.median(faults[name])}
             for name, ts in times.items()}
+
+
+def paired_ratio_quartiles(times: list[float], reference: list[float]) -> dict[str, float]:
+    """Quartiles of ``times[i] / reference[i]`` over the repetitions of :func:`interleaved_medians`.
+
+    Both calls of a pair ran in the same repetition, back to back, so load that changes between
+    repetitions cancels in their ratio; the quartiles show how far the ratio of medians can be
+    trusted (on a shared VM, a 1.05× with quartiles 0.98–1.12 does not tell 1.05 from 1.0).
+    """
+    if len(times) != len(reference) or not times:
+        raise ValueError(f"need equally many repetitions, got {len(times)} and {len(reference)}")
+    ratios = [a / b for a, b in zip(times, reference, strict=True)]
+    if len(ratios) == 1:
+        return {"q25": ratios[0], "median": ratios[0], "q75": ratios[0]}
+    q25, median, q75 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return {"q25": q25, "median": median, "q75": q75}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from benchmarks import roofline, steps
-from benchmarks.timing import in_fresh_process, interleaved_medians
+from benchmarks.timing import in_fresh_process, interleaved_medians, paired_ratio_quartiles
 from benchmarks.torch_setup import cpu_threads, setup_torch
 
 
@@ -42,14 +42,16 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
            "tokens": B * T, "matmul_gflop": roofline.matmul_flops(arch, B, T, D, H) / 1e9,
            "roofline_s": roof, "roofline_library": roof_lib, "compile_and_first_run_s": compile_s,
            "skipped": skipped, "timings": timed, "impls": {}}
-    torch_s = timed["torch"]["median_s"] if "torch" in timed else None
+    torch_t = timed.get("torch")
     for name, t in timed.items():
         if name.startswith("roofline_"):
             continue
         s = t["median_s"]
         row["impls"][name] = {
             "median_s": s, "tokens_per_s": B * T / s,
-            "vs_torch": None if torch_s is None else s / torch_s,
+            "vs_torch": None if torch_t is None else s / torch_t["median_s"],
+            "vs_torch_paired": None if torch_t is None
+            else paired_ratio_quartiles(t["times_s"], torch_t["times_s"]),
             "vs_roofline": s / roof,
         }
     return row

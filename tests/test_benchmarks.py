@@ -4,7 +4,7 @@ reads its results. (The suite itself is `make bench`; it is not part of the test
 import pytest
 
 from benchmarks import report, roofline, train
-from benchmarks.timing import interleaved_medians
+from benchmarks.timing import interleaved_medians, paired_ratio_quartiles
 from benchmarks.torch_setup import setup_torch
 
 
@@ -24,6 +24,24 @@ def test_interleaved_medians_alternates():
     assert all(v["minor_faults"] >= 0 for v in out.values())
 
 
+def test_paired_ratio_quartiles_by_hand():
+    # ratios 1, 2, 3, 4, 5 (inclusive quartiles: 2, 3, 4), whatever order the pairs come in
+    q = paired_ratio_quartiles([5.0, 2.0, 9.0, 4.0, 1.0], [1.0, 1.0, 3.0, 1.0, 1.0])
+    assert q == pytest.approx({"q25": 2.0, "median": 3.0, "q75": 4.0})
+    assert paired_ratio_quartiles([3.0], [2.0]) == pytest.approx(
+        {"q25": 1.5, "median": 1.5, "q75": 1.5})
+    with pytest.raises(ValueError, match="equally many"):
+        paired_ratio_quartiles([1.0, 2.0], [1.0])
+
+
+def test_report_shows_paired_quartiles_where_recorded():
+    base = {"median_s": 0.1, "tokens_per_s": 10.0, "vs_torch": 1.05, "vs_roofline": 2.0}
+    assert report._vs_torch(base) == "**1.05×**"  # results written before the field existed
+    paired = {**base, "vs_torch_paired": {"q25": 0.98, "median": 1.04, "q75": 1.12}}
+    assert report._vs_torch(paired) == "**1.05×** (0.98–1.12)"
+    assert report._vs_torch({**base, "vs_torch": None}) == "–"
+
+
 @pytest.mark.slow  # ~10 s of CPU (imports, one compile); `make bench BENCH_ARGS=--quick` covers it too
 def test_one_tiny_config_and_report(tmp_path):
     torch = setup_torch()
@@ -31,6 +49,7 @@ def test_one_tiny_config_and_report(tmp_path):
     assert set(row["impls"]) == {"jax_fused", "torch"}
     assert row["impls"]["jax_fused"]["tokens_per_s"] > 0
     assert row["impls"]["torch"]["vs_torch"] == pytest.approx(1.0)
+    assert row["impls"]["torch"]["vs_torch_paired"]["median"] == pytest.approx(1.0)
     from lstm_jax.io import write_json
 
     write_json(tmp_path / "train_step.json", {
