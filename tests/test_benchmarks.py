@@ -34,6 +34,19 @@ def test_paired_ratio_quartiles_by_hand():
         paired_ratio_quartiles([1.0, 2.0], [1.0])
 
 
+def test_step_products_tiny_run():
+    from benchmarks import step_products
+
+    torch = setup_torch()
+    res = step_products.run(torch, hidden=(4,), batch=2, steps=3, reps=2, log=lambda m: None)
+    (row,) = res["rows"]
+    assert set(row["timings"]) == {"jax_forward", "jax_backward", "torch_forward",
+                                   "torch_backward"}
+    assert all(len(t["times_s"]) == 2 and t["median_s"] > 0 for t in row["timings"].values())
+    q = row["jax_vs_torch_paired"]["forward"]
+    assert q["q25"] <= q["median"] <= q["q75"]
+
+
 def test_report_shows_paired_quartiles_where_recorded():
     base = {"median_s": 0.1, "tokens_per_s": 10.0, "vs_torch": 1.05, "vs_roofline": 2.0}
     assert report._vs_torch(base) == "**1.05×**"  # results written before the field existed
