@@ -2,8 +2,8 @@
 
 A recurrent layer does 2T small products per training step, ``h_t W_hh`` forward,
 ``(B, H) × (H, G·H)``, and ``dz_t W_hhᵀ`` backward, ``(B, G·H) × (G·H, H)``, one after another.
-This times T of each alone: in JAX a jitted ``lax.scan`` whose body is the product (plus a
-one-element reduction so the product is used), in PyTorch T ``torch.mm`` calls into one
+This times T of each alone: in JAX a jitted ``lax.scan`` whose body is the product (and adds one
+element of it to a scalar carry, so that it is used), in PyTorch T ``torch.mm`` calls into one
 preallocated output. Both on the same threads, alternating inside one repetition loop. The
 scan also copies its (B, ·) row of the stacked input each step, as the fused loops do (~5 µs);
 the optimised HLO keeps the full (B, G·H) product although one element of it is used.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,8 @@ def main(argv=None) -> int:
     res = run(torch, hidden=tuple(int(h) for h in args.hidden.split(",")), batch=args.batch,
               steps=args.steps, reps=args.reps)
     write_json(args.out, {"machine": machine_info(), "threads": cpu_threads(),
-                          "argv": ["python", "-m", "benchmarks.step_products", *(argv or [])],
+                          "argv": ["python", "-m", "benchmarks.step_products",
+                                   *(sys.argv[1:] if argv is None else argv)],
                           **res})
     print(f"wrote {args.out}")
     return 0
