@@ -33,9 +33,9 @@ def make_data(B: int, T: int, D: int, seed: int = 0):
 
 
 def make_model(arch: str, D: int, H: int, *, impl: str = "scan", unroll: int = 1,
-               remat: bool = False, seed: int = 0) -> Recurrence:
+               remat: bool = False, seed: int = 0, matmul_dtype: str = "float32") -> Recurrence:
     return Recurrence(D, CellConfig(arch, H), rngs=nnx.Rngs(seed), impl=impl, unroll=unroll,
-                      remat=remat)
+                      remat=remat, matmul_dtype=matmul_dtype)
 
 
 def readout_init(H: int, seed: int = 1) -> dict:

@@ -13,7 +13,7 @@ from typing import Any
 
 from lstm_jax.cells import ARCHS, RECURRENT_INITS, CellConfig
 from lstm_jax.errors import UserError, check_choice, check_positive
-from lstm_jax.recurrence import IMPLS
+from lstm_jax.recurrence import IMPLS, MATMUL_DTYPES
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -39,7 +39,9 @@ class TrainConfig:
     see :mod:`lstm_jax.model`), ``unroll``/``remat``,
     ``impl`` (the recurrence's backward pass: ``"fused"``, the hand-written one of
     :mod:`lstm_jax.fused`, or ``"scan"``, ``jax.grad`` of the plain scan; same numbers to float
-    rounding).
+    rounding), ``matmul_dtype`` (``"float32"``, or ``"bfloat16"``: mixed precision in the fused
+    recurrence's forward and per-step products, everything else float32; see
+    :func:`lstm_jax.fused.fused_layer`).
     Optimisation: ``optimizer`` (adam, rmsprop, sgd with ``momentum``), ``lr`` (times
     ``embed_lr_scale`` for the embedding table of symbol inputs; 0 freezes it), ``clip`` (global
     norm, Pascanu et al. 2013; None = off), ``warmup`` steps of linear warm-up, ``schedule``
@@ -75,6 +77,7 @@ class TrainConfig:
     unroll: int = 1
     remat: bool = False
     impl: str = "fused"
+    matmul_dtype: str = "float32"
     bidirectional: bool = False
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -107,6 +110,15 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("readout", self.readout, READOUTS)
         check_choice("impl", self.impl, IMPLS)
+        check_choice("matmul_dtype", self.matmul_dtype, MATMUL_DTYPES)
+        if self.matmul_dtype != "float32" and self.impl != "fused":
+            raise UserError(f"matmul_dtype={self.matmul_dtype!r} needs impl='fused'; "
+                            f"got impl={self.impl!r}")
+        if (self.matmul_dtype != "float32" and self.arch == "gru"
+                and not self.gru_reset_after):
+            raise UserError(f"matmul_dtype={self.matmul_dtype!r} needs a cell the fused "
+                            "recurrence covers; the reset-before GRU (gru_reset_after=False) "
+                            "always runs the float32 scan")
         check_choice("embed_init", self.embed_init, EMBED_INITS)
         for f, mx in (("seq_len", 1_000_000), ("hidden", 65536), ("layers", 64),
                       ("embed_dim", 65536), ("unroll", 1024), ("steps", 10**9),

@@ -71,6 +71,19 @@ def _block_mask(a, block: int, blocks: int = 4):
     return (jnp.arange(blocks * H) // H == block).astype(a.dtype)
 
 
+def _dot(a, b, mm, contract=((1,), (0,))):
+    """``a · b`` contracting ``contract``, in ``a``'s dtype.
+
+    ``mm`` is the matmul dtype: None multiplies in the operands' dtype; ``jnp.bfloat16`` rounds
+    both operands to it and accumulates in ``a``'s dtype (mixed precision, as on TPUs and in
+    PyTorch's autocast). The caller casts weights once, outside the loops.
+    """
+    if mm is None:
+        return jax.lax.dot_general(a, b, (contract, ((), ())))
+    return jax.lax.dot_general(a.astype(mm), b.astype(mm), (contract, ((), ())),
+                               preferred_element_type=a.dtype)
+
+
 def _lstm_gates(a):
     """``[σ(a_i), σ(a_f), tanh(a_g), σ(a_o)]`` for pre-activations ``a (B, 4H)``.
 
@@ -82,22 +95,22 @@ def _lstm_gates(a):
     return jax.nn.sigmoid(a * k) * k - (k - 1.0)
 
 
-def _cell_forward(arch, xw_t, h, c, w_hh, b_hn):
+def _cell_forward(arch, xw_t, h, c, w_hh, b_hn, mm=None):
     """One step. Returns (h', c' or None, big, small).
 
     ``big`` (B, G·H) or None is the residual written over ``xw_t`` in place; ``small`` is a tuple of
     (B, H) residuals stacked by the scan. :func:`_cell_backward` reads both.
     """
     if arch == "rnn":
-        return jnp.tanh(xw_t + h @ w_hh), None, None, ()
+        return jnp.tanh(xw_t + _dot(h, w_hh, mm)), None, None, ()
     if arch == "lstm":
-        gates = _lstm_gates(xw_t + h @ w_hh)
+        gates = _lstm_gates(xw_t + _dot(h, w_hh, mm))
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         c_new = f * c + i * g
         return o * jnp.tanh(c_new), c_new, gates, (c,)
     # gru (reset-after)
     xr, xz, xn = jnp.split(xw_t, 3, axis=-1)
-    hr, hz, hn = jnp.split(h @ w_hh, 3, axis=-1)
+    hr, hz, hn = jnp.split(_dot(h, w_hh, mm), 3, axis=-1)
     r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
     u = hn + b_hn
     n = jnp.tanh(xn + r * u)
@@ -147,7 +160,7 @@ def _row(buf, t):
     return jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
 
 
-def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll):
+def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None):
     """Scan over ``xw (S,B,G·H)``.
 
     Returns (hN, cN, hs (S,B,H), buf, small): ``buf`` is ``xw``'s buffer with each step's ``big``
@@ -162,7 +175,7 @@ def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll):
     def body(carry, inputs):
         h, c, buf = carry
         t, m_t = inputs
-        h_new, c_new, big, small = _cell_forward(arch, _row(buf, t) + bias, h, c, w_hh, b_hn)
+        h_new, c_new, big, small = _cell_forward(arch, _row(buf, t) + bias, h, c, w_hh, b_hn, mm)
         if big is not None:
             buf = jax.lax.dynamic_update_index_in_dim(buf, big, t, 0)
         if m_t is not None:
@@ -177,7 +190,7 @@ def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll):
     return hN, cN, hs, buf, small
 
 
-def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll):
+def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll, mm=None):
     """Reverse scan through one block.
 
     Reads each step's ``big`` residual from ``buf`` and writes that step's dz_x over it in place.
@@ -205,8 +218,7 @@ def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll
                                                        dh_cell, dc_cell)
         buf = jax.lax.dynamic_update_index_in_dim(buf, dz_x, t, 0)
         big_next = _row(buf, jnp.maximum(t - 1, 0))
-        dh_prev = jax.lax.dot_general(dz_x if dz_h is None else dz_h, w_hh,
-                                      (((1,), (1,)), ((), ())))
+        dh_prev = _dot(dz_x if dz_h is None else dz_h, w_hh, mm, ((1,), (1,)))
         if m_t is not None:
             dh_prev = dh_prev + jnp.where(m, zero, dh)
             if lstm:
@@ -223,10 +235,13 @@ def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll
     return dh0, dc0, dz_x, dz_x if dz_h is None else dz_h
 
 
-def _project(xs, w_ih):
+def _project(xs, w_ih, mm=None):
     """``xs W_ih`` for all steps, one matmul; the bias is added inside the forward loop (adding it
     here would cost a second (S, B, G·H) buffer)."""
-    return jnp.einsum("tbd,dg->tbg", xs, w_ih)
+    if mm is None:
+        return jnp.einsum("tbd,dg->tbg", xs, w_ih)
+    return jnp.einsum("tbd,dg->tbg", xs.astype(mm), w_ih.astype(mm),
+                      preferred_element_type=xs.dtype)
 
 
 def _h_prev(h0, hs):
@@ -250,15 +265,20 @@ def _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih):
     return dw_ih, dbias, dw_hh, db_hn, dxs
 
 
-def _block_backward(arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll):
+def _block_backward(arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll,
+                    mm):
     """The backward loop through one block, then its weight gradients.
+
+    ``w_ih``/``w_hh`` are already in the matmul dtype ``mm``; only the loop's per-step products
+    use it. The weight gradients and ``dxs`` are products in the cotangents' dtype (on XLA:CPU,
+    bfloat16 made those large products slower, ``benchmarks/README.md``).
 
     Returns (dh0, dc0, (dW_ih, dbias, dW_hh, db_hn, dxs)).
     """
     h_prev = _h_prev(h0, hs)
     h_in = {"rnn": hs, "gru": h_prev}.get(arch)  # what the backward loop reads as h_t
     dh0, dc0, dz_x, dz_h = _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh,
-                                          unroll)
+                                          unroll, mm)
     return dh0, dc0, _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih)
 
 
@@ -266,16 +286,23 @@ def _block_backward(arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN
 # The custom_vjp: whole sequence (remat=False) or √T segments (remat=True).
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _layer(arch, segment, unroll, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
-    out, _ = _layer_fwd(arch, segment, unroll, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0)
+def _in_matmul_dtype(mm, *weights):
+    """The weights cast to the matmul dtype once, outside the loops (unchanged if ``mm`` is None)."""
+    return tuple(w if mm is None else w.astype(mm) for w in weights)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _layer(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
+    out, _ = _layer_fwd(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0)
     return out
 
 
-def _layer_fwd(arch, segment, unroll, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
+def _layer_fwd(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
+    w_ih, w_hh = _in_matmul_dtype(mm, w_ih, w_hh)
     if segment is None:
-        xw = _project(xs, w_ih)
-        hN, cN, hs, buf, small = _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll)
+        xw = _project(xs, w_ih, mm)
+        hN, cN, hs, buf, small = _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll,
+                                               mm)
         return (hs, hN, cN), (xs, w_ih, w_hh, mask, h0, hs, cN, buf, small)
     T = xs.shape[0]
     nseg = T // segment
@@ -285,8 +312,8 @@ def _layer_fwd(arch, segment, unroll, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
     def seg_body(carry, inputs):
         h, c = carry
         xs_k, m_k = inputs
-        hN, cN, hs_k, _, _ = _forward_loop(arch, _project(xs_k, w_ih), bias, m_k, h, c,
-                                           w_hh, b_hn, unroll)
+        hN, cN, hs_k, _, _ = _forward_loop(arch, _project(xs_k, w_ih, mm), bias, m_k, h, c,
+                                           w_hh, b_hn, unroll, mm)
         return (hN, cN), (hs_k, h, c)
 
     (hN, cN), (hs_s, h_starts, c_starts) = jax.lax.scan(seg_body, (h0, c0), (xs_s, mask_s))
@@ -294,12 +321,14 @@ def _layer_fwd(arch, segment, unroll, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
     return (hs, hN, cN), (xs, w_ih, bias, w_hh, b_hn, mask, h_starts, c_starts)
 
 
-def _layer_bwd(arch, segment, unroll, saved, cotangents):
+def _layer_bwd(arch, segment, unroll, mm, saved, cotangents):
+    """The weights in ``saved`` are already in the matmul dtype; their gradients come out in the
+    cotangents' dtype."""
     dhs, dhN, dcN = cotangents
     if segment is None:
         xs, w_ih, w_hh, mask, h0, hs, cN, buf, small = saved
         dh0, dc0, (dw_ih, dbias, dw_hh, db_hn, dxs) = _block_backward(
-            arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll)
+            arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll, mm)
         return dxs, dw_ih, dbias, dw_hh, db_hn, None, dh0, dc0
     xs, w_ih, bias, w_hh, b_hn, mask, h_starts, c_starts = saved
     T = xs.shape[0]
@@ -307,16 +336,16 @@ def _layer_bwd(arch, segment, unroll, saved, cotangents):
     xs_s = xs.reshape(nseg, segment, *xs.shape[1:])
     mask_s = None if mask is None else mask.reshape(nseg, segment, mask.shape[1])
     dhs_s = dhs.reshape(nseg, segment, *dhs.shape[1:])
-    zeros = lambda a: None if a is None else jnp.zeros_like(a)
+    zeros = lambda a: None if a is None else jnp.zeros(a.shape, dhs.dtype)
     acc0 = (zeros(w_ih), zeros(bias), zeros(w_hh), zeros(b_hn))
 
     def seg_body(carry, inputs):
         (dh, dc), acc = carry
         xs_k, m_k, dhs_k, h_k, c_k = inputs
-        _, cN_k, hs_k, buf_k, small_k = _forward_loop(arch, _project(xs_k, w_ih), bias, m_k,
-                                                      h_k, c_k, w_hh, b_hn, unroll)
+        _, cN_k, hs_k, buf_k, small_k = _forward_loop(arch, _project(xs_k, w_ih, mm), bias, m_k,
+                                                      h_k, c_k, w_hh, b_hn, unroll, mm)
         dh, dc, grads = _block_backward(arch, xs_k, w_ih, w_hh, m_k, h_k, hs_k, cN_k, buf_k,
-                                        small_k, dhs_k, dh, dc, unroll)
+                                        small_k, dhs_k, dh, dc, unroll, mm)
         acc = tuple(None if a is None else a + g for a, g in zip(acc, grads[:4], strict=True))
         return ((dh, dc), acc), grads[4]
 
@@ -336,7 +365,8 @@ def default_segment(T: int) -> int:
 
 
 def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, carry0: dict, *,
-                unroll: int = 1, remat: bool = False, segment: int | None = None):
+                unroll: int = 1, remat: bool = False, segment: int | None = None,
+                matmul_dtype: str | None = None):
     """One recurrent layer, same contract as :func:`lstm_jax.recurrence.scan_layer`.
 
     Args:
@@ -348,6 +378,12 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
       remat: checkpoint in segments (module doc); ``segment`` defaults to ⌈√T⌉. T is padded
         with masked steps up to a multiple of ``segment`` (a masked step keeps the carry, so the
         result is exact).
+      matmul_dtype: None (every product in ``xs``'s dtype) or ``"bfloat16"``: mixed precision.
+        The forward products (input projection, per-step ``h W_hh``) and the backward loop's
+        per-step ``dz W_hhᵀ`` round their operands to bfloat16 and accumulate in ``xs``'s dtype;
+        the gates, the cell state, every carry and the weight gradients stay in ``xs``'s dtype.
+        The gradient treats the rounding as the identity (straight-through): it is the exact
+        gradient of the network with bfloat16-rounded weights, up to rounding of h and dz.
 
     Returns:
       ``(final_carry, {"h": (T, B, H)})``.
@@ -368,8 +404,9 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
             mask_in = jnp.concatenate([mask, jnp.zeros((pad, mask.shape[1]), bool)])
     if arch != "lstm":
         c0 = None
-    hs, hN, cN = _layer(arch, seg, unroll, xs_in, params["w_ih"], params["bias"], params["w_hh"],
-                        b_hn, mask_in, h0, c0)
+    mm = None if matmul_dtype is None else jnp.dtype(matmul_dtype)
+    hs, hN, cN = _layer(arch, seg, unroll, mm, xs_in, params["w_ih"], params["bias"],
+                        params["w_hh"], b_hn, mask_in, h0, c0)
     final = {"h": hN} if arch != "lstm" else {"h": hN, "c": cN}
     return final, {"h": hs[:T]}
 

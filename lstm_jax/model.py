@@ -57,6 +57,8 @@ class SequenceModel(nnx.Module):
       dropout: rate on the head's input (0 = off).
       input_dropout: rate on the recurrence's input (the embedded symbols; 0 = off).
       impl: the recurrence's backward pass, ``"fused"`` or ``"scan"`` (see ``Recurrence``).
+      matmul_dtype: ``"float32"`` or ``"bfloat16"`` (mixed precision, fused path only; see
+        :func:`lstm_jax.fused.fused_layer`).
       bidirectional: add a recurrence over each sequence reversed (module doc).
     """
 
@@ -64,7 +66,8 @@ class SequenceModel(nnx.Module):
                  cell: CellConfig, layers: int = 1, head: str = "last", readout: str = "last",
                  embed_dim: int = 32, embed_table=None, dropout: float = 0.0,
                  input_dropout: float = 0.0, unroll: int = 1, remat: bool = False,
-                 impl: str = "fused", bidirectional: bool = False, rngs: nnx.Rngs):
+                 impl: str = "fused", matmul_dtype: str = "float32",
+                 bidirectional: bool = False, rngs: nnx.Rngs):
         check_choice("input_kind", input_kind, INPUT_KINDS)
         check_choice("head", head, HEADS)
         check_choice("readout", readout, READOUTS)
@@ -87,9 +90,9 @@ class SequenceModel(nnx.Module):
             self.embed = None
             width = in_features
         self.recurrence = Recurrence(width, cell, layers, rngs=rngs, unroll=unroll, remat=remat,
-                                     impl=impl)
+                                     impl=impl, matmul_dtype=matmul_dtype)
         self.backward_recurrence = (Recurrence(width, cell, layers, rngs=rngs, unroll=unroll,
-                                               remat=remat, impl=impl)
+                                               remat=remat, impl=impl, matmul_dtype=matmul_dtype)
                                     if bidirectional else None)
         self.head = nnx.Linear(cell.hidden * (2 if bidirectional else 1), out_features,
                                rngs=rngs)
@@ -102,14 +105,15 @@ class SequenceModel(nnx.Module):
     def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,
                  readout: str | None = None, embed_dim: int = 32, embed_table=None,
                  dropout: float = 0.0, input_dropout: float = 0.0, unroll: int = 1,
-                 remat: bool = False, impl: str = "fused", bidirectional: bool = False,
-                 rngs: nnx.Rngs) -> SequenceModel:
+                 remat: bool = False, impl: str = "fused", matmul_dtype: str = "float32",
+                 bidirectional: bool = False, rngs: nnx.Rngs) -> SequenceModel:
         """The model a task asks for (``readout=None`` keeps the task's default)."""
         return cls(input_kind=spec.input_kind, in_features=spec.in_features,
                    out_features=spec.out_features, cell=cell, layers=layers, head=spec.head,
                    readout=readout or spec.readout, embed_dim=embed_dim,
                    embed_table=embed_table, dropout=dropout, input_dropout=input_dropout,
-                   unroll=unroll, remat=remat, impl=impl, bidirectional=bidirectional,
+                   unroll=unroll, remat=remat, impl=impl, matmul_dtype=matmul_dtype,
+                   bidirectional=bidirectional,
                    rngs=rngs)
 
     def inputs(self, x: jax.Array) -> jax.Array:

@@ -32,6 +32,7 @@ from lstm_jax.errors import UserError, check_choice, check_positive
 
 Carry = dict[str, jax.Array]
 IMPLS = ("scan", "fused")
+MATMUL_DTYPES = ("float32", "bfloat16")
 
 
 class LayerResult(NamedTuple):
@@ -43,7 +44,7 @@ class LayerResult(NamedTuple):
 
 def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0: Carry, *,
                perturb: Carry | None = None, collect: Sequence[str] = (), unroll: int = 1,
-               remat: bool = False, impl: str = "scan") -> LayerResult:
+               remat: bool = False, impl: str = "scan", matmul_dtype: str = "float32") -> LayerResult:
     """Run one recurrent layer over a time-major sequence.
 
     Args:
@@ -62,17 +63,29 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
         pass; with ``remat`` it checkpoints in √T segments). ``"fused"`` is used only when no
         ``perturb`` and no ``collect`` are requested and the step is a standard cell (the probes
         call the fused forward loop directly, :mod:`lstm_jax.probes.layer`).
+      matmul_dtype: ``"float32"`` (products in the inputs' dtype) or ``"bfloat16"`` (mixed
+        precision: the layer's products take bfloat16 operands and accumulate in float32, all
+        else stays float32; see :func:`lstm_jax.fused.fused_layer`). ``"bfloat16"`` needs the
+        fused path; the probes' and ``collect``'s plain scan always multiplies in float32.
 
     Returns:
       ``LayerResult(final_carry, sequences)``; ``sequences["h"]`` is ``(T, B, H)``.
     """
     check_choice("impl", impl, IMPLS)
+    check_choice("matmul_dtype", matmul_dtype, MATMUL_DTYPES)
     if impl == "fused" and not perturb and not collect:
         from lstm_jax.fused import fused_arch, fused_layer
         arch = fused_arch(step)
         if arch is not None:
+            mm = None if matmul_dtype == "float32" else matmul_dtype
             return LayerResult(*fused_layer(arch, params, xs, mask, carry0, unroll=unroll,
-                                            remat=remat))
+                                            remat=remat, matmul_dtype=mm))
+        if matmul_dtype != "float32":
+            raise UserError(f"matmul_dtype={matmul_dtype!r} needs a cell the fused path covers "
+                            "(tanh RNN, LSTM, reset-after GRU); use matmul_dtype='float32'")
+    elif matmul_dtype != "float32" and not perturb and not collect:
+        raise UserError(f"matmul_dtype={matmul_dtype!r} needs impl='fused'; "
+                        f"got impl={impl!r}")
     xw = jnp.einsum("tbd,dg->tbg", xs, params["w_ih"]) + params["bias"]
     T = xs.shape[0]
     if mask is None:
@@ -128,10 +141,14 @@ class Recurrence(nnx.Module):
 
     def __init__(self, in_features: int, config: CellConfig, layers: int = 1, *,
                  rngs: nnx.Rngs, unroll: int = 1, remat: bool = False, dtype=jnp.float32,
-                 impl: str = "fused"):
+                 impl: str = "fused", matmul_dtype: str = "float32"):
         check_positive("layers", layers, maximum=64)
         check_choice("impl", impl, IMPLS)
+        check_choice("matmul_dtype", matmul_dtype, MATMUL_DTYPES)
+        if matmul_dtype != "float32" and impl != "fused":
+            raise UserError(f"matmul_dtype={matmul_dtype!r} needs impl='fused'; got impl={impl!r}")
         self.impl = impl
+        self.matmul_dtype = matmul_dtype
         check_positive("unroll", unroll, maximum=1024)
         self.config = config
         self.in_features = in_features
@@ -177,7 +194,7 @@ class Recurrence(nnx.Module):
             eps_t = None if eps is None else {k: jnp.swapaxes(v, 0, 1) for k, v in eps.items()}
             result = scan_layer(step, cell.params(), xs, mask_t, carry0, perturb=eps_t,
                                 collect=collect, unroll=self.unroll, remat=self.remat,
-                                impl=self.impl)
+                                impl=self.impl, matmul_dtype=self.matmul_dtype)
             xs = result.sequences["h"]
             finals.append(result.final_carry)
             sequences.append({k: jnp.swapaxes(v, 0, 1) for k, v in result.sequences.items()})

@@ -49,7 +49,7 @@ def build_model(cfg: TrainConfig, task: Task, key) -> SequenceModel:
         readout=None if cfg.readout == "task" else cfg.readout, embed_dim=cfg.embed_dim,
         embed_table=table,
         dropout=cfg.dropout, input_dropout=cfg.input_dropout, unroll=cfg.unroll, remat=cfg.remat,
-        impl=cfg.impl, bidirectional=cfg.bidirectional,
+        impl=cfg.impl, matmul_dtype=cfg.matmul_dtype, bidirectional=cfg.bidirectional,
         rngs=nnx.Rngs(params=key))
 
 

@@ -21,6 +21,10 @@ TINY = ["--task", "adding", "--seq-len", "6", "--hidden", "4", "--steps", "4", "
     (["--dropout", "1.5"], "dropout=1.5 must be in [0, 1)"),
     (["--warmup", "10", "--steps", "5"], "warmup=10 must be smaller than steps=5"),
     (["--recurrent-init", "xavier"], "recurrent_init='xavier' is not allowed"),
+    (["--matmul-dtype", "fp16"], "matmul_dtype='fp16' is not allowed; choose one of float32, "
+                                 "bfloat16"),
+    (["--impl", "scan", "--matmul-dtype", "bfloat16"], "matmul_dtype='bfloat16' needs "
+                                                       "impl='fused'"),
     (["--arch", "rnn", "--chrono", "50"], None),  # allowed: chrono is ignored for the RNN
 ])
 def test_bad_flags_are_one_line_user_errors(argv, message, tmp_path, capsys):
@@ -41,6 +45,14 @@ def test_out_is_a_file_and_resume_without_run(tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "empty"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_bfloat16_run_trains_and_records_its_matmul_dtype(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--matmul-dtype", "bfloat16", "--out", str(out)]) == 0
+    saved = TrainConfig.from_json((out / "config.json").read_text())
+    assert saved.matmul_dtype == "bfloat16"
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
 
 
 def test_config_json_round_trip():

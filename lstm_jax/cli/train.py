@@ -65,6 +65,8 @@ def register(sub) -> None:
                    help="add a recurrence that reads each sequence backwards (head reads both)")
     g.add_argument("--impl", help="fused (default: hand-written backward pass, faster) or scan "
                                   "(jax.grad of the plain lax.scan)")
+    g.add_argument("--matmul-dtype", help="float32 (default) or bfloat16: mixed precision in the "
+                                          "fused recurrence's products (state stays float32)")
     g.add_argument("--seeds", type=positive_int, help="independent models in one program")
     g.add_argument("--seed", type=_nonneg_int, help="first seed (default 0)")
     g.add_argument("--eval-every", type=positive_int, help="metrics every N steps (default 100)")
