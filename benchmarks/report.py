@@ -8,18 +8,20 @@ from lstm_jax.io import atomic_write_text, read_json
 
 NAMES = {"jax_scan": "JAX scan", "jax_fused": "JAX fused", "jax_cudnn": "JAX cuDNN",
          "torch": "PyTorch"}
+#: The mixed-precision rows, in their own table (the main table is float32 throughout).
+BF16_NAMES = {"jax_fused_bf16": "JAX fused bf16", "torch_bf16": "PyTorch autocast bf16"}
 
 
 def _ms(s):
     return f"{s * 1e3:.1f}"
 
 
-def _vs_torch(v: dict) -> str:
+def _vs_torch(v: dict, key: str = "vs_torch") -> str:
     """The ratio of medians, and the quartiles of the per-repetition ratios where recorded."""
-    if v["vs_torch"] is None:
+    if v.get(key) is None:
         return "–"
-    q = v.get("vs_torch_paired")
-    return f"**{v['vs_torch']:.2f}×**" + (f" ({q['q25']:.2f}–{q['q75']:.2f})" if q else "")
+    q = v.get(f"{key}_paired")
+    return f"**{v[key]:.2f}×**" + (f" ({q['q25']:.2f}–{q['q75']:.2f})" if q else "")
 
 
 def _paired(data: dict) -> bool:
@@ -57,6 +59,25 @@ def train_table(data: dict) -> list[str]:
     skipped = {k: v for r in rows for k, v in r.get("skipped", {}).items()}
     for k, why in skipped.items():
         lines.append(f"\n{NAMES.get(k, k)} row skipped: {why}")
+    return lines
+
+
+def bf16_table(data: dict) -> list[str]:
+    """The fused layer with bfloat16 products against PyTorch in float32 and under autocast."""
+    rows = [r for r in data["rows"] if "jax_fused_bf16" in r["impls"]]
+    if not rows:
+        return []
+    head = ["arch", "H", "T", "JAX fused ms", "JAX fused bf16 ms", "PyTorch ms",
+            "PyTorch autocast bf16 ms", "JAX fused bf16 / PyTorch",
+            "JAX fused bf16 / PyTorch autocast bf16"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        im = r["impls"]
+        ms = [_ms(im[k]["median_s"]) if k in im else "–"
+              for k in ("jax_fused", "jax_fused_bf16", "torch", "torch_bf16")]
+        bf = im["jax_fused_bf16"]
+        lines.append("| " + " | ".join([r["arch"], str(r["H"]), str(r["T"]), *ms, _vs_torch(bf),
+                                        _vs_torch(bf, "vs_torch_bf16")]) + " |")
     return lines
 
 
@@ -130,6 +151,16 @@ def write(out: Path) -> Path:
                      "repetition run back to back)." if _paired(d) else ""),
                   ""]
         parts += train_table(d) + [""]
+        if bf16_table(d):
+            parts += ["### Mixed precision: bfloat16 products", "",
+                      "`matmul_dtype=\"bfloat16\"` (`lstm_jax.fused`): the input projection and "
+                      "the per-step products `h W_hh`, `dz W_hhᵀ` take bfloat16 operands and "
+                      "accumulate in float32; gates, cell state and weight gradients stay float32. "
+                      "PyTorch's counterpart is `torch.autocast(\"cpu\", torch.bfloat16)` around "
+                      "its forward pass (oneDNN's bfloat16 RNN; its gates and states are "
+                      "bfloat16 too). Same repetitions as above, alternating with the float32 "
+                      "rows.", ""]
+            parts += bf16_table(d) + [""]
     cm = out / "compile_memory.json"
     if cm.exists():
         parts += ["## Compile time and peak memory against T", ""]

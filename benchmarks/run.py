@@ -42,7 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--hidden", default="128,256")
     p.add_argument("--seq", default="100,1000")
-    p.add_argument("--impls", default="scan,fused", help="Recurrence impls to time")
+    p.add_argument("--impls", default="scan,fused,fused_bf16",
+                   help="JAX variants to time: scan, fused, fused_bf16 (fused with bfloat16 "
+                        "products; adds a PyTorch autocast-bfloat16 row)")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--compile-seq", default="100,1000,10000")
     p.add_argument("--compile-arch", default="lstm")
@@ -57,6 +59,11 @@ def parse_args(argv=None):
                    help="pin this process to its first N allowed cores before JAX and PyTorch "
                         "start threads (both then use N threads)")
     args = p.parse_args(argv)
+    from benchmarks.steps import IMPLS
+
+    bad = [i for i in args.impls.split(",") if i not in IMPLS]
+    if bad:
+        p.error(f"--impls: {', '.join(map(repr, bad))} not allowed; choose from {', '.join(IMPLS)}")
     if args.quick:
         args.batch, args.features, args.hidden, args.seq = 4, 4, "8", "12"
         args.reps, args.compile_seq, args.compile_hidden = 2, "10,100", 8
@@ -104,7 +111,9 @@ def main(argv=None) -> int:
         t0 = time.time()
         rows = compile_memory.run(args.compile_arch, args.batch, args.features,
                                   args.compile_hidden, _ints(args.compile_seq),
-                                  impls=tuple(args.impls.split(",")), reps=min(args.reps, 3),
+                                  impls=tuple(i for i in args.impls.split(",")
+                                              if i != "fused_bf16"),
+                                  reps=min(args.reps, 3),
                                   log=log)
         write_json(out / "compile_memory.json", {**meta, "loadavg_end": os.getloadavg(),
                                                 "wall_s": time.time() - t0, "rows": rows})

@@ -8,7 +8,10 @@ preallocated output. Both on the same threads, alternating inside one repetition
 scan also copies its (B, ·) row of the stacked input each step, as the fused loops do (~5 µs);
 the optimised HLO keeps the full (B, G·H) product although one element of it is used.
 
-Run it under different ``XLA_FLAGS`` to compare XLA's dot libraries, e.g.
+``--dtype bfloat16`` rounds both operands to bfloat16: JAX accumulates in float32
+(``preferred_element_type``, as ``matmul_dtype="bfloat16"`` in :mod:`lstm_jax.fused` does),
+``torch.mm`` multiplies bfloat16 tensors. Run it under different ``XLA_FLAGS`` to compare XLA's
+dot libraries, e.g.
 ``XLA_FLAGS=--xla_cpu_use_onednn=true python -m benchmarks.step_products``; the flags are
 recorded in the result.
 """
@@ -28,7 +31,7 @@ from benchmarks.torch_setup import cpu_threads, setup_torch
 OUT = Path(__file__).parent / "results" / "step_products.json"
 
 
-def _products(torch, B: int, H: int, G: int, T: int) -> dict:
+def _products(torch, B: int, H: int, G: int, T: int, dtype: str = "float32") -> dict:
     """``{name: callable}`` for the forward and backward products of one width H."""
     import jax
     import jax.numpy as jnp
@@ -40,6 +43,8 @@ def _products(torch, B: int, H: int, G: int, T: int) -> dict:
 
     def scan_of(product):
         def loop(w, xs):
+            if dtype != "float32":
+                w = w.astype(dtype)  # once, outside the loop, as the fused layer does
             def body(acc, x):
                 return acc + product(x, w)[0, 0], None
 
@@ -47,15 +52,20 @@ def _products(torch, B: int, H: int, G: int, T: int) -> dict:
 
         return jax.jit(loop)
 
-    fwd = scan_of(lambda h, w: h @ w)
-    bwd = scan_of(lambda dz, w: jax.lax.dot_general(dz, w, (((1,), (1,)), ((), ()))))
+    def dot(a, w, contract):
+        return jax.lax.dot_general(a.astype(w.dtype), w, (contract, ((), ())),
+                                   preferred_element_type=jnp.float32)
+
+    fwd = scan_of(lambda h, w: dot(h, w, ((1,), (0,))))
+    bwd = scan_of(lambda dz, w: dot(dz, w, ((1,), (1,))))
     wj, fj, bj = jnp.asarray(w), jnp.asarray(forward_in), jnp.asarray(backward_in)
     fns = {"jax_forward": lambda: fwd(wj, fj).block_until_ready(),
            "jax_backward": lambda: bwd(wj, bj).block_until_ready()}
     if torch is not None:
-        wt, ft, bt = (torch.from_numpy(a) for a in (w, forward_in, backward_in))
+        tdt = getattr(torch, dtype)
+        wt, ft, bt = (torch.from_numpy(a).to(tdt) for a in (w, forward_in, backward_in))
         wt_t = wt.t()
-        out_f, out_b = torch.empty(B, G * H), torch.empty(B, H)
+        out_f, out_b = torch.empty(B, G * H, dtype=tdt), torch.empty(B, H, dtype=tdt)
 
         def torch_forward():
             for t in range(T):
@@ -69,11 +79,12 @@ def _products(torch, B: int, H: int, G: int, T: int) -> dict:
     return fns
 
 
-def run(torch, *, hidden=(128, 256), batch=64, gates=4, steps=100, reps=21, log=print) -> dict:
+def run(torch, *, hidden=(128, 256), batch=64, gates=4, steps=100, reps=21, dtype="float32",
+        log=print) -> dict:
     rows = []
     for H in hidden:
-        timed = interleaved_medians(_products(torch, batch, H, gates, steps), reps=reps)
-        row = {"B": batch, "H": H, "G": gates, "T": steps,
+        timed = interleaved_medians(_products(torch, batch, H, gates, steps, dtype), reps=reps)
+        row = {"B": batch, "H": H, "G": gates, "T": steps, "dtype": dtype,
                "timings": {k: {"median_s": v["median_s"], "min_s": v["min_s"],
                                "times_s": v["times_s"]} for k, v in timed.items()}}
         if torch is not None:
@@ -93,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--reps", type=int, default=21)
+    ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                    help="the products' operand dtype (JAX accumulates in float32)")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
@@ -101,7 +114,7 @@ def main(argv=None) -> int:
     from lstm_jax.io import write_json
 
     res = run(torch, hidden=tuple(int(h) for h in args.hidden.split(",")), batch=args.batch,
-              steps=args.steps, reps=args.reps)
+              steps=args.steps, reps=args.reps, dtype=args.dtype)
     write_json(args.out, {"machine": machine_info(), "threads": cpu_threads(),
                           "argv": ["python", "-m", "benchmarks.step_products",
                                    *(sys.argv[1:] if argv is None else argv)],

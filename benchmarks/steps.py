@@ -4,11 +4,13 @@ One step = forward through time, a last-step linear readout ``ŷ = h_T w + b``, 
 ``mean((ŷ − y)²)``, and the gradients with respect to every parameter (cell and readout; not the
 inputs), i.e. forward + backpropagation through time (BPTT).
 
-* :func:`jax_step`: :class:`lstm_jax.recurrence.Recurrence` with ``impl="scan"`` (``jax.grad`` of
-  the plain ``lax.scan``) or ``impl="fused"`` (:mod:`lstm_jax.fused`), jitted with
+* :func:`jax_step`: :class:`lstm_jax.recurrence.Recurrence` in one of :data:`IMPLS`: ``"scan"``
+  (``jax.grad`` of the plain ``lax.scan``), ``"fused"`` (:mod:`lstm_jax.fused`) or
+  ``"fused_bf16"`` (the same with ``matmul_dtype="bfloat16"``), jitted with
   ``nnx.split``/``nnx.merge`` inside the jitted function;
 * :func:`torch_step`: PyTorch's ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (``batch_first``) with the same
-  weights, copied with :func:`lstm_jax.interop.to_torch_state_dict`;
+  weights, copied with :func:`lstm_jax.interop.to_torch_state_dict`; with ``autocast=True`` under
+  ``torch.autocast("cpu", torch.bfloat16)``, PyTorch's own mixed precision;
 * :func:`cudnn_step`: ``jax.experimental.rnn.lstm`` (cuDNN), only on a GPU backend.
 """
 
@@ -24,6 +26,10 @@ from lstm_jax.recurrence import Recurrence
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
+#: Benchmarked JAX variants: name -> (Recurrence ``impl``, ``matmul_dtype``).
+IMPLS = {"scan": ("scan", "float32"), "fused": ("fused", "float32"),
+         "fused_bf16": ("fused", "bfloat16")}
+
 
 def make_data(B: int, T: int, D: int, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -33,9 +39,13 @@ def make_data(B: int, T: int, D: int, seed: int = 0):
 
 
 def make_model(arch: str, D: int, H: int, *, impl: str = "scan", unroll: int = 1,
-               remat: bool = False, seed: int = 0, matmul_dtype: str = "float32") -> Recurrence:
-    return Recurrence(D, CellConfig(arch, H), rngs=nnx.Rngs(seed), impl=impl, unroll=unroll,
-                      remat=remat, matmul_dtype=matmul_dtype)
+               remat: bool = False, seed: int = 0) -> Recurrence:
+    """The benchmarked layer; ``impl`` is a key of :data:`IMPLS`."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl={impl!r} is not one of {', '.join(IMPLS)}")
+    recurrence_impl, matmul_dtype = IMPLS[impl]
+    return Recurrence(D, CellConfig(arch, H), rngs=nnx.Rngs(seed), impl=recurrence_impl,
+                      unroll=unroll, remat=remat, matmul_dtype=matmul_dtype)
 
 
 def readout_init(H: int, seed: int = 1) -> dict:
@@ -77,8 +87,13 @@ def _jitted_run(loss_and_grad, params, x, y):
     return run
 
 
-def torch_step(torch, model: Recurrence, readout: dict, x, y):
-    """The same step in PyTorch on the same weights (``torch`` from ``setup_torch()``)."""
+def torch_step(torch, model: Recurrence, readout: dict, x, y, *, autocast: bool = False):
+    """The same step in PyTorch on the same weights (``torch`` from ``setup_torch()``).
+
+    ``autocast``: run forward and loss under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+    (oneDNN's bfloat16 RNN; its outputs are bfloat16), the backward outside it, as PyTorch's
+    documentation prescribes.
+    """
     from lstm_jax.interop import to_torch_state_dict
 
     arch, H, D = model.config.arch, model.config.hidden, model.in_features
@@ -94,11 +109,18 @@ def torch_step(torch, model: Recurrence, readout: dict, x, y):
     params = list(rnn.parameters()) + list(head.parameters())
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
+    def forward():
+        out, _ = rnn(xt)
+        return ((head(out[:, -1]).squeeze(-1) - yt) ** 2).mean()
+
     def run():
         for p in params:
             p.grad = None
-        out, _ = rnn(xt)
-        loss = ((head(out[:, -1]).squeeze(-1) - yt) ** 2).mean()
+        if autocast:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = forward()
+        else:
+            loss = forward()
         loss.backward()
         return loss.item()
 

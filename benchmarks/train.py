@@ -31,6 +31,8 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
         skipped["jax_cudnn"] = f"{type(e).__name__}: {e}"
     if torch is not None:
         fns["torch"] = steps.torch_step(torch, base, ro, x, y)
+        if any(steps.IMPLS[i][1] == "bfloat16" for i in impls):
+            fns["torch_bf16"] = steps.torch_step(torch, base, ro, x, y, autocast=True)
         fns["roofline_torch"] = roofline.torch_roofline(torch, arch, B, T, D, H)
     if torch is None or numpy_roofline:
         fns["roofline_numpy"] = roofline.numpy_roofline(arch, B, T, D, H)
@@ -42,7 +44,7 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
            "tokens": B * T, "matmul_gflop": roofline.matmul_flops(arch, B, T, D, H) / 1e9,
            "roofline_s": roof, "roofline_library": roof_lib, "compile_and_first_run_s": compile_s,
            "skipped": skipped, "timings": timed, "impls": {}}
-    torch_t = timed.get("torch")
+    torch_t, torch_bf16 = timed.get("torch"), timed.get("torch_bf16")
     for name, t in timed.items():
         if name.startswith("roofline_"):
             continue
@@ -54,6 +56,11 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
             else paired_ratio_quartiles(t["times_s"], torch_t["times_s"]),
             "vs_roofline": s / roof,
         }
+        if torch_bf16 is not None:
+            row["impls"][name] |= {
+                "vs_torch_bf16": s / torch_bf16["median_s"],
+                "vs_torch_bf16_paired": paired_ratio_quartiles(t["times_s"],
+                                                               torch_bf16["times_s"])}
     return row
 
 

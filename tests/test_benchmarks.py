@@ -34,12 +34,15 @@ def test_paired_ratio_quartiles_by_hand():
         paired_ratio_quartiles([1.0, 2.0], [1.0])
 
 
-def test_step_products_tiny_run():
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_step_products_tiny_run(dtype):
     from benchmarks import step_products
 
     torch = setup_torch()
-    res = step_products.run(torch, hidden=(4,), batch=2, steps=3, reps=2, log=lambda m: None)
+    res = step_products.run(torch, hidden=(4,), batch=2, steps=3, reps=2, dtype=dtype,
+                            log=lambda m: None)
     (row,) = res["rows"]
+    assert row["dtype"] == dtype
     assert set(row["timings"]) == {"jax_forward", "jax_backward", "torch_forward",
                                    "torch_backward"}
     assert all(len(t["times_s"]) == 2 and t["median_s"] > 0 for t in row["timings"].values())
@@ -55,11 +58,36 @@ def test_report_shows_paired_quartiles_where_recorded():
     assert report._vs_torch({**base, "vs_torch": None}) == "–"
 
 
+def test_bf16_rows_get_their_own_table_against_both_pytorch_precisions():
+    def impl(s, vs, vs_bf16=None):
+        return {"median_s": s, "tokens_per_s": 1.0, "vs_torch": vs, "vs_roofline": 2.0,
+                **({"vs_torch_bf16": vs_bf16} if vs_bf16 else {})}
+    row = {"arch": "lstm", "H": 256, "T": 100,
+           "impls": {"jax_fused": impl(0.12, 1.1, 1.7), "jax_fused_bf16": impl(0.09, 0.8, 1.3),
+                     "torch": impl(0.11, 1.0, 1.5), "torch_bf16": impl(0.07, 0.6, 1.0)}}
+    assert report.bf16_table({"rows": [row]})[2] == (
+        "| lstm | 256 | 100 | 120.0 | 90.0 | 110.0 | 70.0 | **0.80×** | **1.30×** |")
+    assert report.bf16_table({"rows": [{**row, "impls": {"jax_fused": impl(0.1, 1.0)}}]}) == []
+    main = report.train_table({"rows": [{**row, "roofline_s": 0.05, "timings": {}}]})
+    assert "bf16" not in " ".join(main)  # the main table stays float32
+
+
+def test_run_rejects_an_unknown_impl(capsys):
+    from benchmarks.run import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--impls", "fused,fused_fp16"])
+    assert e.value.code == 2
+    assert "'fused_fp16' not allowed; choose from scan, fused, fused_bf16" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # ~10 s of CPU (imports, one compile); `make bench BENCH_ARGS=--quick` covers it too
 def test_one_tiny_config_and_report(tmp_path):
     torch = setup_torch()
-    row = train.bench_shape(torch, "gru", B=2, T=3, D=2, H=3, impls=("fused",), reps=1)
-    assert set(row["impls"]) == {"jax_fused", "torch"}
+    row = train.bench_shape(torch, "lstm", B=2, T=3, D=2, H=3, impls=("fused", "fused_bf16"),
+                            reps=1)
+    assert set(row["impls"]) == {"jax_fused", "jax_fused_bf16", "torch", "torch_bf16"}
+    assert row["impls"]["torch_bf16"]["vs_torch_bf16"] == pytest.approx(1.0)
     assert row["impls"]["jax_fused"]["tokens_per_s"] > 0
     assert row["impls"]["torch"]["vs_torch"] == pytest.approx(1.0)
     assert row["impls"]["torch"]["vs_torch_paired"]["median"] == pytest.approx(1.0)
@@ -69,7 +97,8 @@ def test_one_tiny_config_and_report(tmp_path):
         "machine": {"cpu": "x", "cpu_count": 2, "backend": "cpu", "versions": {}},
         "threads": 2, "loadavg_start": [0.0], "loadavg_end": [0.0], "rows": [row]})
     text = report.write(tmp_path).read_text()
-    assert "| gru | 3 | 3 |" in text and "JAX fused / PyTorch" in text
+    assert "| lstm | 3 | 3 |" in text and "JAX fused / PyTorch" in text
+    assert "JAX fused bf16 / PyTorch autocast bf16" in text
 
 
 @pytest.mark.slow  # spawns a fresh interpreter that imports JAX and compiles once

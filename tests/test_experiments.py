@@ -249,3 +249,25 @@ def test_reproduce_full_stages_and_recorded_time(results, tmp_path):
     ratio = summary["final"]["eval/loss"]["per_seed"][0] / base
     assert "Longer single runs" in text and "| `copy500_lstm_chrono` | adding | rnn | 5 |" in text
     assert f"| {ratio:.3g} |" in text
+
+
+def test_mixed_precision_tiny_run_and_reuse(tmp_path):
+    """float32 against bfloat16 products: both runs train, the gradients agree to bfloat16's
+    precision, and a second invocation reuses the finished runs instead of training again."""
+    import mixed_precision
+
+    argv = ["--archs", "lstm", "--seq-len", "6", "--hidden", "4", "--steps", "4", "--batch", "8",
+            "--seeds", "1", "--grad-seq", "12", "--out", str(tmp_path)]
+    assert mixed_precision.main(argv) == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["arch"], r["matmul_dtype"], r["status"]) for r in res["train"]] == [
+        ("lstm", "float32", "completed"), ("lstm", "bfloat16", "completed")]
+    assert (tmp_path / "runs" / "lstm_bfloat16" / "config.json").read_text().count("bfloat16") == 1
+    (g,) = res["gradients"]
+    assert 0.999 < g["grad_cosine"] <= 1.0 + 1e-9 and 0 < g["grad_rel_error"] < 0.05
+    assert [r["k"] for r in g["dL_dx_norm_by_lag"]] == [0, 10]
+    assert all(abs(r["ratio"] - 1) < 0.05 for r in g["dL_dx_norm_by_lag"])
+    assert (tmp_path / "mixed_precision.png").is_file()
+    mtime = (tmp_path / "runs" / "lstm_float32" / "summary.json").stat().st_mtime
+    assert mixed_precision.main(argv) == 0
+    assert (tmp_path / "runs" / "lstm_float32" / "summary.json").stat().st_mtime == mtime
