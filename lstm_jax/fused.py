@@ -32,7 +32,7 @@ memory is O(T/S + S) per-step tensors instead of O(T) (the inputs ``x``, the out
 With ``matmul_dtype="bfloat16"`` (mixed precision) the input projection and the loops' per-step
 products ``h W_hh`` and ``dz W_hhᵀ`` round their operands to bfloat16 and accumulate in float32;
 everything else, the weight-gradient products included, stays float32 (on XLA:CPU with AMX the
-per-step products get 1.4–3× faster, bfloat16 weight-gradient products slower;
+per-step products get 1.3–2.9× faster, bfloat16 weight-gradient products slower;
 ``benchmarks/README.md``).
 
 The cells (equations in :mod:`lstm_jax.cells`) and their hand-derived backward steps:

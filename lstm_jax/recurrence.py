@@ -64,9 +64,10 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
         ``perturb`` and no ``collect`` are requested and the step is a standard cell (the probes
         call the fused forward loop directly, :mod:`lstm_jax.probes.layer`).
       matmul_dtype: ``"float32"`` (products in the inputs' dtype) or ``"bfloat16"`` (mixed
-        precision: the layer's products take bfloat16 operands and accumulate in float32, all
-        else stays float32; see :func:`lstm_jax.fused.fused_layer`). ``"bfloat16"`` needs the
-        fused path; the probes' and ``collect``'s plain scan always multiplies in float32.
+        precision: the input projection and the per-step products take bfloat16 operands and
+        accumulate in float32, all else stays float32; see :func:`lstm_jax.fused.fused_layer`).
+        ``"bfloat16"`` needs the fused path; the probes' and ``collect``'s plain scan always
+        multiplies in float32.
 
     Returns:
       ``LayerResult(final_carry, sequences)``; ``sequences["h"]`` is ``(T, B, H)``.
