@@ -56,10 +56,22 @@ def train_table(data: dict) -> list[str]:
             cells.append(" · ".join(f"{r['timings'][k]['minor_faults']:,.0f}" if k in r["timings"]
                                     else "–" for k in impls))
         lines.append("| " + " | ".join(cells) + " |")
-    skipped = {k: v for r in rows for k, v in r.get("skipped", {}).items()}
-    for k, why in skipped.items():
-        lines.append(f"\n{NAMES.get(k, k)} row skipped: {why}")
-    return lines
+    return lines + _skipped(rows, lambda k: k != "torch_bf16")
+
+
+def _skipped(rows: list[dict], keep) -> list[str]:
+    """A line per skipped implementation that ``keep(name)`` selects: the first reason recorded,
+    and the shapes it was skipped at unless that is every row."""
+    where: dict[str, list[str]] = {}
+    why: dict[str, str] = {}
+    for r in rows:
+        for k, reason in r.get("skipped", {}).items():
+            if keep(k):
+                why.setdefault(k, reason)
+                where.setdefault(k, []).append(f"{r['arch']} H={r['H']} T={r['T']}")
+    names = NAMES | BF16_NAMES
+    at = {k: "" if len(w) == len(rows) else f" at {', '.join(w)}" for k, w in where.items()}
+    return [f"\n{names.get(k, k)} row skipped{at[k]}: {why[k]}" for k in why]
 
 
 def bf16_table(data: dict) -> list[str]:
@@ -78,7 +90,7 @@ def bf16_table(data: dict) -> list[str]:
         bf = im["jax_fused_bf16"]
         lines.append("| " + " | ".join([r["arch"], str(r["H"]), str(r["T"]), *ms, _vs_torch(bf),
                                         _vs_torch(bf, "vs_torch_bf16")]) + " |")
-    return lines
+    return lines + _skipped(rows, lambda k: k == "torch_bf16")
 
 
 def compile_table(data: dict) -> list[str]:
@@ -114,6 +126,17 @@ def compile_table(data: dict) -> list[str]:
     return lines
 
 
+def _cpu_detail(machine: dict) -> str:
+    """`` (family 23 model 49; avx2 fma)``, or "" for results written before ``cpu_detail``."""
+    d = machine.get("cpu_detail")
+    if not d:
+        return ""
+    fm = f"family {d['cpu family']} model {d['model']}" if "cpu family" in d else ""
+    isa = " ".join(d.get("isa", []))
+    inner = "; ".join(p for p in (fm, isa) if p)
+    return f" ({inner})" if inner else ""
+
+
 def write(out: Path) -> Path:
     out = Path(out)
     parts = ["# Benchmark results", "",
@@ -125,10 +148,12 @@ def write(out: Path) -> Path:
         m = d["machine"]
         ts = d.get("torch_settings", {})
         parts += ["## Training step (forward + BPTT, last-step readout, grads of all parameters)", "",
-                  f"Machine: {m['cpu']}, {m['cpu_count']} cores"
+                  f"Machine: {m['cpu']}{_cpu_detail(m)}, {m['cpu_count']} cores"
                   + (f", this run pinned to {d['cores_pinned']} core(s)" if d.get("cores_pinned")
                      else "")
-                  + f"; JAX and PyTorch use {d['threads']} thread(s); backend {m['backend']}; "
+                  + f"; JAX and PyTorch use {d['threads']} thread(s); backend {m['backend']}"
+                  + (f", {len(m['devices'])} JAX devices (each JAX step splits its batch over "
+                     "them)" if len(m.get("devices", [])) > 1 else "") + "; "
                   f"jax {m['versions'].get('jax')}, torch {m['versions'].get('torch')}. "
                   f"PyTorch: flush-to-zero (`set_flush_denormal`) = {ts.get('flush_denormal')}, "
                   f"{ts.get('num_threads')} threads, oneDNN = {ts.get('mkldnn_enabled')}. "

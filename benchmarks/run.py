@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # the full suite (make bench)
     python -m benchmarks.run --quick         # a tiny smoke run, results under runs/bench-quick
     python -m benchmarks.run --only train --archs lstm --hidden 128 --seq 100
+    python -m benchmarks.run --only train --impls fused --cpu-devices 2   # one JAX device per core
 
 ``imdb_pipeline`` (:mod:`benchmarks.imdb_pipeline`) and ``imdb_buckets``
 (:mod:`benchmarks.imdb_buckets`, the training step at L=800 with and without length buckets) need
@@ -55,6 +56,10 @@ def parse_args(argv=None):
                         "per shape, so one shape's heap state does not carry into the next)")
     p.add_argument("--numpy-roofline", action="store_true",
                    help="also time the roofline with NumPy's BLAS (PyTorch's is faster here)")
+    p.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                   help="split the CPU into N JAX devices (JAX_NUM_CPU_DEVICES, also in each fresh "
+                        "process); every JAX training step splits its batch over them, as "
+                        "'lstm-jax --cpu-devices N train' does")
     p.add_argument("--cores", type=int, default=None,
                    help="pin this process to its first N allowed cores before JAX and PyTorch "
                         "start threads (both then use N threads)")
@@ -77,6 +82,11 @@ def main(argv=None) -> int:
     if args.cores:
         allowed = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, set(allowed[: args.cores]))
+    if args.cpu_devices:  # before JAX's backend starts here, and inherited by spawned processes
+        from lstm_jax.sharding import set_cpu_devices
+
+        os.environ["JAX_NUM_CPU_DEVICES"] = str(args.cpu_devices)
+        set_cpu_devices(args.cpu_devices)
     torch = None if args.no_torch else setup_torch(cpu_threads())
     from benchmarks import report
     from lstm_jax.cli.info import machine_info
@@ -87,6 +97,7 @@ def main(argv=None) -> int:
     meta = {"machine": machine_info(), "torch_settings": torch_settings(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""), "argv": sys.argv, "quick": args.quick,
             "threads": cpu_threads(), "cores_pinned": args.cores,
+            "cpu_devices": args.cpu_devices,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "loadavg_start": os.getloadavg()}
 

@@ -23,6 +23,7 @@ from flax import nnx
 
 from lstm_jax.cells import CellConfig
 from lstm_jax.recurrence import Recurrence
+from lstm_jax.sharding import batch_sharding, data_mesh, replicated
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -75,12 +76,19 @@ def jax_step(model: Recurrence, readout: dict, x, y):
 
 
 def _jitted_run(loss_and_grad, params, x, y):
-    """Jit ``loss_and_grad(params, x, y)``; return a callable that runs it and blocks on the grads."""
+    """Jit ``loss_and_grad(params, x, y)``; return a callable that runs it and blocks on the grads.
+
+    As ``lstm-jax train`` does, the batch is split over every device (``lstm_jax.sharding``) and
+    the parameters replicated; with one device that is the plain single-device step.
+    """
+    mesh = data_mesh()
     step = jax.jit(loss_and_grad)
-    xj, yj = jnp.asarray(x), jnp.asarray(y)
+    params = jax.device_put(params, replicated(mesh))
+    xj, yj = (jax.device_put(jnp.asarray(a), batch_sharding(mesh)) for a in (x, y))
 
     def run():
-        loss, grads = step(params, xj, yj)
+        with jax.set_mesh(mesh):
+            loss, grads = step(params, xj, yj)
         jax.block_until_ready(grads)
         return loss
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import jax
+
 from benchmarks import roofline, steps
 from benchmarks.timing import in_fresh_process, interleaved_medians, paired_ratio_quartiles
 from benchmarks.torch_setup import cpu_threads, setup_torch
@@ -32,7 +34,12 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
     if torch is not None:
         fns["torch"] = steps.torch_step(torch, base, ro, x, y)
         if any(steps.IMPLS[i][1] == "bfloat16" for i in impls):
-            fns["torch_bf16"] = steps.torch_step(torch, base, ro, x, y, autocast=True)
+            autocast = steps.torch_step(torch, base, ro, x, y, autocast=True)
+            try:
+                autocast()
+                fns["torch_bf16"] = autocast
+            except RuntimeError as e:  # oneDNN builds no bfloat16 LSTM on CPUs without AVX512-BF16
+                skipped["torch_bf16"] = f"{type(e).__name__}: {e}"
         fns["roofline_torch"] = roofline.torch_roofline(torch, arch, B, T, D, H)
     if torch is None or numpy_roofline:
         fns["roofline_numpy"] = roofline.numpy_roofline(arch, B, T, D, H)
@@ -41,6 +48,7 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
     roof = min(timed[k]["median_s"] for k in roof_keys)
     roof_lib = min(roof_keys, key=lambda k: timed[k]["median_s"])[len("roofline_"):]
     row = {"arch": arch, "B": B, "T": T, "D": D, "H": H, "dtype": "float32", "unroll": unroll,
+           "jax_devices": len(jax.devices()),
            "tokens": B * T, "matmul_gflop": roofline.matmul_flops(arch, B, T, D, H) / 1e9,
            "roofline_s": roof, "roofline_library": roof_lib, "compile_and_first_run_s": compile_s,
            "skipped": skipped, "timings": timed, "impls": {}}

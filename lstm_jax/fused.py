@@ -58,8 +58,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from lstm_jax.cells import GRUCell, LSTMCell, RNNCell
+from lstm_jax.sharding import AXIS
 
 
 def fused_arch(step) -> str | None:
@@ -365,6 +367,32 @@ def _layer_bwd(arch, segment, unroll, mm, saved, cotangents):
 _layer.defvjp(_layer_fwd, _layer_bwd)
 
 
+def _batch_mesh(B: int):
+    """The mesh in context (``jax.set_mesh``/``jax.sharding.use_abstract_mesh``) if the batch is to
+    be split over its data axis, else None."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or AXIS not in mesh.axis_names or mesh.shape[AXIS] == 1:
+        return None
+    if B % mesh.shape[AXIS]:
+        return None
+    return mesh
+
+
+def _split_batch(layer, mesh):
+    """``layer`` run on each device's share of the batch (``jax.shard_map`` over the data axis).
+
+    Every row of the batch is an independent recurrence, so this is exact; the replicated weights'
+    gradients are summed over devices by shard_map's transpose. Left to the partitioner
+    (GSPMD), the fused layer's 2-D views ``(T·B, G·H)`` of batch-sharded tensors made it
+    all-gather inside the step: 2 CPU devices, LSTM H=128, T=100, 125 ms against 62 ms here.
+    """
+    b = P(None, AXIS)  # (T, B, ...) time-major
+    in_specs = (b, P(), P(), P(), P(), b, P(AXIS), P(AXIS))
+    out_specs = (b, P(AXIS), P(AXIS))
+    return jax.shard_map(layer, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)
+
+
 def default_segment(T: int) -> int:
     """Segment length for ``remat=True``: ⌈√T⌉ (memory O(√T) per-step tensors, one extra forward)."""
     return max(1, math.isqrt(T - 1) + 1) if T > 1 else 1
@@ -411,8 +439,12 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
     if arch != "lstm":
         c0 = None
     mm = None if matmul_dtype is None else jnp.dtype(matmul_dtype)
-    hs, hN, cN = _layer(arch, seg, unroll, mm, xs_in, params["w_ih"], params["bias"],
-                        params["w_hh"], b_hn, mask_in, h0, c0)
+    layer = partial(_layer, arch, seg, unroll, mm)
+    mesh = _batch_mesh(h0.shape[0])
+    if mesh is not None:
+        layer = _split_batch(layer, mesh)
+    hs, hN, cN = layer(xs_in, params["w_ih"], params["bias"], params["w_hh"], b_hn, mask_in, h0,
+                       c0)
     final = {"h": hN} if arch != "lstm" else {"h": hN, "c": cN}
     return final, {"h": hs[:T]}
 

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import use_abstract_mesh
 
 from lstm_jax.config import TrainConfig
 from lstm_jax.model import SequenceModel
@@ -116,6 +117,10 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
         return task.loss(model(batch.x, batch.mask, dropout_key=dropout_key), batch)
 
     def step_one(state, data_key, dropout_key, step, data):
+        with use_abstract_mesh(mesh.abstract_mesh):  # the fused layers split the batch over it
+            return _step_one(state, data_key, dropout_key, step, data)
+
+    def _step_one(state, data_key, dropout_key, step, data):
         batch = constrain_batch(task.train_batch(data, data_key, step, B), mesh)
         dkey = (jax.random.fold_in(dropout_key, step)
                 if cfg.dropout > 0 or cfg.input_dropout > 0 else None)
@@ -138,6 +143,10 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
                 "bad_step": bad.astype(jnp.int32)}, loss
 
     def eval_one(params, chunks: Batch):
+        with use_abstract_mesh(mesh.abstract_mesh):
+            return _eval_one(params, chunks)
+
+    def _eval_one(params, chunks: Batch):
         model = nnx.merge(graphdef, params)
 
         def chunk_metrics(batch):

@@ -98,7 +98,42 @@ def test_one_tiny_config_and_report(tmp_path):
         "threads": 2, "loadavg_start": [0.0], "loadavg_end": [0.0], "rows": [row]})
     text = report.write(tmp_path).read_text()
     assert "| lstm | 3 | 3 |" in text and "JAX fused / PyTorch" in text
+    assert "Machine: x, 2 cores" in text  # results written before cpu_detail existed
     assert "JAX fused bf16 / PyTorch autocast bf16" in text
+
+
+def test_a_pytorch_autocast_that_cannot_run_is_skipped_with_its_reason(monkeypatch):
+    """On a CPU without AVX512-BF16, oneDNN builds no bfloat16 LSTM ("could not create a primitive
+    descriptor"): the suite records that and goes on instead of losing every other row."""
+    torch = setup_torch()
+    real = train.steps.torch_step
+
+    def torch_step(*args, autocast=False, **kwargs):
+        if not autocast:
+            return real(*args, **kwargs)
+
+        def fail():
+            raise RuntimeError("could not create a primitive descriptor for the LSTM forward")
+        return fail
+
+    monkeypatch.setattr(train.steps, "torch_step", torch_step)
+    row = train.bench_shape(torch, "lstm", B=2, T=3, D=2, H=3, impls=("fused_bf16",), reps=1)
+    assert "torch_bf16" not in row["impls"] and "vs_torch_bf16" not in row["impls"]["jax_fused_bf16"]
+    assert "primitive descriptor" in row["skipped"]["torch_bf16"]
+    other = {**row, "arch": "gru", "skipped": {}}
+    lines = report.bf16_table({"rows": [row, other]})
+    cells = lines[2].split(" | ")
+    assert cells[6] == "–" and cells[7].startswith("**") and cells[8] == "– |"
+    assert lines[-1] == ("\nPyTorch autocast bf16 row skipped at lstm H=3 T=3: RuntimeError: could not "
+                         "create a primitive descriptor for the LSTM forward")
+    assert not any("autocast" in line for line in report.train_table({"rows": [row]}))
+
+
+def test_report_names_the_cpu_family_and_isa():
+    machine = {"cpu": "AMD EPYC", "cpu_detail": {"cpu family": "23", "model": "49",
+                                                 "isa": ["avx2", "fma"]}}
+    assert report._cpu_detail(machine) == " (family 23 model 49; avx2 fma)"
+    assert report._cpu_detail({"cpu": "x", "cpu_detail": {"isa": []}}) == ""
 
 
 @pytest.mark.slow  # spawns a fresh interpreter that imports JAX and compiles once

@@ -16,6 +16,22 @@ def test_info_reports_backend_and_devices(capsys):
     assert info["versions"]["jax"].startswith("0.10")
 
 
+def test_cpuinfo_reads_the_first_cpu_and_its_isa(tmp_path, monkeypatch):
+    from lstm_jax.cli import info
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+                       "model name\t: Intel(R) Xeon(R)\nflags\t\t: fpu avx2 fma avx512f amx_bf16\n\n"
+                       "processor\t: 1\nmodel name\t: other\nflags\t\t: sve\n")
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda f, *a, **k: real_open(
+        cpuinfo if f == "/proc/cpuinfo" else f, *a, **k))
+    monkeypatch.setattr(info.glob, "glob", lambda pattern: [])
+    assert info._cpuinfo() == {"model name": "Intel(R) Xeon(R)", "vendor_id": "GenuineIntel",
+                               "cpu family": "6", "model": "143",
+                               "isa": ["avx2", "fma", "avx512f", "amx_bf16"]}
+
+
 def test_demo_writes_every_part(tmp_path):
     out = tmp_path / "demo"
     argv = ["demo", "--seq-len", "30", "--batch", "4", "--hidden", "8", "--train-steps", "4",
@@ -67,3 +83,15 @@ def test_console_script_exit_code_and_no_traceback():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "choose one of rnn, lstm, gru" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cpu_devices_splits_the_cpu_and_refuses_once_jax_has_started(capsys):
+    import jax
+
+    jax.devices()  # this process's backend is running: its device count is fixed
+    assert main(["--cpu-devices", "2", "info"]) == 2
+    assert "cpu_devices=2: JAX's backend has already started" in capsys.readouterr().err
+    proc = subprocess.run([sys.executable, "-m", "lstm_jax.cli", "--cpu-devices", "3", "info",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["devices"] == ["cpu:0", "cpu:1", "cpu:2"]
