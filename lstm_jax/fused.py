@@ -35,6 +35,12 @@ everything else, the weight-gradient products included, stays float32 (on XLA:CP
 per-step products get 1.3–2.9× faster, bfloat16 weight-gradient products slower;
 ``benchmarks/README.md``).
 
+With a data mesh in context (``jax.set_mesh``, as the training step and the benchmarks set it)
+and a batch that splits evenly over its ``"data"`` axis, each device runs the layer on its share
+of the batch (``jax.shard_map``) and the weight gradients are summed over devices. On a CPU split
+into one device per core (``lstm-jax --cpu-devices N``), that lets each core run its own
+recurrence instead of sharing every small per-step product with the other core.
+
 The cells (equations in :mod:`lstm_jax.cells`) and their hand-derived backward steps:
 
 * tanh RNN (Elman 1990): ``a = xw + h W``, ``h' = tanh a``; ``da = dh' (1 − h'²)``.

@@ -5,6 +5,11 @@ parameters and optimiser state are replicated. The same program runs on one CPU,
 slice; with several processes (hosts), ``jax.devices()`` lists every host's devices and each
 process feeds its share (batches are generated inside the compiled step, so there is nothing to
 feed). Tests use fake CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=8``).
+
+On a CPU, :func:`set_cpu_devices` (``lstm-jax --cpu-devices N``) splits the machine into ``N``
+devices; with one per core, training is data-parallel over the cores. The training step puts the
+mesh in context (``jax.sharding.use_abstract_mesh``) so the fused recurrence splits its batch
+explicitly (:mod:`lstm_jax.fused`) rather than leaving it to the partitioner.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+#: Parsed names that are not a subcommand's options: the global flags and argparse's bookkeeping.
+GLOBAL_ARGS = ("func", "command", "debug", "cpu_devices")
+
 
 def positive_int(text: str) -> int:
     try:

@@ -14,7 +14,7 @@ the task's model (input layer, recurrence, head). ``--checkpoint DIR`` probes a 
 
 from __future__ import annotations
 
-from lstm_jax.cli.common import add_model_args, positive_int
+from lstm_jax.cli.common import GLOBAL_ARGS, add_model_args, positive_int
 
 
 def register(sub) -> None:
@@ -108,7 +108,7 @@ def run(args) -> int:
     if args.layer < 0 or args.layer >= args.layers and args.checkpoint is None:
         raise UserError(f"--layer={args.layer} must be in 0..{args.layers - 1} (--layers={args.layers})")
     out = ensure_out_dir(args.out)
-    config = {k: v for k, v in vars(args).items() if k not in ("func", "debug", "command")}
+    config = {k: v for k, v in vars(args).items() if k not in GLOBAL_ARGS}
     setups = {}
     if args.checkpoint is not None:
         cfg, model, x, mask, loss_fn = _checkpoint_setup(args)

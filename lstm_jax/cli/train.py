@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from lstm_jax.cli.common import add_model_args, finite_float, positive_int
+from lstm_jax.cli.common import GLOBAL_ARGS, add_model_args, finite_float, positive_int
 
 _MODEL_FLAGS = ("hidden", "layers", "forget_bias", "chrono", "recurrent_init", "recurrent_scale",
                 "gru_reset_before")
@@ -106,7 +106,7 @@ def config_from_args(args):
 
     given = {}
     for key, value in vars(args).items():
-        if value is None or key in ("func", "command", "debug", "out", "resume", "no_progress"):
+        if value is None or key in (*GLOBAL_ARGS, "out", "resume", "no_progress"):
             continue
         if key == "gru_reset_before":
             given["gru_reset_after"] = not value
