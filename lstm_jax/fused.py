@@ -67,7 +67,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
 from lstm_jax.cells import GRUCell, LSTMCell, RNNCell
-from lstm_jax.sharding import AXIS
+from lstm_jax.sharding import AXIS, mesh_to_split
 
 
 def fused_arch(step) -> str | None:
@@ -373,17 +373,6 @@ def _layer_bwd(arch, segment, unroll, mm, saved, cotangents):
 _layer.defvjp(_layer_fwd, _layer_bwd)
 
 
-def _batch_mesh(B: int):
-    """The mesh in context (``jax.set_mesh``/``jax.sharding.use_abstract_mesh``) if the batch is to
-    be split over its data axis, else None."""
-    mesh = jax.sharding.get_abstract_mesh()
-    if mesh.empty or AXIS not in mesh.axis_names or mesh.shape[AXIS] == 1:
-        return None
-    if B % mesh.shape[AXIS]:
-        return None
-    return mesh
-
-
 def _split_batch(layer, mesh):
     """``layer`` run on each device's share of the batch (``jax.shard_map`` over the data axis).
 
@@ -446,7 +435,7 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
         c0 = None
     mm = None if matmul_dtype is None else jnp.dtype(matmul_dtype)
     layer = partial(_layer, arch, seg, unroll, mm)
-    mesh = _batch_mesh(h0.shape[0])
+    mesh = mesh_to_split(h0.shape[0])
     if mesh is not None:
         layer = _split_batch(layer, mesh)
     hs, hN, cN = layer(xs_in, params["w_ih"], params["bias"], params["w_hh"], b_hn, mask_in, h0,

@@ -56,6 +56,15 @@ def set_cpu_devices(n: int) -> None:
                         "its device count is fixed; set it first (or use JAX_NUM_CPU_DEVICES)") from e
 
 
+def mesh_to_split(batch: int):
+    """The mesh in context (``jax.set_mesh``/``jax.sharding.use_abstract_mesh``) if a batch of
+    ``batch`` rows is to be split over its data axis (more than one device, evenly), else None."""
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or AXIS not in mesh.axis_names or mesh.shape[AXIS] == 1 or batch % mesh.shape[AXIS]:
+        return None
+    return mesh
+
+
 def data_mesh(devices=None) -> Mesh:
     devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), (AXIS,))
