@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from lstm_jax.errors import UserError, check_choice, check_positive
+from lstm_jax.initializers import orthogonal
 
 ARCHS = ("rnn", "lstm", "gru")
 RECURRENT_INITS = ("orthogonal", "normal")
@@ -85,8 +86,7 @@ class CellConfig:
 def _recurrent_kernel(key, hidden: int, blocks: int, config: CellConfig, dtype) -> jax.Array:
     keys = jax.random.split(key, blocks)
     if config.recurrent_init == "orthogonal":
-        init = jax.nn.initializers.orthogonal()
-        mats = [init(k, (hidden, hidden), dtype) for k in keys]
+        mats = [orthogonal(k, (hidden, hidden), dtype) for k in keys]
     else:
         mats = [jax.random.normal(k, (hidden, hidden), dtype) / math.sqrt(hidden) for k in keys]
     return config.recurrent_scale * jnp.concatenate(mats, axis=1)
