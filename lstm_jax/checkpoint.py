@@ -33,6 +33,35 @@ from lstm_jax.errors import UserError
 TMP_MARK = ".orbax-checkpoint-tmp"  # orbax's suffix for a step still being written
 
 
+def _is_closed_loop_callback(exc_type, exc, tb) -> bool:
+    """The error a tensorstore read of a broken checkpoint raises when it completes after orbax
+    gave up on the restore and closed its event loop (``call_soon_threadsafe`` on a closed loop)."""
+    if exc_type is not RuntimeError or str(exc) != "Event loop is closed":
+        return False
+    names = set()
+    while tb is not None:
+        names.add(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return "call_soon_threadsafe" in names
+
+
+def _drop_closed_loop_callbacks() -> None:
+    """Keep those late callbacks' tracebacks (reported through ``sys.unraisablehook``, dozens per
+    broken checkpoint) off stderr; every other unraisable exception is reported as before. The
+    broken checkpoint itself is reported once, by :meth:`Checkpoints.restore_latest`."""
+    if getattr(sys.unraisablehook, "_lstm_jax_filter", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not _is_closed_loop_callback(unraisable.exc_type, unraisable.exc_value,
+                                        unraisable.exc_traceback):
+            previous(unraisable)
+
+    hook._lstm_jax_filter = True
+    sys.unraisablehook = hook
+
+
 class CorruptCheckpoint(Exception):
     """A finished checkpoint whose contents do not match what was saved."""
 
@@ -90,6 +119,7 @@ class Checkpoints:
                  warn: Callable[[str], None] = _stderr):
         import orbax.checkpoint as ocp
 
+        _drop_closed_loop_callbacks()
         self._ocp = ocp
         self.warn = warn
         self.directory = Path(directory).absolute()
@@ -150,7 +180,11 @@ class Checkpoints:
             state=ocp.args.StandardRestore(abstract)))["state"]
         state = jax.tree.unflatten(treedef, [restored[k] for k in sorted(restored)])
         meta = self.meta(step) if meta is None else meta
-        want = (meta.get("integrity") or {}).get("sha256")
+        integrity = meta.get("integrity") if isinstance(meta, dict) else None
+        if not isinstance(integrity, dict) or "sha256" not in integrity:
+            raise CorruptCheckpoint("its meta has no SHA-256 of the arrays, so they cannot be "
+                                    "checked (every checkpoint lstm-jax writes has one)")
+        want = integrity["sha256"]  # None: saved by a multi-host run, not checkable here
         if want is not None:
             got = state_digest(state)
             if got is not None and got != want:

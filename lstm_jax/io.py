@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -61,18 +63,58 @@ def read_json(path: str | os.PathLike):
     if not path.is_file():
         raise UserError(f"{path} does not exist (expected a results file written by lstm-jax)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise UserError(f"{path} cannot be read ({e.strerror})") from None
+
+
+def check_out_path(path: str | os.PathLike, field: str = "--out") -> None:
+    """Refuse an empty path and one that is not valid UTF-8 (before anything prints it)."""
+    if isinstance(path, str) and not path.strip():
+        raise UserError(f"{field} is empty; give an output directory")
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{field}={str(path)!r} is not valid UTF-8; use another name") from None
 
 
 def ensure_out_dir(path: str | os.PathLike, field: str = "--out") -> Path:
     """Create the output directory; a clear error when the path is an existing file."""
+    check_out_path(path, field)
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{field}={str(path)!r} is a file; an output directory is needed")
     try:
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{field}={str(path)!r} is a file; an output directory is needed")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"{field}={str(path)!r} cannot be created ({e.strerror})") from None
+        raise UserError(f"{field}={str(path)[:80]!r}{'…' if len(str(path)) > 80 else ''} cannot be "
+                        f"created ({e.strerror})") from None
     return path
+
+
+@contextlib.contextmanager
+def run_lock(directory: Path, field: str = "--out"):
+    """Hold an exclusive lock on ``directory`` (``directory/.lock``, with the holder's PID) for the
+    block, so two processes never write one run; a second one gets a :class:`UserError` naming
+    the holder. The lock is the kernel's (``flock``): it goes away with the process, even after
+    ``kill -9``."""
+    path = Path(directory) / ".lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"{field}={str(directory)!r}: cannot create its lock file ({e.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("utf-8", "replace").strip() or "unknown"
+        os.close(fd)
+        raise UserError(f"{field}={str(directory)!r} is in use by another lstm-jax process "
+                        f"(PID {holder}); wait for it to finish or choose another {field}") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -4,7 +4,8 @@ mean ± sd over seeds.
 Each line is one JSON object with a ``"step"``; values measured per seed are lists (one entry per
 seed, in seed order). A line is written with one ``write`` and ``fsync``, so a crash loses at most
 the line being written; on resume, :func:`truncate_after` drops lines past the checkpoint's step
-(and a torn last line), so no line appears twice.
+(and a torn last line), so no line appears twice; a damaged line elsewhere is an error, never a
+silent truncation.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import os
 from pathlib import Path
 
+from lstm_jax.errors import UserError
 from lstm_jax.io import _to_jsonable, atomic_write_text
 
 
@@ -25,17 +27,41 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
         os.fsync(f.fileno())
 
 
+def _record(line: bytes):
+    """The JSON object on ``line`` with an integer ``"step"``, or None."""
+    try:
+        rec = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    step = rec.get("step") if isinstance(rec, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int):
+        return None
+    return rec
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Every complete line of a JSONL file (a torn last line is ignored)."""
+    """Every record of a JSONL file written by :func:`append_jsonl`.
+
+    A torn last line (a crash while it was written) is dropped. Any other line that is not a
+    JSON object with an integer ``"step"`` means the file was damaged by something else; that
+    raises :class:`UserError` naming the file and the line instead of dropping what follows it.
+    """
     path = Path(path)
     if not path.is_file():
         return []
+    lines = path.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
     records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+    for number, line in enumerate(lines, start=1):
+        rec = _record(line)
+        if rec is not None:
+            records.append(rec)
+        elif number < len(lines):
+            shown = line[:60].decode("utf-8", "replace")
+            raise UserError(f"{path} line {number} is not a JSON object with an integer \"step\" "
+                            f"({shown!r}); the file was changed by hand or damaged: repair or "
+                            "delete that line, then run again")
     return records
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from lstm_jax.environment import check_cpu_devices, check_environment
 from lstm_jax.errors import UserError
 
 AXIS = "data"
@@ -36,7 +37,17 @@ def maybe_initialize_distributed() -> bool:
     """
     if any(os.environ.get(k) for k in _DISTRIBUTED_ENV) or os.environ.get(
             "LSTM_JAX_DISTRIBUTED") == "1":
-        jax.distributed.initialize()
+        check_environment()
+        try:
+            jax.distributed.initialize()
+        except (ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            set_vars = ", ".join(f"{k}={os.environ[k]!r}" for k in (*_DISTRIBUTED_ENV,
+                                 "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "LSTM_JAX_DISTRIBUTED")
+                                 if os.environ.get(k)) or "none of them"
+            raise UserError(f"multi-host start-up failed ({first[:200]}); it needs "
+                            "JAX_COORDINATOR_ADDRESS=HOST:PORT, JAX_NUM_PROCESSES and JAX_PROCESS_ID, "
+                            f"or a cluster JAX detects (SLURM, Cloud TPU); set: {set_vars}") from None
         return True
     return False
 
@@ -49,6 +60,7 @@ def set_cpu_devices(n: int) -> None:
     the recurrence on its share of the batch, so the per-step products never wait for the other
     core (README, "Performance"). It has no effect on a GPU or TPU backend.
     """
+    n = check_cpu_devices("cpu_devices", n)
     try:
         jax.config.update("jax_num_cpu_devices", n)
     except RuntimeError as e:

@@ -19,17 +19,15 @@ previous one is used (each with a warning), and a run stopped before its first c
 checkpoint starts again from step 0 (``config.json`` is written first, so it can be resumed).
 
 A non-finite loss or gradient stops the run with :class:`Diverged` (the last good checkpoint is
-kept; nothing after it is saved). SIGINT/SIGTERM save a checkpoint and stop (status
-``"interrupted"``), with a message saying how to resume.
+kept; nothing after it is saved). Once the first step has completed, SIGINT/SIGTERM save a
+checkpoint at the next step boundary and stop (status ``"interrupted"``), with a message saying
+how to resume; a second signal, or one before the first step completes, ends the process at once
+(:mod:`lstm_jax.interrupts`; the command line's policy, a library caller gets KeyboardInterrupt).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,10 +36,12 @@ import jax
 import numpy as np
 from flax import nnx
 
+from lstm_jax import interrupts
 from lstm_jax.checkpoint import Checkpoints
 from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
-from lstm_jax.io import ensure_out_dir, read_json, write_json
+from lstm_jax.io import ensure_out_dir, read_json, run_lock, write_json
+from lstm_jax.memory import check_fits, device_memory_bytes, training_bytes_lower_bound
 from lstm_jax.metrics import append_jsonl, mean_sd, read_jsonl, truncate_after
 from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated
 from lstm_jax.steps import build_programs, seed_keys, seed_slice
@@ -75,50 +75,6 @@ def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
                         f"({what}); use another --out or the checkpoint's settings")
 
 
-FIRST_STEP_WARN_S = 600.0
-
-
-@contextlib.contextmanager
-def _first_step_watchdog(seconds: float):
-    """Print a note to stderr if the first step (compile + run) takes longer than ``seconds``.
-
-    On this project's 2-core CPU (jax 0.10.2) XLA:CPU sometimes never finishes the first step of
-    a fresh process: every thread idle, no error (docs/robustness.md). Signals cannot interrupt
-    it, so say what is going on and how to get out, instead of hanging silently.
-    """
-    def warn():
-        print(f"lstm_jax: the first training step has not finished after {seconds:.0f} s "
-              "(compile included). If this process uses no CPU, it is the XLA:CPU deadlock in "
-              f"docs/robustness.md: stop it with `kill -9 {os.getpid()}` and run the same command "
-              "again (with --resume if it has checkpoints).", file=sys.stderr, flush=True)
-
-    timer = threading.Timer(seconds, warn)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
-@contextlib.contextmanager
-def _signals_to_flag(flag: dict):
-    """SIGINT/SIGTERM set ``flag["signal"]`` instead of killing the loop (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        flag["signal"] = signal.Signals(signum).name
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled or not is_primary():
         return None
@@ -145,6 +101,13 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
       The summary dict (also written to ``out/summary.json``).
     """
     out = ensure_out_dir(out)
+    with run_lock(out) if is_primary() else contextlib.nullcontext():
+        return _train(cfg, out, resume=resume, probe_fn=probe_fn, stop_at=stop_at,
+                      progress=progress, log=log)
+
+
+def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | None,
+           stop_at: int | None, progress: bool, log: Callable[[str], None]) -> dict:
     mesh = data_mesh()
     check_batch(cfg.batch, mesh)
     if probe_fn is None and cfg.probe_every:
@@ -156,11 +119,19 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     if resume and not ckpt_dir.is_dir():
         raise UserError(f"--resume: no checkpoint in {ckpt_dir} to resume from; "
                         "run without --resume to start")
+    if resume:  # a damaged results file is reported now, not after compiling
+        for name in ("metrics.jsonl", "probes.jsonl"):
+            read_jsonl(out / name)
     if not resume and is_primary():
         # before anything else, so a run killed while compiling can still be resumed
         write_json(out / "config.json", cfg.to_dict())
     warn = {} if log is print else {"warn": lambda m: log(f"warning: {m}")}  # default: stderr
     ckpts = Checkpoints(ckpt_dir, keep=cfg.keep_checkpoints, discard_incomplete=resume, **warn)
+    done = ckpts.latest_step()
+    if resume and done is not None and done > cfg.steps:
+        ckpts.close()
+        raise UserError(f"--steps={cfg.steps} is below the {done} steps the run in {out} has already "
+                        f"done; on --resume, --steps may only stay or grow")
     restart = resume and ckpts.latest_step() is None and _same_saved_config(cfg, out)
     if resume and ckpts.latest_step() is None and not restart:
         ckpts.close()
@@ -183,6 +154,10 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     progs = build_programs(cfg, mesh)
     task, spec = progs.task, progs.task.spec
     keys = seed_keys(cfg)
+    check_fits(training_bytes_lower_bound(
+        jax.eval_shape(progs.init, keys["init"]), seeds=cfg.seeds, layers=cfg.layers,
+        batch=cfg.batch, seq_len=cfg.seq_len, hidden=cfg.hidden, devices=mesh.size),
+        device_memory_bytes())
     state = jax.device_put(progs.init(keys["init"]), replicated(mesh))
     data = task.device_data()
     if data is not None:
@@ -249,23 +224,24 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
             if is_primary():
                 append_jsonl(out / "probes.jsonl", rec)
 
-    metrics_last = read_jsonl(out / "metrics.jsonl")[-1] if resume and start else None
-    flag: dict = {}
+    records = read_jsonl(out / "metrics.jsonl") if resume and start else []
+    metrics_last = records[-1] if records else None  # none yet if stopped before eval_every
     bar = _progress(cfg.steps, start, progress)
-    status, step = "completed", start
+    status, step, signalled = "completed", start, None
     step_arr = np.int32
     first_step_s = None
     try:
-        with _signals_to_flag(flag):
+        with interrupts.installed(hard=False) as intr:
             if start == 0 and cfg.probe_every and probe_fn is not None:
                 record_probes(0)
             while step < cfg.steps:
                 state, loss = progs.train_step(state, keys["data"], keys["dropout"],
                                                step_arr(step), data)
                 if first_step_s is None:
-                    with _first_step_watchdog(FIRST_STEP_WARN_S):
-                        jax.block_until_ready(loss)
+                    jax.block_until_ready(loss)
                     first_step_s = time.perf_counter() - t0
+                    if intr is not None:  # from now on a signal stops at a step boundary
+                        intr.arm()
                 step += 1
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     check_finite(step)
@@ -277,13 +253,16 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
                     bar.update(1)
                     if step % 10 == 0 or step == cfg.steps:
                         bar.set_postfix_str(_postfix(loss, metrics_last, baseline))
-                stopping = flag.get("signal") or (stop_at is not None and step >= stop_at)
+                signalled = intr.signal if intr is not None else None
+                stopping = signalled or (stop_at is not None and step >= stop_at)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
                     check_finite(step)
                     save(step)
                 if stopping:
-                    status = "interrupted" if flag.get("signal") else "stopped"
+                    status = "interrupted" if signalled else "stopped"
                     break
+            if intr is not None:
+                intr.disarm()
     finally:
         if bar is not None:
             bar.close()
@@ -298,7 +277,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
         if status == "completed":
             _plot(out)
     if status == "interrupted":
-        log(f"interrupted by {flag['signal']} at step {step}; checkpoint saved in {ckpt_dir}; "
+        log(f"interrupted by {signalled} at step {step}; checkpoint saved in {ckpt_dir}; "
             f"resume with: {_resume_hint(out)}")
     return summary
 

@@ -32,11 +32,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lstm_jax import interrupts
+
+    # The command line owns the process: Ctrl-C/SIGTERM end it at once, even while XLA blocks the
+    # main thread, except inside a training loop that has a step to save (lstm_jax.interrupts).
+    with interrupts.installed(hard=True, what="lstm-jax"):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from lstm_jax.errors import UserError
 
     try:
+        from lstm_jax.environment import check_environment
+
+        check_environment()  # before anything imports JAX, which reads these variables
         if args.cpu_devices:
             from lstm_jax.sharding import set_cpu_devices
 

@@ -102,8 +102,10 @@ def config_from_args(args):
 
     from lstm_jax.config import TrainConfig
     from lstm_jax.errors import UserError, check_choice
+    from lstm_jax.io import check_out_path
     from lstm_jax.tasks import task_names
 
+    check_out_path(args.out)
     given = {}
     for key, value in vars(args).items():
         if value is None or key in (*GLOBAL_ARGS, "out", "resume", "no_progress"):
@@ -129,8 +131,24 @@ def config_from_args(args):
             what = "; ".join(f"--{k.replace('_', '-')} was {a!r}, now {b!r}"
                              for k, (a, b) in diff.items())
             raise UserError(f"--resume: the flags disagree with the run in {args.out} ({what})")
-        return cfg
-    return TrainConfig(**given)
+        return _check_given(cfg, given)
+    return _check_given(TrainConfig(**given), given)
+
+
+def _check_given(cfg, given: dict):
+    """Refuse flags the configuration would silently ignore."""
+    from lstm_jax.config import DATA_TASKS
+    from lstm_jax.errors import UserError
+    from lstm_jax.tasks import make_task, task_names
+
+    if "embed_dim" in given and cfg.task not in DATA_TASKS and \
+            make_task(cfg.task, cfg.seq_len).spec.input_kind == "dense":
+        symbols = [t for t in task_names() if t in DATA_TASKS
+                   or make_task(t, max(cfg.seq_len, 20)).spec.input_kind == "symbols"]
+        raise UserError(f"--embed-dim={cfg.embed_dim} applies to tasks whose inputs are symbols "
+                        f"({', '.join(symbols)}); --task {cfg.task} feeds its inputs to the "
+                        "recurrence directly")
+    return cfg
 
 
 def run(args) -> int:
