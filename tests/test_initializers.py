@@ -66,8 +66,8 @@ def test_no_lapack_in_compiled_init(arch):
     """The init program of 8 seeds × 4 layers (the shape that hung) holds no LAPACK custom call."""
     cfg = TrainConfig(task="adding", seq_len=10, arch=arch, hidden=16, layers=4, seeds=8)
     progs = build_programs(cfg, data_mesh())
-    hlo = progs.init.lower(seed_keys(cfg)["init"]).compile().as_text()
-    targets = set(re.findall(r'custom_call_target="([^"]+)"', hlo))
+    hlo = progs.init.lower(seed_keys(cfg)["init"]).as_text()  # what XLA is asked to run
+    targets = set(re.findall(r"custom_call @(\w+)", hlo))
     assert not [t for t in targets if "lapack" in t or "qr" in t.lower()], targets
     assert any("callback" in t for t in targets), targets  # the QR went to the host instead
 
