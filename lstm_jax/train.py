@@ -119,17 +119,20 @@ def _signals_to_flag(flag: dict):
             signal.signal(s, h)
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def _progress(total: int, initial: int, enabled: bool, first_step_s: float | None = None):
+    """A bar from ``initial`` (made after the first step, so its rate excludes compilation) or
+    plain periodic lines when stderr is not a terminal (:mod:`lstm_jax.progress`)."""
     if not enabled or not is_primary():
         return None
-    from tqdm.auto import tqdm
+    from lstm_jax.progress import make_progress
 
-    return tqdm(total=total, initial=initial, dynamic_ncols=True, leave=True)
+    return make_progress(total, initial, first_step_s)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
           probe_fn: ProbeFn | None = None, stop_at: int | None = None,
-          progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          progress: bool = True, log: Callable[[str], None] = print,
+          on_metrics: Callable[[dict], None] | None = None) -> dict:
     """Train ``cfg.seeds`` models of ``cfg`` and write the run's files into ``out``.
 
     Args:
@@ -139,7 +142,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
       probe_fn: ``(model, batch) -> dict`` called every ``cfg.probe_every`` steps on the first
         held-out chunk, per seed; records go to ``out/probes.jsonl``.
       stop_at: stop (with a checkpoint) once this many steps are done, as an interruption would.
-      progress: show a tqdm bar (loss and baseline).
+      progress: show a tqdm bar (loss and baseline); plain periodic lines when stderr is not a
+        terminal.
+      on_metrics: also called with each metrics record (e.g. a TensorBoard writer's ``write``).
 
     Returns:
       The summary dict (also written to ``out/summary.json``).
@@ -239,6 +244,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
         rec.update({f"eval/{k}": np.asarray(v).tolist() for k, v in ev.items()})
         if is_primary():
             append_jsonl(out / "metrics.jsonl", rec)
+            if on_metrics is not None:
+                on_metrics(rec)
         return rec
 
     def record_probes(step: int) -> None:
@@ -251,7 +258,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
 
     metrics_last = read_jsonl(out / "metrics.jsonl")[-1] if resume and start else None
     flag: dict = {}
-    bar = _progress(cfg.steps, start, progress)
+    bar = None
     status, step = "completed", start
     step_arr = np.int32
     first_step_s = None
@@ -266,6 +273,7 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
                     with _first_step_watchdog(FIRST_STEP_WARN_S):
                         jax.block_until_ready(loss)
                     first_step_s = time.perf_counter() - t0
+                    bar = _progress(cfg.steps, step, progress, first_step_s)
                 step += 1
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     check_finite(step)
@@ -274,9 +282,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
                     check_finite(step)
                     record_probes(step)
                 if bar is not None:
-                    bar.update(1)
                     if step % 10 == 0 or step == cfg.steps:
                         bar.set_postfix_str(_postfix(loss, metrics_last, baseline))
+                    bar.update(1)
                 stopping = flag.get("signal") or (stop_at is not None and step >= stop_at)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
                     check_finite(step)
