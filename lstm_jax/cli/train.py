@@ -12,19 +12,10 @@ from __future__ import annotations
 import argparse
 
 from lstm_jax.cli.common import GLOBAL_ARGS, add_model_args, finite_float, positive_int
+from lstm_jax.cli.common import nonneg_int as _nonneg_int
 
 _MODEL_FLAGS = ("hidden", "layers", "forget_bias", "chrono", "recurrent_init", "recurrent_scale",
                 "gru_reset_before")
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be an integer ≥ 0")
-    return value
 
 
 def _clip(text: str):
