@@ -19,7 +19,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
     def _get_help_string(self, action):
         help = action.help or ""
-        if "default" in help.lower():
+        if "default:" in help.lower():
             return help
         if callable(getattr(action, "default_help", None)):
             return help + " (default: " + action.default_help().replace("%", "%%") + ")"

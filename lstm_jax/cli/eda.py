@@ -15,7 +15,7 @@ def register(sub) -> None:
                    help="aclImdb_v1.tar.gz (default: $LSTM_JAX_IMDB, else "
                         "../shared/data/aclImdb_v1.tar.gz relative to the project root)")
     p.add_argument("--source", choices=["archive", "tfds"], default="archive",
-                   help="read the archive offline (default) or a built tfds imdb_reviews")
+                   help="archive: read the archive offline; tfds: a built tfds imdb_reviews")
     p.add_argument("--data-dir", default=None,
                    help="tfds data_dir (with --source tfds; default: tfds' own, $TFDS_DATA_DIR "
                         "or ~/tensorflow_datasets)")
