@@ -133,12 +133,14 @@ def _check_flags_against(args, cfg) -> None:
                         f"layers={cfg.layers})")
 
 
-def _saved_step(args) -> int:
-    """The checkpoint step to load: ``--step``, else the newest saved one."""
+def _saved_step(args, cfg) -> int:
+    """The checkpoint step to load: ``--step``, else the newest saved one; its metadata must
+    name the run's configuration."""
     from pathlib import Path
 
     from lstm_jax.checkpoint import Checkpoints
     from lstm_jax.errors import UserError
+    from lstm_jax.train import _check_resume_config
 
     where = Path(args.checkpoint) / "checkpoints"
     if not where.is_dir():
@@ -147,16 +149,16 @@ def _saved_step(args) -> int:
     ckpts = Checkpoints(where)
     try:
         steps = ckpts.steps()
+        if not steps:
+            raise UserError(f"--checkpoint={args.checkpoint!r}: no complete checkpoint in {where}")
+        if args.step is not None and args.step not in steps:
+            raise UserError(f"--step={args.step} has no checkpoint in {where}; saved steps: "
+                            f"{', '.join(map(str, steps))}")
+        step = steps[-1] if args.step is None else args.step
+        _check_resume_config(cfg, ckpts.meta(step), where)  # written by the run's config?
     finally:
         ckpts.close()
-    if not steps:
-        raise UserError(f"--checkpoint={args.checkpoint!r}: no complete checkpoint in {where}")
-    if args.step is None:
-        return steps[-1]
-    if args.step not in steps:
-        raise UserError(f"--step={args.step} has no checkpoint in {where}; saved steps: "
-                        f"{', '.join(map(str, steps))}")
-    return args.step
+    return step
 
 
 def _checkpoint_setup(args):
@@ -172,7 +174,7 @@ def _checkpoint_setup(args):
 
     cfg = load_config(args.checkpoint)
     _check_flags_against(args, cfg)
-    step = _saved_step(args)
+    step = _saved_step(args, cfg)
     seq_len = args.seq_len if "seq_len" in args.given else cfg.seq_len
     task = make_task(cfg.task, seq_len, **cfg.task_options())  # checks --seq-len for the task
     graphdef, params = load_params(args.checkpoint, cfg, step=step)
@@ -192,6 +194,8 @@ def _checkpoint_setup(args):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     import jax
 
     from lstm_jax.cli.common import parse_archs
@@ -201,6 +205,8 @@ def run(args) -> int:
     from lstm_jax.probes import METHODS, probe
 
     check_choice("--method", args.method, METHODS)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        ensure_out_dir(args.out)  # the error for a file, before any work
     setups = {}
     title = None
     if args.checkpoint is not None:

@@ -189,12 +189,13 @@ def _check_out(run_dir: str, resume: bool) -> None:
                         "or choose another --out")
 
 
-def run(args) -> int:
+def plan(args) -> list[tuple]:
+    """``[(TrainConfig, run_dir)]`` the flags ask for, every one checked (flags, ``--out``,
+    ``--tensorboard``'s library) before anything is printed, written or compiled."""
     import argparse
 
-    targets = _targets(args)
-    plans = []  # every configuration and --out is checked before anything is printed or compiled
-    for arch, run_dir in targets:
+    plans = []
+    for arch, run_dir in _targets(args):
         one = argparse.Namespace(**{**vars(args), "arch": arch, "out": run_dir})
         _check_out(run_dir, args.resume)
         plans.append((config_from_args(one), run_dir))
@@ -202,6 +203,11 @@ def run(args) -> int:
         from lstm_jax.tensorboard import check_available
 
         check_available()
+    return plans
+
+
+def run(args) -> int:
+    plans = plan(args)
     results = []
     for cfg, run_dir in plans:
         code = _train_one(cfg, run_dir, args)
