@@ -201,6 +201,10 @@ def plot_probe_heatmap(run_dir: str | Path, path: str | Path, *, probe: str = "h
     a1.grid(True, alpha=0.3, which="both")
     a1.legend(fontsize=8)
     a1.set_title("each recorded step (light = late)")
+    from matplotlib.ticker import MaxNLocator
+
+    for a in (a0, a1):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     cfg = _config(run_dir)
     if title is None:
         arch = records[0].get("arch", cfg.get("arch", ""))
