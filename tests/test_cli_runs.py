@@ -242,6 +242,9 @@ def test_train_several_archs_into_out_arch_and_resume_each(tmp_path, monkeypatch
     assert [(c.arch, c.steps, o, r) for c, o, r in calls] == [("gru", 9, out / "gru", True),
                                                               ("rnn", 9, out / "rnn", True)]
     calls.clear()
+    code, stdout, err = _cli(["train", "--arch", "gru", "--out", out, "--resume"], capsys)
+    assert code == 0 and [(c.arch, o, r) for c, o, r in calls] == [("gru", out / "gru", True)]
+    calls.clear()
     code, stdout, err = _cli(["train", "--arch", "rnn,lstm", "--out", out, "--resume"], capsys)
     assert code == 2 and f"{out / 'lstm' / 'config.json'} does not exist" in err and not calls
 

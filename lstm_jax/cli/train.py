@@ -158,7 +158,8 @@ def config_from_args(args):
 
 def _targets(args) -> list[tuple[str | None, str]]:
     """``[(arch, run_dir)]``: one ``--arch`` (or none) trains into ``--out``; several train into
-    ``OUT/<arch>/``. ``--resume`` without ``--arch`` on a directory of such runs resumes each."""
+    ``OUT/<arch>/``. ``--resume`` on a directory of such runs resumes each (without ``--arch``)
+    or the named ones."""
     from pathlib import Path
 
     from lstm_jax.cli.common import parse_archs
@@ -170,7 +171,8 @@ def _targets(args) -> list[tuple[str | None, str]]:
             return [(a, str(out / a)) for a in subruns]
         return [(None, args.out)]
     archs = parse_archs(args.arch)
-    if len(archs) == 1:
+    if len(archs) == 1 and not (args.resume and not (out / "config.json").is_file()
+                                and (out / archs[0] / "config.json").is_file()):
         return [(archs[0], args.out)]
     return [(a, str(out / a)) for a in archs]
 
