@@ -75,17 +75,20 @@ def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
                         f"({what}); use another --out or the checkpoint's settings")
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def _progress(total: int, initial: int, enabled: bool, first_step_s: float | None = None):
+    """A bar from ``initial`` (made after the first step, so its rate excludes compilation) or
+    plain periodic lines when stderr is not a terminal (:mod:`lstm_jax.progress`)."""
     if not enabled or not is_primary():
         return None
-    from tqdm.auto import tqdm
+    from lstm_jax.progress import make_progress
 
-    return tqdm(total=total, initial=initial, dynamic_ncols=True, leave=True)
+    return make_progress(total, initial, first_step_s)
 
 
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
           probe_fn: ProbeFn | None = None, stop_at: int | None = None,
-          progress: bool = True, log: Callable[[str], None] = print) -> dict:
+          progress: bool = True, log: Callable[[str], None] = print,
+          on_metrics: Callable[[dict], None] | None = None) -> dict:
     """Train ``cfg.seeds`` models of ``cfg`` and write the run's files into ``out``.
 
     Args:
@@ -95,7 +98,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
       probe_fn: ``(model, batch) -> dict`` called every ``cfg.probe_every`` steps on the first
         held-out chunk, per seed; records go to ``out/probes.jsonl``.
       stop_at: stop (with a checkpoint) once this many steps are done, as an interruption would.
-      progress: show a tqdm bar (loss and baseline).
+      progress: show a tqdm bar (loss and baseline); plain periodic lines when stderr is not a
+        terminal.
+      on_metrics: also called with each metrics record (e.g. a TensorBoard writer's ``write``).
 
     Returns:
       The summary dict (also written to ``out/summary.json``).
@@ -103,11 +108,12 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     out = ensure_out_dir(out)
     with run_lock(out) if is_primary() else contextlib.nullcontext():
         return _train(cfg, out, resume=resume, probe_fn=probe_fn, stop_at=stop_at,
-                      progress=progress, log=log)
+                      progress=progress, log=log, on_metrics=on_metrics)
 
 
 def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | None,
-           stop_at: int | None, progress: bool, log: Callable[[str], None]) -> dict:
+           stop_at: int | None, progress: bool, log: Callable[[str], None],
+           on_metrics: Callable[[dict], None] | None) -> dict:
     mesh = data_mesh()
     check_batch(cfg.batch, mesh)
     if probe_fn is None and cfg.probe_every:
@@ -214,6 +220,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
         rec.update({f"eval/{k}": np.asarray(v).tolist() for k, v in ev.items()})
         if is_primary():
             append_jsonl(out / "metrics.jsonl", rec)
+            if on_metrics is not None:
+                on_metrics(rec)
         return rec
 
     def record_probes(step: int) -> None:
@@ -226,7 +234,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
 
     records = read_jsonl(out / "metrics.jsonl") if resume and start else []
     metrics_last = records[-1] if records else None  # none yet if stopped before eval_every
-    bar = _progress(cfg.steps, start, progress)
+    bar = None
     status, step, signalled = "completed", start, None
     step_arr = np.int32
     first_step_s = None
@@ -242,6 +250,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
                     first_step_s = time.perf_counter() - t0
                     if intr is not None:  # from now on a signal stops at a step boundary
                         intr.arm()
+                    bar = _progress(cfg.steps, step, progress, first_step_s)
                 step += 1
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     check_finite(step)
@@ -250,9 +259,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
                     check_finite(step)
                     record_probes(step)
                 if bar is not None:
-                    bar.update(1)
                     if step % 10 == 0 or step == cfg.steps:
                         bar.set_postfix_str(_postfix(loss, metrics_last, baseline))
+                    bar.update(1)
                 signalled = intr.signal if intr is not None else None
                 stopping = signalled or (stop_at is not None and step >= stop_at)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:

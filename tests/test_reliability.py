@@ -355,11 +355,13 @@ def _flags(command):
 def _validate(command, args):
     """What each subcommand's ``run`` checks before doing any work."""
     from lstm_jax.cli.common import cell_config, parse_archs
-    from lstm_jax.cli.train import config_from_args
+    from lstm_jax.cli.train import plan
     from lstm_jax.probes import METHODS
 
     if command == "train":
-        config_from_args(args)
+        plan(args)
+    elif command == "plot":
+        args.func(args)  # checks its files first; no RUN_DIR here exists, so nothing is written
     elif command in ("probe", "demo"):
         if command == "probe":
             from lstm_jax.errors import check_choice
@@ -369,14 +371,15 @@ def _validate(command, args):
             cell_config(args, arch)
 
 
-@pytest.mark.parametrize("command", ["train", "probe", "demo", "eda"])
+@pytest.mark.parametrize("command", ["train", "probe", "demo", "eda", "plot"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzzed_argv_never_crashes(command, data, tmp_path):
     flags = _flags(command)
     tokens = data.draw(st.lists(st.one_of(st.sampled_from(flags), st.sampled_from(VALUES),
                                           st.text(max_size=4)), max_size=8))
-    argv = [command, *(["imdb"] if command == "eda" else []), *tokens,
+    positional = {"eda": ["imdb"], "plot": [str(tmp_path / "no_run")]}.get(command, [])
+    argv = [command, *positional, *tokens,
             "--out", str(tmp_path / "never_created")]
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):

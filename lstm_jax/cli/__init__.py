@@ -1,8 +1,9 @@
 """``lstm-jax``: the command line. Thin: parse, call the library, say where results went.
 
-Each subcommand lives in its own module with ``register(subparsers)``; user errors
-(:class:`lstm_jax.errors.UserError`) print one line and exit with code 2 (``--debug`` shows the
-traceback).
+Each subcommand lives in its own module with ``register(subparsers)``; its description is the
+module docstring as plain text, and every option's help shows its default
+(:class:`lstm_jax.cli.common.HelpFormatter`). User errors (:class:`lstm_jax.errors.UserError`)
+print one line and exit with code 2 (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -11,15 +12,29 @@ import argparse
 import importlib
 import sys
 
-from lstm_jax.cli.common import positive_int
+from lstm_jax.cli.common import HelpFormatter, plain_text, positive_int
 
-COMMANDS = ("info", "demo", "eda", "train", "probe")
+COMMANDS = ("info", "demo", "eda", "train", "probe", "plot")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lstm_jax")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="lstm-jax",
-        description="Measure and plot gradient flow through tanh RNNs, LSTMs and GRUs.")
+        prog="lstm-jax", formatter_class=HelpFormatter,
+        description="Measure and plot how gradients flow back in time through tanh RNNs, LSTMs "
+                    "and GRUs: probe models at initialisation or from checkpoints, train them on "
+                    "long-range tasks and IMDB, and plot the results.",
+        epilog="`lstm-jax COMMAND --help` describes a command and every option with its default.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                        help="print the installed version and exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     parser.add_argument("--cpu-devices", type=positive_int, default=None, metavar="N",
                         help="split the CPU into N JAX devices; batches are split over devices, "
@@ -28,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"lstm_jax.cli.{name}").register(sub)
+    for command in sub.choices.values():  # one help style for every command
+        command.formatter_class = HelpFormatter
+        command.description = plain_text(command.description) or None
     return parser
 
 

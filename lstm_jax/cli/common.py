@@ -3,9 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import re
 
-#: Parsed names that are not a subcommand's options: the global flags and argparse's bookkeeping.
-GLOBAL_ARGS = ("func", "command", "debug", "cpu_devices")
+#: Parsed names that are not a subcommand's options: the global flags and argparse's bookkeeping
+#: (``given``: the options written on the command line, see :class:`Given`).
+GLOBAL_ARGS = ("func", "command", "debug", "cpu_devices", "given")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (unless it says it already, or it has none);
+    descriptions keep their line breaks (they are module docstrings, see :func:`plain_text`).
+
+    An action with a ``default_help`` callable shows what it returns (a default that is looked
+    up only when help is printed, e.g. a config field's)."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        if "default:" in help.lower():
+            return help
+        if callable(getattr(action, "default_help", None)):
+            return help + " (default: " + action.default_help().replace("%", "%%") + ")"
+        if ("%(default)" in help or action.default is None
+                or action.default is argparse.SUPPRESS or action.nargs == 0):
+            return help
+        return help + " (default: %(default)s)"
+
+
+def plain_text(doc: str | None) -> str:
+    """A docstring as terminal text: reST roles (``:class:`a.b.C` `` → ``a.b.C``) and inline
+    literals (````x```` → ``x``) unwrapped."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", doc or "")
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    return text.strip()
+
+
+class Given(argparse.Action):
+    """``store`` (or ``store_true`` with ``nargs=0``) that also adds the option's ``dest`` to
+    ``args.given``, so a command can tell a flag the user wrote from its default."""
+
+    def __init__(self, option_strings, dest, nargs=None, **kwargs):
+        if nargs == 0:
+            kwargs.setdefault("const", True)
+            kwargs.setdefault("default", False)
+        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = frozenset(getattr(namespace, "given", None) or ()) | {self.dest}
 
 
 def positive_int(text: str) -> int:
@@ -15,6 +59,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a positive integer")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be an integer ≥ 0")
     return value
 
 
@@ -32,16 +86,21 @@ def add_model_args(parser: argparse.ArgumentParser, *, arch_default: str = "lstm
                    hidden_default: int = 128) -> None:
     """Flags that build a :class:`lstm_jax.cells.CellConfig` and a stack depth."""
     g = parser.add_argument_group("model")
-    g.add_argument("--hidden", type=positive_int, default=hidden_default, help="hidden size H")
-    g.add_argument("--layers", type=positive_int, default=1, help="stacked recurrent layers")
-    g.add_argument("--forget-bias", type=finite_float, default=1.0,
+    parser.set_defaults(given=frozenset())
+    g.add_argument("--hidden", type=positive_int, default=hidden_default, action=Given,
+                   help="hidden size H")
+    g.add_argument("--layers", type=positive_int, default=1, action=Given,
+                   help="stacked recurrent layers")
+    g.add_argument("--forget-bias", type=finite_float, default=1.0, action=Given,
                    help="LSTM forget-gate bias at init (Jozefowicz et al. 2015: 1)")
-    g.add_argument("--chrono", type=finite_float, default=None, metavar="T_MAX",
-                   help="chrono init of LSTM/GRU gate biases for dependencies up to T_MAX steps")
-    g.add_argument("--recurrent-init", default="orthogonal", help="orthogonal or normal")
-    g.add_argument("--recurrent-scale", type=finite_float, default=1.0,
+    g.add_argument("--chrono", type=finite_float, default=None, metavar="T_MAX", action=Given,
+                   help="chrono init of LSTM/GRU gate biases for dependencies up to T_MAX steps "
+                        "(default: off)")
+    g.add_argument("--recurrent-init", default="orthogonal", action=Given,
+                   help="orthogonal or normal")
+    g.add_argument("--recurrent-scale", type=finite_float, default=1.0, action=Given,
                    help="scale of the recurrent kernel (= spectral radius of the tanh RNN's W_hh)")
-    g.add_argument("--gru-reset-before", action="store_true",
+    g.add_argument("--gru-reset-before", nargs=0, action=Given,
                    help="Cho et al. (2014)'s original GRU instead of the reset-after variant")
 
 
@@ -56,15 +115,21 @@ def cell_config(args: argparse.Namespace, arch: str):
 
 
 def parse_archs(text: str) -> list[str]:
-    """``"rnn,lstm"`` → ``["rnn", "lstm"]``, each checked against the known architectures."""
+    """``"rnn,lstm"`` → ``["rnn", "lstm"]``: a non-empty list of known architectures, each once
+    (the same rule for ``train``, ``probe`` and ``demo``)."""
     from lstm_jax.cells import ARCHS
-    from lstm_jax.errors import check_choice
+    from lstm_jax.errors import UserError, check_choice
 
-    archs = [a.strip() for a in text.split(",") if a.strip()]
-    if not archs:
-        from lstm_jax.errors import UserError
-
+    archs = [a.strip() for a in text.split(",")]
+    if not any(archs):
         raise UserError(f"--arch={text!r} names no architecture; choose from {', '.join(ARCHS)}")
+    if "" in archs:
+        raise UserError(f"--arch={text!r} has an empty item; write names separated by single "
+                        f"commas, e.g. rnn,lstm (choose from {', '.join(ARCHS)})")
     for a in archs:
         check_choice("--arch", a, ARCHS)
+    twice = sorted({a for a in archs if archs.count(a) > 1})
+    if twice:
+        raise UserError(f"--arch={text!r} names {', '.join(twice)} twice; name each "
+                        "architecture once")
     return archs

@@ -20,9 +20,11 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="RNN vs LSTM vs GRU: state norms, gradient decay, short training")
     p.add_argument("--arch", default="rnn,lstm,gru", help="comma-separated architectures")
     p.add_argument("--seq-len", type=positive_int, default=200, help="sequence length T of parts 1-2")
-    p.add_argument("--batch", type=positive_int, default=16)
+    p.add_argument("--batch", type=positive_int, default=16,
+                   help="random input sequences of parts 1-2 (norms are averaged over them)")
     p.add_argument("--features", type=positive_int, default=16, help="input width D")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the inputs, the initialisation and the training runs")
     p.add_argument("--train-seq-len", type=positive_int, default=50,
                    help="adding-problem length T of the training part")
     p.add_argument("--train-steps", type=int, default=600, help="training steps per architecture (0 skips)")

@@ -13,10 +13,12 @@ def register(sub) -> None:
     p.add_argument("dataset", choices=["imdb"], help="the data set")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="aclImdb_v1.tar.gz (default: $LSTM_JAX_IMDB, else "
-                        "../shared/data/aclImdb_v1.tar.gz)")
+                        "../shared/data/aclImdb_v1.tar.gz relative to the project root)")
     p.add_argument("--source", choices=["archive", "tfds"], default="archive",
-                   help="read the archive offline (default) or a built tfds imdb_reviews")
-    p.add_argument("--data-dir", default=None, help="tfds data_dir (with --source tfds)")
+                   help="archive: read the archive offline; tfds: a built tfds imdb_reviews")
+    p.add_argument("--data-dir", default=None,
+                   help="tfds data_dir (with --source tfds; default: tfds' own, $TFDS_DATA_DIR "
+                        "or ~/tensorflow_datasets)")
     p.add_argument("--download", action="store_true",
                    help="let tfds download and build imdb_reviews (needs TensorFlow)")
     p.add_argument("--cache-dir", default=None,

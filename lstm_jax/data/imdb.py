@@ -5,8 +5,9 @@ Two sources, one record format (``{"text": str, "label": int}``; ``label`` 0 = n
 
 * **archive** (offline, no TensorFlow): a local ``aclImdb_v1.tar.gz`` of the original layout,
   streamed once with :mod:`tarfile` (mode ``"r|gz"``). Chosen by ``path``, else the environment
-  variable ``LSTM_JAX_IMDB``, else ``../shared/data/aclImdb_v1.tar.gz`` relative to the working
-  directory. Records follow tfds' builder: the text is the file's bytes stripped of surrounding
+  variable ``LSTM_JAX_IMDB``, else ``../shared/data/aclImdb_v1.tar.gz`` relative to the project
+  root (the directory holding the ``lstm_jax`` package), whatever the working directory.
+  Records follow tfds' builder: the text is the file's bytes stripped of surrounding
   ASCII whitespace, decoded as UTF-8; the example key is the member path
   (``aclImdb/train/pos/0_9.txt``); and by default (``order="tfds"``) records come in tfds'
   order, which sorts examples by ``md5(split_name + key)`` (``tfds.core.hashing.Hasher`` with the
@@ -36,7 +37,10 @@ from lstm_jax.errors import UserError, check_choice
 
 URL = "http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 ENV_VAR = "LSTM_JAX_IMDB"
-DEFAULT_ARCHIVE = Path("..") / "shared" / "data" / "aclImdb_v1.tar.gz"
+#: The checkout that holds the ``lstm_jax`` package; the default archive path is relative to it.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RELATIVE = Path("..") / "shared" / "data" / "aclImdb_v1.tar.gz"
+DEFAULT_ARCHIVE = (PROJECT_ROOT / DEFAULT_RELATIVE).resolve()
 SPLITS = ("train", "test", "unsupervised")
 SPLIT_SIZES = {"train": 25_000, "test": 25_000, "unsupervised": 50_000}
 CLASS_NAMES = ("neg", "pos")
@@ -72,18 +76,22 @@ class ImdbSplit:
 
 
 def resolve_archive(path: str | os.PathLike | None = None) -> Path:
-    """The archive to read: ``path``, else ``$LSTM_JAX_IMDB``, else the default; must exist."""
+    """The archive to read: ``path``, else ``$LSTM_JAX_IMDB``, else :data:`DEFAULT_ARCHIVE`
+    (``../shared/data/aclImdb_v1.tar.gz`` relative to :data:`PROJECT_ROOT`, not to the working
+    directory); it must exist. The error names the path it looked at and where it came from."""
     if path is not None:
         origin, p = "--data", Path(path)
     elif os.environ.get(ENV_VAR):
         origin, p = f"${ENV_VAR}", Path(os.environ[ENV_VAR])
     else:
-        origin, p = "default path", DEFAULT_ARCHIVE
+        origin = (f"default: {DEFAULT_RELATIVE} relative to the project root {PROJECT_ROOT}; "
+                  f"${ENV_VAR} is not set")
+        p = DEFAULT_ARCHIVE
     p = p.expanduser()
     if not p.is_file():
         what = "is a directory" if p.is_dir() else "does not exist"
         raise UserError(
-            f"IMDB archive {str(p)!r} ({origin}) {what}; expected aclImdb_v1.tar.gz "
+            f"IMDB archive {str(p.absolute())!r} ({origin}) {what}; expected aclImdb_v1.tar.gz "
             f"(download it from {URL}) and pass its path with --data or {ENV_VAR}=/path/to/"
             f"aclImdb_v1.tar.gz")
     return p
