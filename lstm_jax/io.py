@@ -78,6 +78,13 @@ def check_out_path(path: str | os.PathLike, field: str = "--out") -> None:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
         raise UserError(f"{field}={str(path)!r} is not valid UTF-8; use another name") from None
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # e.g. a name longer than the filesystem allows
+        shown = f"{str(path)[:80]!r}{'…' if len(str(path)) > 80 else ''}"
+        raise UserError(f"{field}={shown} cannot be used ({e.strerror})") from None
 
 
 def ensure_out_dir(path: str | os.PathLike, field: str = "--out") -> Path:

@@ -96,7 +96,7 @@ def test_resume_cannot_shrink_steps(tmp_path, capsys):
 
 @pytest.mark.parametrize("out,fragment", [
     ("", "--out is empty"),
-    ("x" * 300, "cannot be created (File name too long)"),
+    ("x" * 300, "(File name too long)"),
     ("bad\udcffname", "is not valid UTF-8"),
 ])
 def test_unusable_out_is_refused(tmp_path, capsys, monkeypatch, out, fragment):

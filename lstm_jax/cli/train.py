@@ -181,7 +181,9 @@ def _targets(args) -> list[tuple[str | None, str]]:
     from pathlib import Path
 
     from lstm_jax.cli.common import parse_archs
+    from lstm_jax.io import check_out_path
 
+    check_out_path(args.out)
     out = Path(args.out)
     if args.arch is None:
         subruns = sorted(c.parent.name for c in out.glob("*/config.json"))
