@@ -88,6 +88,10 @@ def register(sub) -> None:
     d.add_argument("--buckets", type=positive_int,
                    help="train batches from K length buckets, each cut to its longest review "
                         "(default 1 = off; 8 cuts the work at --seq-len 800 to ~40 %%)")
+    d.add_argument("--val-size", type=positive_int,
+                   help="reviews held out of the train split for validation, stratified by "
+                        "label (default: a fifth, 5000)")
+    d.add_argument("--val-seed", type=_nonneg_int, help="seed of the validation split (default 0)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
