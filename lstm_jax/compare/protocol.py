@@ -310,5 +310,7 @@ def _parse_arm(name: str, a: dict) -> Arm:
         raise UserError(f"{where}.arch is missing; every arm names its architecture")
     options = {k: v for k, v in a.items() if k != "arch"}
     if "chrono" in options:
+        if a["arch"] == "rnn":  # TrainConfig would silently drop it: an arm must mean what it says
+            raise UserError(f"{where}.chrono applies to arch lstm or gru, not rnn (it has no gates)")
         options["chrono"] = parse_chrono(f"{where}.chrono", options["chrono"])
     return Arm(name, a["arch"], tuple(sorted(options.items())))

@@ -239,7 +239,8 @@ def validation_rows(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     for i in np.argsort(-(exact - quota), kind="stable")[:size - quota.sum()]:
         quota[i] += 1
     rng = np.random.default_rng(seed)
-    rows = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    rows = [rng.permutation(np.flatnonzero(labels == c))[:q]
+            for c, q in zip(classes, quota, strict=True)]
     return np.sort(np.concatenate(rows))
 
 
