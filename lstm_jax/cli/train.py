@@ -156,10 +156,12 @@ def run(args) -> int:
         return 130
     for key, stats in final.items():
         if key.startswith("eval/"):
-            print(f"{key}: {stats['mean']:.4g} ± {stats['sd']:.2g} over {cfg.seeds} seed(s)")
+            print(f"{key} ({summary.get('eval_split', 'held-out')} split): {stats['mean']:.4g} ± "
+                  f"{stats['sd']:.2g} over {cfg.seeds} seed(s)")
     task = summary["task"]
     print(f"baseline ({task['loss']}): {task['baseline']:.4g}  [{task['baseline_note']}]")
     print(f"{summary['steps']} steps in {summary['wall_time_s']:.1f} s; "
           f"{summary['parameters_per_model']:,} parameters per model")
-    print(f"wrote {args.out}/summary.json, metrics.jsonl, curves.png, checkpoints/")
+    print(f"wrote {args.out}/summary.json, metrics.jsonl, curves.png, checkpoints/ "
+          f"(score the test split once with: lstm-jax evaluate {args.out} --split test)")
     return 0
