@@ -55,6 +55,7 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
         assert {x["eval_split"] for x in lines} == {"validation"}
         test = json.loads((where / "test_metrics.json").read_text())
         assert (test["split"], test["step"], test["times_scored"]) == ("test", 30, 1)
+        assert test["examples"] == 48  # eval.test_size, not the validation size (32)
         assert r["test_per_seed"] == test["metrics"]["loss"]["per_seed"]
         assert r["test_per_seed"] != lines[-1]["eval/loss"]  # test ≠ validation
         hits = [[x["step"] for x in lines if x["eval/loss"][i] < 0.1] for i in range(2)]
@@ -72,7 +73,13 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     # scoring test by hand again is refused, and counted when forced
     with pytest.raises(UserError, match="already holds a test score"):
         score(first, "test")
+    assert main(["evaluate", str(first), "--split", "test"]) == 2
+    assert "already holds a test score" in capsys.readouterr().err
     assert score(first, "test", force=True)["times_scored"] == 2
+    assert main(["evaluate", str(first), "--split", "validation"]) == 0  # not limited
+    val = json.loads((first / "validation_metrics.json").read_text())
+    assert val["metrics"]["loss"]["per_seed"] == pytest.approx(
+        read_jsonl(first / "metrics.jsonl")[-1]["eval/loss"], rel=1e-5)  # = training's numbers
 
     # a point resumed past the declared budget is flagged and credited up to the budget only
     from lstm_jax.train import train

@@ -182,11 +182,11 @@ def _row(proto: Protocol, out: Path, task, T: int, arm: str, score_test: bool, l
         "trained_steps": summary.get("steps"), "diverged": summary.get("status") == "diverged",
         "past_budget": o["past_budget"] or (summary.get("steps") or 0) > budget,
     })
-    row.update(_test(where, budget, crit.metric, score_test, log))
+    row.update(_test(where, budget, proto.test_size, crit.metric, score_test, log))
     return row
 
 
-def _test(where: Path, budget: int, metric: str, score_test: bool, log) -> dict:
+def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, log) -> dict:
     """The selected configuration's test score (scored here once; read back afterwards)."""
     from lstm_jax.evaluate import metrics_path, saved_steps, score
 
@@ -198,7 +198,7 @@ def _test(where: Path, budget: int, metric: str, score_test: bool, log) -> dict:
         if not steps:
             return {"test_note": "no checkpoint at or before the budget"}
         log(f"  scoring test once: {where} at step {steps[-1]}")
-        rec = score(where, "test", step=steps[-1])
+        rec = score(where, "test", step=steps[-1], size=size)
     else:
         return {}
     m = rec["metrics"].get(metric, {})
