@@ -106,7 +106,9 @@ def collect(args) -> list[dict]:
     write_json(out / "results.json", {
         "runs": rows, "anchors": ANCHORS, "machine": machine_info(),
         "note": "test_accuracy: full 25,000-review test split; readout and max_len/truncate per run; "
-                "eval_accuracy in curves.csv: a fixed subset of eval_size test reviews"})
+                "eval_accuracy in curves.csv: a fixed subset of eval_size held-out reviews, "
+                "validation since the three-split protocol (metrics.jsonl says eval_split), test "
+                "reviews in runs made before it"})
     cols = ["arch", "readout", "max_len", "truncate", "vocab_size", "test_accuracy", "test_loss",
             "test_n", "steps", "epochs", "train_wall_s", "test_eval_wall_s", "steps_per_s",
             "parameters", "loadavg_start", "loadavg_end"]

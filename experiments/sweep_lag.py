@@ -1,5 +1,13 @@
 """Success against sequence length: RNN, LSTM, GRU on the adding and copy problems.
 
+SUPERSEDED by ``lstm-jax compare`` (:mod:`lstm_jax.compare`, docs/compare.md) with the declared
+protocols in ``experiments/protocols/`` (adding.toml, copy.toml): validation/test splits, one
+budget and learning-rate grid for every arm, initialisations as named arms, success criteria,
+Wilson intervals and paired bootstrap CIs. This script is kept so the runs it made can still be
+read (``--collect``); its numbers are final *validation* losses at one learning rate, with the
+RNN at its defaults and chrono given to the gated cells (``--chrono``), so do not quote them as a
+fair comparison.
+
 For every (task, arch, T) this trains ``--seeds`` models in one compiled program
 (:func:`lstm_jax.train.train`), then writes into ``--out``::
 

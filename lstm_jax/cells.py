@@ -33,7 +33,7 @@ from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.initializers import orthogonal
 
 ARCHS = ("rnn", "lstm", "gru")
-RECURRENT_INITS = ("orthogonal", "normal")
+RECURRENT_INITS = ("orthogonal", "normal", "identity")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,8 @@ class CellConfig:
       chrono_tmax: if set, chrono initialisation (Tallec & Ollivier 2018): LSTM
         ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``.
       recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
-        (entries N(0, 1/H), spectral radius ≈ 1 by the circular law).
+        (entries N(0, 1/H), spectral radius ≈ 1 by the circular law) or ``"identity"`` (each block
+        I, as in Le et al. 2015's IRNN; here with the tanh nonlinearity, not their ReLU).
       recurrent_scale: multiplies the recurrent kernel. With orthogonal init every eigenvalue of the
         tanh RNN's W_hh has modulus exactly ``recurrent_scale``, so it *is* the spectral radius
         (Pascanu et al. 2013: < 1 is sufficient for vanishing gradients, > 1 necessary for
@@ -87,6 +88,8 @@ def _recurrent_kernel(key, hidden: int, blocks: int, config: CellConfig, dtype) 
     keys = jax.random.split(key, blocks)
     if config.recurrent_init == "orthogonal":
         mats = [orthogonal(k, (hidden, hidden), dtype) for k in keys]
+    elif config.recurrent_init == "identity":
+        mats = [jnp.eye(hidden, dtype=dtype)] * blocks
     else:
         mats = [jax.random.normal(k, (hidden, hidden), dtype) / math.sqrt(hidden) for k in keys]
     return config.recurrent_scale * jnp.concatenate(mats, axis=1)

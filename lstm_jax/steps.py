@@ -11,7 +11,13 @@ Keys (Salmon et al. 2011's counter-based threefry, via ``jax.random``)::
     init     = fold_in(base_i, 0)
     data     = fold_in(base_i, 1)    batch at step s: task.train_batch(data, fold_in(data, s))
     dropout  = fold_in(base_i, 2)    mask at step s: fold_in(dropout, s)
-    eval set = fold_in(key(eval_seed), 3)      (the same held-out set for every seed)
+    validation = fold_in(key(eval_seed), 3)    (the same held-out set for every seed)
+    test       = fold_in(key(eval_seed), 4)    (scored once, after training: lstm_jax.evaluate)
+
+So a synthetic task's three splits come from three disjoint key streams: training batches from
+the per-seed ``data`` keys (tag 1 under ``key(seed + i)``), validation and test from two different
+tags under ``key(eval_seed)``. A data-backed task (IMDB) holds its validation reviews out of the
+train split instead (:mod:`lstm_jax.tasks.imdb`). Training reports validation metrics only.
 
 The training state is a dict of arrays, each with the leading seeds axis::
 
@@ -36,6 +42,7 @@ from flax import nnx
 from jax.sharding import use_abstract_mesh
 
 from lstm_jax.config import TrainConfig
+from lstm_jax.errors import UserError, check_choice
 from lstm_jax.model import SequenceModel
 from lstm_jax.optim import optimizer
 from lstm_jax.sharding import constrain_batch
@@ -66,8 +73,14 @@ def _seed_keys(seeds):
             for tag, name in enumerate(("init", "data", "dropout"))}
 
 
-def eval_key(cfg: TrainConfig) -> jax.Array:
-    return jax.random.fold_in(jax.random.key(cfg.eval_seed), 3)
+SPLITS = ("validation", "test")  # the held-out splits; "train" is the batch stream
+_SPLIT_TAGS = {"validation": 3, "test": 4}
+
+
+def eval_key(cfg: TrainConfig, split: str = "validation") -> jax.Array:
+    """The key of a held-out split (see the module docstring)."""
+    check_choice("split", split, SPLITS)
+    return jax.random.fold_in(jax.random.key(cfg.eval_seed), _SPLIT_TAGS[split])
 
 
 @dataclasses.dataclass
@@ -80,7 +93,7 @@ class Programs:
     init: Any  # (init_keys (S,)) -> state
     train_step: Any  # (state, data_keys, dropout_keys, step, data) -> (state, loss (S,))
     evaluate: Any  # (params, chunks) -> {metric: (S,)}
-    eval_chunks: Any  # (data) -> the held-out set in chunks (see eval_chunks)
+    eval_chunks: Any  # (data, split=, size=) -> a held-out split in chunks (see eval_chunks)
     learning_rate: Any  # (step) -> learning rate
 
 
@@ -157,7 +170,8 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
 
     return Programs(
         task=task, graphdef=graphdef, tx=tx,
-        eval_chunks=jax.jit(functools.partial(eval_chunks, cfg, task)),
+        eval_chunks=jax.jit(functools.partial(eval_chunks, cfg, task),
+                            static_argnames=("split", "size")),
         learning_rate=jax.jit(learning_rate(cfg)),
         init=jax.jit(jax.vmap(init_one)),
         train_step=jax.jit(jax.vmap(step_one, in_axes=(0, 0, 0, None, None)), donate_argnums=0),
@@ -172,13 +186,18 @@ def _cut_grads(loss_fn, length: int, params, batch: Batch, dkey):
     return jax.value_and_grad(loss_fn)(params, cut, dkey)
 
 
-def eval_chunks(cfg: TrainConfig, task: Task, data) -> Batch:
-    """The held-out set as ``(n_chunks, batch, ...)`` chunks (size rounded up to whole batches;
-    a data-backed task's fixed set is cut to whole batches)."""
-    n = -(-cfg.eval_size // cfg.batch)
+def eval_chunks(cfg: TrainConfig, task: Task, data, split: str = "validation",
+                size: int | None = None) -> Batch:
+    """A held-out split (``"validation"`` or ``"test"``) as ``(n_chunks, batch, ...)`` chunks of
+    ``size`` examples (default ``cfg.eval_size``; rounded up to whole batches; a data-backed
+    task's fixed set is cut to whole batches)."""
+    n = -(-(size or cfg.eval_size) // cfg.batch)
     B = cfg.batch
-    full = task.eval_set(data, eval_key(cfg), n * B)
+    full = task.eval_set(data, eval_key(cfg, split), n * B, split=split)
     size = full.y.shape[0] // B * B
+    if size == 0:
+        raise UserError(f"the {split} split has {full.y.shape[0]} examples, fewer than one batch "
+                        f"(batch={B}); use a smaller batch or a larger {split} split")
     return jax.tree.map(lambda a: a[:size].reshape(size // B, B, *a.shape[1:]), full)
 
 

@@ -3,7 +3,9 @@
 ``train(cfg, out)`` writes into ``out``::
 
     config.json      the TrainConfig (JSON round-trip: TrainConfig.from_json)
-    metrics.jsonl    every eval_every steps: step, lr, train/loss and eval/<metric> per seed
+    metrics.jsonl    every eval_every steps: step, lr, train/loss and eval/<metric> per seed,
+                     measured on the VALIDATION split ("eval_split": "validation"; the test split
+                     is never scored here: lstm_jax.evaluate scores it once, after training)
     probes.jsonl     every probe_every steps (if a probe_fn is given): its record, per seed
     summary.json     status, final metrics (mean ± sd over seeds), baseline, steps, wall time
     checkpoints/     orbax CheckpointManager (atomic; keeps the last keep_checkpoints)
@@ -47,6 +49,10 @@ from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated
 from lstm_jax.steps import build_programs, seed_keys, seed_slice
 
 ProbeFn = Callable[[nnx.Module, object], dict]
+# The split of every held-out metric written during training. Never "test": selection (learning
+# rate, early stopping, "best" run) happens on these numbers, so the test split is scored only by
+# lstm_jax.evaluate, once per final configuration.
+EVAL_SPLIT = "validation"
 
 
 class Diverged(UserError):
@@ -67,6 +73,12 @@ def _same_saved_config(cfg: TrainConfig, out: Path) -> bool:
 
 
 def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
+    from lstm_jax.config import DATA_TASKS
+
+    if meta["config"].get("task") in DATA_TASKS and "val_size" not in meta["config"]:
+        raise UserError(f"cannot resume from {where}: it was written before runs held out a "
+                        "validation split, so it trained on every train review; resuming would "
+                        "change its training set. Start a new run (another --out)")
     saved = TrainConfig.from_dict(meta["config"])
     diff = cfg.resume_differences(saved)
     if diff:
@@ -168,7 +180,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
     data = task.device_data()
     if data is not None:
         data = jax.device_put(data, replicated(mesh))
-    chunks = jax.device_put(progs.eval_chunks(data), jax.sharding.NamedSharding(
+    chunks = jax.device_put(progs.eval_chunks(data, split=EVAL_SPLIT), jax.sharding.NamedSharding(
         mesh, jax.sharding.PartitionSpec(None, "data")))
     n_params = sum(a.size for a in jax.tree.leaves(state["params"])) // cfg.seeds
 
@@ -204,7 +216,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
             last = ckpts.latest_step()
             kept = (f"the last good checkpoint (step {last}) is kept in {ckpt_dir}"
                     if last is not None else "no checkpoint was written")
-            summary = _summary(cfg, spec, out, "diverged", step, elapsed(), n_params, metrics_last)
+            summary = _summary(cfg, spec, out, "diverged", step, elapsed(), n_params, metrics_last,
+                               task.split_info())
             summary["diverged_at_step"] = int(bad[i])
             if is_primary():
                 write_json(out / "summary.json", summary)
@@ -215,7 +228,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
         prev = (step - 1) // cfg.eval_every * cfg.eval_every
         ev = progs.evaluate(state["params"], chunks)
         rec = {"step": step, "time": round(elapsed(), 3), "lr": float(schedule(step - 1)),
-               "baseline": baseline,
+               "baseline": baseline, "eval_split": EVAL_SPLIT,
                "train/loss": (np.asarray(state["loss_sum"]) / np.float32(step - prev)).tolist()}
         rec.update({f"eval/{k}": np.asarray(v).tolist() for k, v in ev.items()})
         if is_primary():
@@ -276,7 +289,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
         if bar is not None:
             bar.close()
         ckpts.close()
-    summary = _summary(cfg, spec, out, status, step, elapsed(), n_params, metrics_last)
+    summary = _summary(cfg, spec, out, status, step, elapsed(), n_params, metrics_last,
+                       task.split_info())
     if first_step_s is not None and step - start > 1:
         run_s = time.perf_counter() - t0 - first_step_s
         summary["this_session"] = {"steps": step - start, "first_step_s": round(first_step_s, 3),
@@ -298,7 +312,7 @@ def _postfix(loss, rec: dict | None, baseline: float) -> str:
     return text + f" (baseline {baseline:.4g})"
 
 
-def _summary(cfg, spec, out, status, step, wall, n_params, rec) -> dict:
+def _summary(cfg, spec, out, status, step, wall, n_params, rec, splits) -> dict:
     final = {}
     if rec is not None:
         final = {k: mean_sd(v) for k, v in rec.items() if isinstance(v, list)}
@@ -312,6 +326,7 @@ def _summary(cfg, spec, out, status, step, wall, n_params, rec) -> dict:
                  "loss": spec.loss_name, "baseline": spec.baseline,
                  "baseline_note": spec.baseline_note, "metric_baselines": spec.metric_baselines},
         "metrics_step": None if rec is None else rec["step"],
+        "eval_split": EVAL_SPLIT, "splits": splits,
         "final": final,
         "eval_loss_over_baseline": None if loss is None else loss / spec.baseline,
         "config": cfg.to_dict(),

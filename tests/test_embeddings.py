@@ -187,8 +187,8 @@ def test_frozen_pretrained_embedding_stays_put_in_training(with_unsup, tmp_path)
     from lstm_jax.train import load_params, train
 
     cfg = TrainConfig(task="imdb", seq_len=12, vocab_size=V, embed_dim=4, hidden=6, steps=3,
-                      batch=4, eval_every=3, eval_size=4, lr=0.05, embed_init="ppmi-svd",
-                      embed_lr_scale=0.0)
+                      batch=4, eval_every=3, eval_size=4, val_size=4, lr=0.05,
+                      embed_init="ppmi-svd", embed_lr_scale=0.0)
     assert train(cfg, tmp_path / "run", progress=False)["status"] == "completed"
     _, params = load_params(tmp_path / "run", cfg)
     table = make_task("imdb", 12, vocab_size=V).embedding_table(4)

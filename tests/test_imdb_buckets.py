@@ -16,7 +16,7 @@ from tests.test_imdb_task import V, small  # noqa: F401  (the fixture)
 
 def test_bucket_schedule(small):  # noqa: F811
     task = make_task("imdb", 40, vocab_size=V, buckets=3)
-    lengths = np.asarray(task.arrays["train"]["lengths"])
+    lengths = np.asarray(task.splits["train"]["lengths"])  # the 12 left after validation
     order = np.argsort(lengths, kind="stable")
     groups = [set(g.tolist()) for g in order.reshape(3, 4)]  # 12 reviews, 3 equal groups
     assert task.bucket_lengths == tuple(int(lengths[list(g)].max()) for g in groups)

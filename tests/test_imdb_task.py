@@ -66,7 +66,7 @@ def write_archive(path, n_train=12, n_test=7, seed=0, n_unsup=0):
 @pytest.fixture
 def small(tmp_path, monkeypatch):
     """A small archive as the default data ($LSTM_JAX_IMDB), a private cache, no size check."""
-    path = write_archive(tmp_path / "aclImdb_v1.tar.gz")
+    path = write_archive(tmp_path / "aclImdb_v1.tar.gz", n_train=15)  # 12 train + 3 validation
     monkeypatch.setenv("LSTM_JAX_IMDB", str(path))
     monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(imdb_task, "EXPECTED_SIZES", None)
@@ -79,9 +79,9 @@ def test_spec_and_data(small):
     assert (s.input_kind, s.in_features, s.out_features, s.head, s.max_len) == (
         "symbols", 8, 2, "last", 16)
     assert s.baseline == pytest.approx(math.log(2)) and s.metric_baselines == {"accuracy": 0.5}
-    assert task.sizes == {"train": 12, "test": 7}
+    assert task.sizes == {"train": 12, "validation": 3, "test": 7}
     d = task.device_data()
-    for split in ("train", "test"):
+    for split in ("train", "validation", "test"):
         tok, n = np.asarray(d[split]["tokens"]), np.asarray(d[split]["lengths"])
         assert tok.shape == (task.sizes[split], 16) and tok.max() < 8
         assert (n >= 2).all() and (n <= 16).all()  # ≥ one word and the full stop; cut to 16
@@ -124,10 +124,10 @@ def test_masks_match_lengths(small):
     for row, n in zip(range(4), lengths, strict=True):
         assert mask[row, :n].all() and not mask[row, n:].any()
         assert (x[row, n:] == 0).all() and (x[row, :n] > 0).all()  # PAD = 0 only on padding
-    ev = task.eval_set(data, jax.random.key(1), 100)
+    ev = task.eval_set(data, jax.random.key(1), 100, split="test")
     assert ev.y.shape == (7,)  # all test reviews when size ≥ N
     np.testing.assert_array_equal(np.asarray(ev.mask).sum(1), np.asarray(data["test"]["lengths"]))
-    sub, again = (task.eval_set(data, jax.random.key(1), 5) for _ in range(2))
+    sub, again = (task.eval_set(data, jax.random.key(1), 5, split="test") for _ in range(2))
     np.testing.assert_array_equal(np.asarray(sub.x), np.asarray(again.x))  # fixed set per key
     test_rows = {r.tobytes() for r in np.asarray(data["test"]["tokens"])}
     assert sub.y.shape == (5,) and all(r.tobytes() in test_rows for r in np.asarray(sub.x))
@@ -159,7 +159,7 @@ def test_max_readout_against_unpadded_reviews(small):
     cell = CellConfig(arch="gru", hidden=6)
     m_max = SequenceModel.for_task(task.spec, cell, readout="max", embed_dim=5,
                                    rngs=nnx.Rngs(params=jax.random.key(2)))
-    b = task.eval_set(task.device_data(), jax.random.key(0), 7)
+    b = task.eval_set(task.device_data(), jax.random.key(0), 7, split="test")
     out = m_max(b.x, b.mask)
     lengths = np.asarray(b.mask).sum(1)
     assert len(set(lengths[:3].tolist())) > 1  # padding differs between the rows compared
@@ -176,7 +176,7 @@ def test_readouts_against_unpadded_reviews(small, arch):
     task = make_task("imdb", 24, vocab_size=V)
     m_last, m_mean = _models(task, arch)
     data = task.device_data()
-    b = task.eval_set(data, jax.random.key(0), 7)
+    b = task.eval_set(data, jax.random.key(0), 7, split="test")
     out_last, out_mean = m_last(b.x, b.mask), m_mean(b.x, b.mask)
     for i in range(3):  # three reviews of different lengths (each length compiles a scan)
         n = int(np.asarray(b.mask[i]).sum())
@@ -222,12 +222,14 @@ def test_train_cli_end_to_end(small, tmp_path, capsys):
     code = main(["train", "--task", "imdb", "--seq-len", "16", "--vocab-size", str(V),
                  "--truncate", "first", "--arch", "gru", "--readout", "mean", "--hidden", "8",
                  "--embed-dim", "8", "--steps", "4", "--batch", "4", "--eval-every", "2",
-                 "--eval-size", "4", "--lr", "0.01", "--out", str(out), "--no-progress"])
+                 "--eval-size", "4", "--val-size", "4", "--lr", "0.01", "--out", str(out),
+                 "--no-progress"])
     assert code == 0, capsys.readouterr().err
     for f in ("config.json", "metrics.jsonl", "summary.json", "curves.png"):
         assert (out / f).is_file(), f
     cfg = TrainConfig.from_json((out / "config.json").read_text())
-    assert cfg.task_options() == {"data": None, "vocab_size": V, "truncate": "first", "buckets": 1}
+    assert cfg.task_options() == {"data": None, "vocab_size": V, "truncate": "first", "buckets": 1,
+                                  "val_size": 4, "val_seed": 0}
     lines = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in lines] == [2, 4]
     assert all(0 <= a <= 1 for r in lines for a in r["eval/accuracy"])

@@ -85,6 +85,10 @@ def register(sub) -> None:
     d.add_argument("--buckets", type=positive_int,
                    help="train batches from K length buckets, each cut to its longest review "
                         "(1 = off; 8 cuts the work at --seq-len 800 to ~40 %%)")
+    d.add_argument("--val-size", type=positive_int,
+                   help="reviews held out of the train split for validation, stratified by "
+                        "label (default: a fifth, 5000)")
+    d.add_argument("--val-seed", type=_nonneg_int, help="seed of the validation split")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, help="run directory (with several --arch: one "
                                                 "sub-directory per architecture)")
@@ -276,11 +280,13 @@ def _train_one(cfg, out: str, args) -> int:
         return 130
     for key, stats in final.items():
         if key.startswith("eval/"):
-            print(f"{key}: {stats['mean']:.4g} ± {stats['sd']:.2g} over {cfg.seeds} seed(s)")
+            print(f"{key} ({summary.get('eval_split', 'held-out')} split): {stats['mean']:.4g} ± "
+                  f"{stats['sd']:.2g} over {cfg.seeds} seed(s)")
     task = summary["task"]
     print(f"baseline ({task['loss']}): {task['baseline']:.4g}  [{task['baseline_note']}]")
     print(f"{summary['steps']} steps in {summary['wall_time_s']:.1f} s; "
           f"{summary['parameters_per_model']:,} parameters per model")
     print(f"wrote {out}/summary.json, metrics.jsonl, curves.png, checkpoints/"
-          + (", tensorboard/" if writer is not None else ""))
+          + (", tensorboard/" if writer is not None else "")
+          + f" (score the test split once with: lstm-jax evaluate {out} --split test)")
     return 0

@@ -12,9 +12,17 @@ Training batches (a pure function of ``step``; no data position to save):
 ``E = N // B`` batches per epoch (the last ``N mod B`` examples of each epoch's permutation are
 skipped, a different set each epoch); at step ``s`` the epoch is ``e = s // E``, the permutation
 ``perm_e = permutation(fold_in(key, e), N)``, and the batch is ``perm_e[(s mod E)·B : +B]``. So
-every epoch visits ``E·B`` distinct training reviews. The held-out set is a fixed subset of the
-*test* split (a permutation drawn from the eval key, first ``size`` rows; all 25,000 when
-``size ≥ 25,000``); :func:`evaluate_split` scores a whole split exactly (no rows dropped).
+every epoch visits ``E·B`` distinct training reviews.
+
+Splits: a *validation* split of ``val_size`` reviews (default a fifth of the train split: 5,000 of
+25,000) is held out of the train split, stratified by label (:func:`validation_rows`, a NumPy
+permutation per class fixed by ``val_seed``), and never trained on; training batches come from the
+rest (20,000). During training the held-out metrics are on a fixed subset of *validation* (a
+permutation drawn from the eval key, first ``size`` rows; all of it when ``size`` ≥ its size); the
+*test* split (25,000) is scored only after training (``eval_set(..., split="test")``, see
+:mod:`lstm_jax.evaluate`). :func:`evaluate_split` scores a whole split exactly (no rows dropped).
+The vocabulary and the optional PPMI word vectors use the text of all 25,000 train reviews (and the
+unlabelled ones), never a label of the validation split.
 
 Length buckets (``buckets=K > 1``): most reviews are far shorter than ``L`` (at ``L = 800`` the
 mean kept length is 264), and a recurrence over a padded step costs as much as over a word. So the
@@ -32,7 +40,7 @@ Options (``make_task("imdb", L, data=..., vocab_size=..., truncate=..., buckets=
 the archive (else ``$LSTM_JAX_IMDB``, else ``../shared/data/aclImdb_v1.tar.gz``, see
 :func:`lstm_jax.data.resolve_archive`), ``vocab_size`` (PAD, OOV and the most frequent train
 tokens), ``truncate`` (``"last"`` keeps a review's last L tokens, ``"first"`` its first L),
-``buckets`` (1 = off).
+``buckets`` (1 = off), ``val_size`` (None: a fifth of the train split), ``val_seed``.
 """
 
 from __future__ import annotations
@@ -86,25 +94,40 @@ def xent(outputs: jax.Array, y: jax.Array) -> jax.Array:
 class Imdb(Task):
     """IMDB reviews → positive/negative (see the module docstring for batches and options).
 
-    ``device_data()`` = ``{"train": {tokens (N, L), lengths (N,), labels (N,)}, "test": {...}}``.
+    ``device_data()`` = ``{"train": {tokens (N, L), lengths (N,), labels (N,)},
+    "validation": {...}, "test": {...}}`` (:attr:`splits`, on the host).
     """
 
     def __init__(self, seq_len: int, *, data: str | os.PathLike | None = None,
-                 vocab_size: int = 20_000, truncate: str = "last", buckets: int = 1):
+                 vocab_size: int = 20_000, truncate: str = "last", buckets: int = 1,
+                 val_size: int | None = None, val_seed: int = 0):
         check_positive("seq_len", seq_len, maximum=MAX_LEN)
         check_positive("buckets", buckets, maximum=1024)
         check_positive("vocab_size", vocab_size, maximum=10**7)
         if vocab_size < 3:
             raise UserError(f"vocab_size={vocab_size} must be ≥ 3 (PAD, OOV and one word)")
         check_choice("truncate", truncate, TRUNCATE)
+        if isinstance(val_seed, bool) or not isinstance(val_seed, int) or val_seed < 0:
+            raise UserError(f"val_seed={val_seed!r} must be an integer ≥ 0")
         self.arrays = load_arrays(data, vocab_size, seq_len, truncate)
+        full = {s: int(len(self.arrays[s]["labels"])) for s in ("train", "test")}
+        if full["train"] == 0 or full["test"] == 0:
+            raise UserError(f"IMDB archive {self.arrays.info.get('data')!r} has an empty split "
+                            f"({full}); expected train and test reviews")
+        if val_size is None:
+            val_size = max(1, round(full["train"] / 5))
+        check_positive("val_size", val_size, maximum=full["train"] - 1)
+        held = validation_rows(self.arrays["train"]["labels"], val_size, val_seed)
+        keep = np.setdiff1d(np.arange(full["train"]), held)
+        train = self.arrays["train"]
+        self.splits = {"train": {k: v[keep] for k, v in train.items()},
+                       "validation": {k: v[held] for k, v in train.items()},
+                       "test": self.arrays["test"]}
         self.options = {"data": self.arrays.info.get("data"), "vocab_size": vocab_size,
-                        "truncate": truncate, "buckets": buckets}
-        self.sizes = {s: int(len(self.arrays[s]["labels"])) for s in ("train", "test")}
+                        "truncate": truncate, "buckets": buckets, "val_size": val_size,
+                        "val_seed": val_seed}
+        self.sizes = {s: int(len(v["labels"])) for s, v in self.splits.items()}
         self._tables: dict[int, np.ndarray] = {}
-        if self.sizes["train"] == 0 or self.sizes["test"] == 0:
-            raise UserError(f"IMDB archive {self.options['data']!r} has an empty split "
-                            f"({self.sizes}); expected train and test reviews")
         self.spec = TaskSpec(
             name="imdb", seq_len=seq_len, max_len=seq_len, input_kind="symbols",
             in_features=len(self.arrays.itos), out_features=2, head="last", readout="last",
@@ -115,7 +138,7 @@ class Imdb(Task):
         if buckets > 1:
             from lstm_jax.data import length_groups
 
-            self._members, self.bucket_lengths = length_groups(self.arrays["train"]["lengths"],
+            self._members, self.bucket_lengths = length_groups(self.splits["train"]["lengths"],
                                                                buckets)
         else:
             self.bucket_lengths = None
@@ -136,8 +159,12 @@ class Imdb(Task):
         return self._tables[dim]
 
     def device_data(self):
-        return {s: {k: jnp.asarray(v) for k, v in self.arrays[s].items()}
-                for s in ("train", "test")}
+        return {s: {k: jnp.asarray(v) for k, v in split.items()}
+                for s, split in self.splits.items()}
+
+    def split_info(self) -> dict:
+        return {"sizes": dict(self.sizes), "validation": "stratified hold-out of the train split",
+                "val_size": self.options["val_size"], "val_seed": self.options["val_seed"]}
 
     def steps_per_epoch(self, batch_size: int) -> int:
         n = self.sizes["train"]
@@ -183,10 +210,11 @@ class Imdb(Task):
     def train_batch(self, data, key, step, batch_size):
         return _batch(data["train"], self.train_indices(key, step, batch_size))
 
-    def eval_set(self, data, key, size):
-        n = self.sizes["test"]
+    def eval_set(self, data, key, size, split="validation"):
+        check_choice("split", split, ("validation", "test"))
+        n = self.sizes[split]
         rows = jax.random.permutation(key, n)[:min(size, n)] if size < n else jnp.arange(n)
-        return _batch(data["test"], rows)
+        return _batch(data[split], rows)
 
     def loss(self, outputs, batch):
         return xent(outputs, batch.y)
@@ -194,6 +222,26 @@ class Imdb(Task):
     def metrics(self, outputs, batch):
         acc = jnp.mean(jnp.argmax(outputs, axis=-1) == batch.y)
         return {"loss": self.loss(outputs, batch), "accuracy": acc}
+
+
+def validation_rows(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Sorted rows of a stratified hold-out of ``size`` reviews from ``labels`` ``(N,)``.
+
+    Class ``c`` (``n_c`` reviews) gives ``⌊size·n_c/N⌋`` rows, plus one for the classes with the
+    largest remainders until the total is ``size`` (Hamilton's largest-remainder rule), each the
+    first rows of a NumPy permutation of that class drawn from ``seed``. So the validation split
+    keeps the train split's label proportions, and the same seed gives the same split.
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = size * counts / len(labels)
+    quota = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - quota), kind="stable")[:size - quota.sum()]:
+        quota[i] += 1
+    rng = np.random.default_rng(seed)
+    rows = [rng.permutation(np.flatnonzero(labels == c))[:q]
+            for c, q in zip(classes, quota, strict=True)]
+    return np.sort(np.concatenate(rows))
 
 
 def _batch(split: dict, rows: jax.Array) -> Batch:

@@ -13,8 +13,9 @@ model beyond its input and head kinds:
   a permutation drawn from ``fold_in(key, epoch)``, ``epoch = step·B // N``. Either way a resumed
   run sees exactly the batches of an uninterrupted one, with no data position to save but
   ``step``;
-* ``eval_set(data, key, size)``: the fixed held-out set (a data-backed task returns its test
-  split and may ignore ``key``);
+* ``eval_set(data, key, size, split)``: a fixed held-out set of the ``"validation"`` or
+  ``"test"`` split (a synthetic task draws it from ``key``, which differs per split; a data-backed
+  task returns rows of that split and may ignore ``key``);
 * ``device_data()``: a pytree of arrays the loop places on the devices once and passes to
   ``train_batch``/``eval_set`` (None for synthetic tasks). Passing the data as an argument keeps
   large arrays out of the compiled program's constants;
@@ -121,9 +122,16 @@ class Task:
         """The training batch at ``step``: a pure function of ``(data, key, step)``."""
         return self.sample(jax.random.fold_in(key, step), batch_size)
 
-    def eval_set(self, data: Any, key: jax.Array, size: int) -> Batch:
-        """The fixed held-out set."""
+    def eval_set(self, data: Any, key: jax.Array, size: int, split: str = "validation") -> Batch:
+        """A fixed held-out set of ``split`` (``"validation"`` or ``"test"``). A synthetic task
+        draws it from ``key`` (the caller gives each split its own key stream); a data-backed
+        task returns rows of its own split."""
         return self.sample(key, size)
+
+    def split_info(self) -> dict:
+        """How the train/validation/test splits are formed (recorded in a run's summary)."""
+        return {"train": "fold_in(data key of seed i, step)",
+                "validation": "fold_in(key(eval_seed), 3)", "test": "fold_in(key(eval_seed), 4)"}
 
     def loss(self, outputs: jax.Array, batch: Batch) -> jax.Array:
         raise NotImplementedError

@@ -1,0 +1,39 @@
+"""``lstm-jax compare PROTOCOL.toml --out DIR``: arms × tasks × lengths × seeds under one protocol.
+
+Trains every (task, T, arm, lr) point declared in the protocol (the same budget and batch for every
+arm, the seeds vmapped in one program), picks each arm's learning rate on validation, scores test
+once per selected configuration, and writes results.md/.csv/.json, differences.csv,
+success_vs_T.png and a copy of the protocol into DIR. Run the same command again to continue an
+interrupted comparison; finished points are read, not retrained. See docs/compare.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from lstm_jax.cli.common import positive_int
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="compare arms under one declared protocol (TOML)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("protocol", help="the protocol file, e.g. experiments/protocols/adding.toml")
+    p.add_argument("--out", required=True, help="comparison directory (resumable)")
+    p.add_argument("--max-points", type=positive_int,
+                   help="train at most N points in this call, then stop (run again to continue)")
+    p.add_argument("--progress", action="store_true", help="a progress bar per point")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from lstm_jax.compare import run_comparison
+
+    res = run_comparison(args.protocol, args.out, max_points=args.max_points,
+                         progress=args.progress)
+    rows = res["results"]["rows"]
+    done = sum(r["status"] == "done" for r in rows)
+    print(f"{res['status']}: {res['trained']} point(s) trained now; {done}/{len(rows)} "
+          f"(task, T, arm) configurations done")
+    print(f"wrote {args.out}/results.md, results.csv, results.json, differences.csv, "
+          "success_vs_T.png, protocol.toml")
+    return 130 if res["status"] == "interrupted" else 0

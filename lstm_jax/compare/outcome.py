@@ -1,0 +1,52 @@
+"""What one point's validation curve says: success per seed and steps-to-success, within budget.
+
+A point's ``metrics.jsonl`` holds one line per evaluation with ``eval/<metric>`` as a list over
+seeds. Only lines with ``step ≤ budget`` count (a point resumed past its declared budget is
+flagged, never credited for the extra steps). Per seed:
+
+* ``steps_to_success``: the first evaluated step whose value meets the criterion (None if none);
+* ``success``: ``when="any"``: the criterion was met at some evaluation ≤ budget;
+  ``when="final"``: it is met at the last evaluation ≤ budget;
+* ``final``: the value at the last evaluation ≤ budget (NaN if there is none).
+"""
+
+from __future__ import annotations
+
+import math
+
+from lstm_jax.compare.protocol import Criterion
+
+
+def point_outcome(records: list[dict], criterion: Criterion, budget: int, seeds: int) -> dict:
+    """Per-seed success, steps-to-success and final value (see the module docstring).
+
+    Returns ``{"success": [bool]*S, "steps_to_success": [int|None]*S, "final": [float]*S,
+    "last_step": int|None, "past_budget": bool, "evaluations": int}``.
+    """
+    key = f"eval/{criterion.metric}"
+    kept = sorted((r for r in records if key in r and r["step"] <= budget), key=lambda r: r["step"])
+    past = any(r.get("step", 0) > budget for r in records)
+    first: list[int | None] = [None] * seeds
+    for r in kept:
+        for i, v in enumerate(r[key]):
+            if first[i] is None and criterion.met(v):
+                first[i] = int(r["step"])
+    final = [float(v) for v in kept[-1][key]] if kept else [math.nan] * seeds
+    if criterion.when == "final":
+        success = [criterion.met(v) for v in final]
+    else:
+        success = [s is not None for s in first]
+    return {"success": success, "steps_to_success": first, "final": final,
+            "last_step": kept[-1]["step"] if kept else None, "past_budget": past,
+            "evaluations": len(kept)}
+
+
+def selection_key(outcome: dict, criterion: Criterion) -> tuple[float, float]:
+    """Learning-rate selection on validation: most successes, then the best mean final value
+    in the criterion's direction (non-finite = worst). Larger keys are better."""
+    finite = [v for v in outcome["final"] if math.isfinite(v)]
+    if len(finite) < len(outcome["final"]) or not finite:
+        score = -math.inf
+    else:
+        score = criterion.sign() * sum(finite) / len(finite)
+    return float(sum(outcome["success"])), score

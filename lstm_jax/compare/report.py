@@ -1,0 +1,117 @@
+"""A comparison's result files, from :func:`lstm_jax.compare.run.collect`'s dict alone::
+
+    results.json       budget, one row per (task, T, arm), paired differences
+    results.csv        the rows (lists joined with ';')
+    differences.csv    paired bootstrap CIs of arm a − arm b per (task, T)
+    results.md         Markdown tables: success rate [Wilson 95 % CI], median steps-to-success,
+                       test metric mean ± sd, the selected lr, flags
+    success_vs_T.png   success rate against T per arm, one panel per task, Wilson bars
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from lstm_jax.io import atomic_write_text, write_json
+
+ROW_FIELDS = ("task", "T", "arm", "arch", "status", "lr", "seeds", "successes", "success_rate",
+              "wilson_low", "wilson_high", "median_steps_to_success", "steps_to_success",
+              "test_metric", "test_mean", "test_sd", "test_per_seed", "test_step",
+              "test_examples", "test_times_scored", "budget_steps", "batch", "trained_steps",
+              "past_budget", "diverged", "criterion", "run_dir")
+DIFF_FIELDS = ("task", "T", "arm_a", "arm_b", "quantity", "mean", "low", "high", "n", "per_seed")
+
+
+def _csv(rows: list[dict], fields) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _fmt(v, spec=".3g") -> str:
+    return "—" if v is None else format(v, spec)
+
+
+def markdown(proto, results: dict) -> str:
+    rows = results["rows"]
+    lines = [f"# Comparison `{proto.name}`", "",
+             f"Budget: {proto.steps} steps × batch {proto.batch} for every arm "
+             f"({proto.steps * proto.batch:,} sequences); {proto.seeds} seeds per point; "
+             f"learning rate chosen per arm on validation from {list(proto.lr_grid)}; "
+             "test scored once per selected configuration.", ""]
+    for t in proto.tasks:
+        lines += [f"## {t.name}: success = {t.success}", "",
+                  "| T | arm | success [95 % Wilson] | median steps to success | "
+                  f"test {t.success.metric} (mean ± sd) | lr | flags |", "|---" * 7 + "|"]
+        for r in (r for r in rows if r["task"] == t.name):
+            if r["status"] != "done":
+                lines.append(f"| {r['T']} | {r['arm']} | pending | | | | |")
+                continue
+            flags = [f for f in ("past_budget", "diverged", "test_step_not_budget") if r.get(f)]
+            if (r.get("test_times_scored") or 1) > 1:
+                flags.append(f"test scored {r['test_times_scored']}×")
+            test = (f"{_fmt(r.get('test_mean'), '.4g')} ± {_fmt(r.get('test_sd'), '.2g')}"
+                    if r.get("test_mean") is not None else "—")
+            lines.append(
+                f"| {r['T']} | {r['arm']} | {r['successes']}/{r['seeds']} "
+                f"[{r['wilson_low']:.2f}, {r['wilson_high']:.2f}] | "
+                f"{_fmt(r['median_steps_to_success'], 'g')} | {test} | {r['lr']:g} | "
+                f"{', '.join(flags)} |")
+        lines.append("")
+    diffs = results["differences"]
+    if diffs:
+        lines += ["## Paired differences (arm a − arm b, same seeds; percentile bootstrap 95 % CI)",
+                  "", "| task | T | a − b | quantity | mean | 95 % CI |", "|---" * 6 + "|"]
+        for d in diffs:
+            ci = "—" if d["low"] is None else f"[{d['low']:.4g}, {d['high']:.4g}]"
+            lines.append(f"| {d['task']} | {d['T']} | {d['arm_a']} − {d['arm_b']} | "
+                         f"{d['quantity']} | {d['mean']:.4g} | {ci} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_success(proto, results: dict, path: Path) -> Path:
+    """Success rate against T per arm (one panel per task) with Wilson 95 % bars."""
+    import numpy as np
+
+    from lstm_jax.plots.common import plt, save
+
+    tasks = proto.tasks
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), dpi=110,
+                             layout="constrained", squeeze=False)
+    for ax, t in zip(axes[0], tasks, strict=True):
+        for j, arm in enumerate(proto.arms):
+            rs = [r for r in results["rows"]
+                  if r["task"] == t.name and r["arm"] == arm.name and r["status"] == "done"]
+            if not rs:
+                continue
+            Ts = np.array([r["T"] for r in rs], float) * (1 + 0.015 * (j - len(proto.arms) / 2))
+            p = np.array([r["success_rate"] for r in rs])
+            err = np.array([[r["success_rate"] - r["wilson_low"] for r in rs],
+                            [r["wilson_high"] - r["success_rate"] for r in rs]])
+            ax.errorbar(Ts, p, yerr=err, marker="o", capsize=3, label=arm.name)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("T")
+        ax.set_ylabel("success rate")
+        ax.set_title(f"{t.name}: {t.success.metric} "
+                     f"{'<' if t.success.op == 'below' else '≥'} {t.success.threshold:g}, "
+                     f"{proto.steps} steps × {proto.batch}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def write_report(out: Path, proto, results: dict, plot: bool = True) -> None:
+    write_json(out / "results.json", {**results, "protocol_fields": proto.to_dict()})
+    atomic_write_text(out / "results.csv", _csv(results["rows"], ROW_FIELDS))
+    atomic_write_text(out / "differences.csv", _csv(results["differences"], DIFF_FIELDS))
+    atomic_write_text(out / "results.md", markdown(proto, results))
+    if plot:
+        plot_success(proto, results, out / "success_vs_T.png")

@@ -1,0 +1,220 @@
+"""Run a comparison point by point, resumably, and collect its results.
+
+``run_comparison(PROTOCOL, OUT)`` trains every (task, T, arm, lr) point of the protocol as its own
+run directory ``OUT/runs/<task>/T<T>/<arm>/lr<lr>/`` (:func:`lstm_jax.train.train`, all seeds
+vmapped in one program), then, for every (task, T, arm) whose learning rates have all finished,
+picks the rate on VALIDATION (:func:`~lstm_jax.compare.outcome.selection_key`) and scores the
+TEST split once for that configuration only (:func:`lstm_jax.evaluate.score`, at the budget's
+checkpoint). Results are rewritten after every point, so the table fills in as points finish.
+
+Resume: a finished point is read, not retrained; an interrupted one continues from its newest
+checkpoint; a point whose saved config differs from the protocol's (other than ``steps``, which a
+plain ``--resume`` may grow, and ``impl``, which changes only float rounding) is refused, and so is
+an ``OUT`` that holds a comparison under another protocol. A point trained past the declared
+budget is flagged (``past_budget``) and credited with the evaluations up to the budget only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from lstm_jax.compare.outcome import point_outcome, selection_key
+from lstm_jax.compare.protocol import Point, Protocol, load_protocol, parse_protocol
+from lstm_jax.compare.stats import paired_bootstrap, wilson
+from lstm_jax.config import TrainConfig
+from lstm_jax.errors import UserError
+from lstm_jax.io import atomic_write_text, ensure_out_dir, read_json
+from lstm_jax.metrics import read_jsonl
+
+MAY_DIFFER = ("steps", "impl")
+FINISHED = ("completed", "diverged")
+
+
+def run_dir(out: Path, p: Point) -> Path:
+    return out / "runs" / p.slug
+
+
+def check_point(cfg: TrainConfig, where: Path) -> None:
+    """Refuse a point directory that holds a run of other settings (see the module docstring)."""
+    path = where / "config.json"
+    if not path.is_file():
+        return
+    saved = TrainConfig.from_dict(read_json(path))
+    diff = {f: (getattr(saved, f), getattr(cfg, f)) for f in cfg.to_dict()
+            if f not in MAY_DIFFER and getattr(saved, f) != getattr(cfg, f)}
+    if diff:
+        what = "; ".join(f"{k} was {a!r}, the protocol says {b!r}" for k, (a, b) in diff.items())
+        raise UserError(f"{where} holds a run with other settings ({what}); it was not made by "
+                        "this protocol: use another --out or delete that point")
+
+
+def point_status(where: Path, budget: int) -> str:
+    """``"done"`` (finished at or past the budget, or diverged), ``"partial"`` or ``"new"``."""
+    path = where / "summary.json"
+    if not path.is_file():
+        return "partial" if (where / "checkpoints").is_dir() else "new"
+    s = read_json(path)
+    if s.get("status") == "diverged" or (s.get("status") == "completed" and s["steps"] >= budget):
+        return "done"
+    return "partial"
+
+
+def _check_out(proto: Protocol, source: str, out: Path) -> None:
+    saved = out / "protocol.toml"
+    if saved.is_file():
+        import tomllib
+
+        old = parse_protocol(tomllib.loads(saved.read_text()), default_name=proto.name).to_dict()
+        new = proto.to_dict()
+        diff = sorted(k for k in new if old.get(k) != new[k])
+        if diff:
+            raise UserError(f"{out} holds a comparison under another protocol (fields that differ: "
+                            f"{', '.join(diff)}); a declared protocol does not change after the "
+                            "run: use another --out")
+    else:
+        atomic_write_text(saved, source)
+
+
+def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | None = None,
+                   progress: bool = False, score_test: bool = True,
+                   log: Callable[[str], None] = print) -> dict:
+    """Train the protocol's points that are not done yet and write the results into ``out``.
+
+    Args:
+      protocol: the protocol TOML file.
+      out: the comparison directory (created; resumable).
+      max_points: stop after training this many points in this call (None: all).
+      progress: a tqdm bar per point.
+      score_test: score test for every (task, T, arm) whose learning rates are all done.
+
+    Returns:
+      ``{"status": "completed" | "stopped" | "interrupted", "trained": n, "results": ...}``.
+    """
+    from lstm_jax.compare.report import write_report
+    from lstm_jax.train import Diverged, train
+
+    proto = load_protocol(protocol)
+    out = ensure_out_dir(out)
+    _check_out(proto, Path(protocol).read_text(), out)
+    points = proto.points()
+    for p in points:  # refuse a foreign point before training anything
+        check_point(proto.config(p), run_dir(out, p))
+    trained, status = 0, "completed"
+    for i, p in enumerate(points, 1):
+        where = run_dir(out, p)
+        state = point_status(where, proto.steps)
+        if state == "done":
+            continue
+        if max_points is not None and trained >= max_points:
+            status = "stopped"
+            break
+        log(f"[{i}/{len(points)}] {p.task} T={p.T} {p.arm} lr={p.lr:g} → {where}")
+        try:
+            summary = train(proto.config(p), where, resume=state == "partial",
+                            progress=progress, log=log)
+        except Diverged as e:
+            log(f"  diverged: {e}")
+            summary = {"status": "diverged"}
+        trained += 1
+        if summary["status"] not in FINISHED:
+            status = "interrupted"
+            break
+        write_report(out, proto, collect(proto, out, score_test=score_test, log=log), plot=False)
+    results = collect(proto, out, score_test=score_test, log=log)
+    write_report(out, proto, results)
+    if status != "completed":
+        log(f"comparison {status} after {trained} point(s) this session; continue with: "
+            f"lstm-jax compare {protocol} --out {out}")
+    return {"status": status, "trained": trained, "results": results}
+
+
+def collect(proto: Protocol, out: Path, *, score_test: bool = True,
+            log: Callable[[str], None] = print) -> dict:
+    """Results of every point done so far: one row per (task, T, arm), paired differences."""
+    rows = []
+    for t in proto.tasks:
+        for T in t.lengths:
+            for arm in proto.arms:
+                rows.append(_row(proto, out, t, T, arm.name, score_test, log))
+    diffs = []
+    for t in proto.tasks:
+        for T in t.lengths:
+            done = [r for r in rows if (r["task"], r["T"]) == (t.name, T) and r["status"] == "done"]
+            for a, b in itertools.combinations(done, 2):
+                diffs += _differences(a, b, t.success.metric)
+    return {"protocol": proto.name, "budget": {"steps": proto.steps, "batch": proto.batch},
+            "rows": rows, "differences": diffs}
+
+
+def _row(proto: Protocol, out: Path, task, T: int, arm: str, score_test: bool, log) -> dict:
+    crit, budget = task.success, proto.steps
+    row = {"task": task.name, "T": T, "arm": arm, "arch": proto.arm(arm).arch,
+           "criterion": str(crit), "budget_steps": budget, "batch": proto.batch,
+           "seeds": proto.seeds, "status": "pending", "lr_scores": {}}
+    outcomes = {}
+    for lr in proto.lr_grid:
+        where = run_dir(out, Point(task.name, T, arm, lr))
+        if point_status(where, budget) != "done":
+            continue
+        outcomes[lr] = (where, point_outcome(read_jsonl(where / "metrics.jsonl"), crit, budget,
+                                             proto.seeds))
+        k, score = selection_key(outcomes[lr][1], crit)
+        row["lr_scores"][f"{lr:g}"] = {"successes": int(k), "final_mean": crit.sign() * score
+                                       if math.isfinite(score) else None}
+    if len(outcomes) < len(proto.lr_grid):
+        return row
+    lr = max(proto.lr_grid, key=lambda v: (*selection_key(outcomes[v][1], crit), -v))
+    where, o = outcomes[lr]
+    summary = read_json(where / "summary.json")
+    k, n = sum(o["success"]), proto.seeds
+    lo, hi = wilson(k, n)
+    steps = [s for s in o["steps_to_success"] if s is not None]
+    row.update({
+        "status": "done", "lr": lr, "run_dir": str(where), "successes": k,
+        "success_rate": k / n, "wilson_low": lo, "wilson_high": hi,
+        "success_per_seed": o["success"], "steps_to_success": o["steps_to_success"],
+        "median_steps_to_success": statistics.median(steps) if steps else None,
+        "val_final_per_seed": o["final"], "last_eval_step": o["last_step"],
+        "trained_steps": summary.get("steps"), "diverged": summary.get("status") == "diverged",
+        "past_budget": o["past_budget"] or (summary.get("steps") or 0) > budget,
+    })
+    row.update(_test(where, budget, proto.test_size, crit.metric, score_test, log))
+    return row
+
+
+def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, log) -> dict:
+    """The selected configuration's test score (scored here once; read back afterwards)."""
+    from lstm_jax.evaluate import metrics_path, saved_steps, score
+
+    path = metrics_path(where, "test")
+    if path.is_file():
+        rec = read_json(path)
+    elif score_test:
+        steps = [s for s in saved_steps(where) if s <= budget]
+        if not steps:
+            return {"test_note": "no checkpoint at or before the budget"}
+        log(f"  scoring test once: {where} at step {steps[-1]}")
+        rec = score(where, "test", step=steps[-1], size=size)
+    else:
+        return {}
+    m = rec["metrics"].get(metric, {})
+    return {"test_metric": metric, "test_mean": m.get("mean"), "test_sd": m.get("sd"),
+            "test_per_seed": m.get("per_seed"), "test_step": rec["step"],
+            "test_examples": rec["examples"], "test_times_scored": rec["times_scored"],
+            "test_step_not_budget": rec["step"] != budget}
+
+
+def _differences(a: dict, b: dict, metric: str) -> list[dict]:
+    """Paired (by seed) bootstrap CIs of arm a − arm b: test metric and success."""
+    out = []
+    base = {"task": a["task"], "T": a["T"], "arm_a": a["arm"], "arm_b": b["arm"]}
+    if a.get("test_per_seed") and b.get("test_per_seed"):
+        d = [x - y for x, y in zip(a["test_per_seed"], b["test_per_seed"], strict=True)]
+        out.append({**base, "quantity": f"test {metric}", "per_seed": d, **paired_bootstrap(d)})
+    d = [int(x) - int(y) for x, y in zip(a["success_per_seed"], b["success_per_seed"], strict=True)]
+    out.append({**base, "quantity": "success", "per_seed": d, **paired_bootstrap(d)})
+    return out

@@ -1,0 +1,105 @@
+"""Score a trained run on a held-out split after training; the test split once per configuration.
+
+Training reports only validation metrics (:data:`lstm_jax.train.EVAL_SPLIT`): every choice
+(learning rate, readout, early stopping, the "best" attempt) is made on them. The test split is
+scored here, for a final configuration, and the score is written apart from the training files::
+
+    RUN_DIR/test_metrics.json        split, checkpoint step, examples, mean ± sd over seeds,
+                                     per-seed values, how many times test has been scored
+    RUN_DIR/test_log.jsonl           one line per scoring of test (append-only, even with force)
+    RUN_DIR/validation_metrics.json  the same for ``split="validation"`` (no limit)
+
+Scoring test again is refused unless ``force=True``, and ``times_scored`` says how often it
+happened, so a reader can tell a test number that was looked at once from one that was tuned on.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+
+from lstm_jax.errors import UserError, check_choice
+from lstm_jax.io import read_json, write_json
+from lstm_jax.metrics import append_jsonl, mean_sd, read_jsonl
+
+SPLITS = ("validation", "test")
+
+
+def metrics_path(run_dir: str | Path, split: str) -> Path:
+    return Path(run_dir) / f"{split}_metrics.json"
+
+
+def saved_steps(run_dir: str | Path) -> list[int]:
+    """Steps of the complete checkpoints in ``run_dir/checkpoints`` (ascending)."""
+    from lstm_jax.checkpoint import Checkpoints
+
+    where = Path(run_dir) / "checkpoints"
+    if not where.is_dir():
+        raise UserError(f"run_dir={str(run_dir)!r} has no checkpoints/ to score")
+    ckpts = Checkpoints(where, keep=1000)
+    try:
+        return sorted(ckpts.steps())
+    finally:
+        ckpts.close()
+
+
+def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
+          size: int | None = None, force: bool = False) -> dict:
+    """Evaluate every seed of the run in ``run_dir`` on ``split`` and write the result.
+
+    Args:
+      run_dir: a run directory of :func:`lstm_jax.train.train`.
+      split: ``"test"`` (refused if already scored, unless ``force``) or ``"validation"``.
+      step: the checkpoint to score (default: the newest).
+      size: held-out examples (default: the whole split of a data-backed task, else the run's
+        ``eval_size``); rounded to whole batches as during training.
+      force: score test again although it was scored before (counted in ``times_scored``).
+
+    Returns:
+      The record written to ``RUN_DIR/<split>_metrics.json``.
+    """
+    from lstm_jax.sharding import data_mesh
+    from lstm_jax.steps import build_programs
+    from lstm_jax.train import load_config, load_params
+
+    check_choice("split", split, SPLITS)
+    run_dir = Path(run_dir)
+    out = metrics_path(run_dir, split)
+    log = run_dir / "test_log.jsonl"
+    if split == "test" and out.is_file() and not force:
+        prev = read_json(out)
+        raise UserError(f"{out} already holds a test score (checkpoint step {prev.get('step')}, "
+                        f"scored {prev.get('times_scored', 1)} time(s)); test is scored once per "
+                        "final configuration: pass --force to score it again (it is counted)")
+    cfg = load_config(run_dir)
+    steps = saved_steps(run_dir)
+    if not steps:
+        raise UserError(f"{run_dir}/checkpoints holds no complete checkpoint to score")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise UserError(f"step={step} has no checkpoint in {run_dir}/checkpoints; saved: {steps}")
+    graphdef, params = load_params(run_dir, cfg, step=step)
+    progs = build_programs(cfg, data_mesh())
+    task = progs.task
+    if size is None:
+        size = getattr(task, "sizes", {}).get(split, cfg.eval_size)
+    data = task.device_data()
+    chunks = progs.eval_chunks(data, split=split, size=size)
+    ev = jax.device_get(progs.evaluate(params, chunks))
+    times = len(read_jsonl(log)) + 1 if split == "test" else None
+    record = {
+        "split": split, "step": int(step), "examples": int(chunks.y.shape[0] * chunks.y.shape[1]),
+        "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
+        "metrics": {k: mean_sd(v.tolist()) for k, v in ev.items()},
+        "times_scored": times, "trained_steps_saved": steps[-1],
+        "splits": task.split_info(), "config": cfg.to_dict(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if split == "test":
+        append_jsonl(log, {"time": record["time"], "step": record["step"], "forced": bool(force),
+                           "metrics": {k: v["mean"] for k, v in record["metrics"].items()}})
+    write_json(out, record)
+    return record

@@ -1,0 +1,129 @@
+"""Protocol files: every bad field is a UserError that names it; chrono T_max specs; the shipped
+protocols parse and declare what issue 21 asks (same budget for every arm, ≥ 5 seeds)."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lstm_jax.compare.protocol import Point, chrono_tmax, load_protocol, parse_protocol
+from lstm_jax.errors import UserError
+
+PROTOCOLS = Path(__file__).parent.parent / "experiments" / "protocols"
+BASE = tomllib.loads((PROTOCOLS / "smoke.toml").read_text())
+
+
+def _with(path: str, value):
+    """BASE with the dotted ``path`` set to ``value`` (``...`` deletes it)."""
+    raw = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = raw
+    for k in parents:
+        node = node.setdefault(k, {})
+    if value is ...:
+        node.pop(last, None)
+    else:
+        node[last] = value
+    return raw
+
+
+BAD = [
+    ("lr_grid", ..., "lr_grid"),
+    ("lr_grid", [], "lr_grid"),
+    ("lr_grid", [0.01, -1.0], "lr_grid"),
+    ("lr_grid", [0.01, 0.01], "lr_grid"),
+    ("lr_grid", [0.01, "fast"], "lr_grid[1]"),
+    ("seeds", 0, "seeds"),
+    ("seeds", 2.5, "seeds"),
+    ("first_seed", -1, "first_seed"),
+    ("budget", ..., "budget"),
+    ("budget.steps", 0, "budget.steps"),
+    ("budget.batch", "64", "budget.batch"),
+    ("budget.epochs", 3, "budget.epochs"),
+    ("eval.every", 31, "eval.every"),
+    ("eval.test_size", 0, "eval.test_size"),
+    ("train.lr", 0.1, "train.lr"),
+    ("train.steps", 10, "train.steps"),
+    ("train.hiden", 8, "train.hiden"),
+    ("tasks.nope", {"lengths": [10], "success": {"metric": "loss", "below": 1}}, "tasks.nope"),
+    ("tasks.adding.lengths", [], "tasks.adding.lengths"),
+    ("tasks.adding.lengths", [10, 0], "tasks.adding.lengths[1]"),
+    ("tasks.adding.success", ..., "tasks.adding.success"),
+    ("tasks.adding.success", {"metric": "accuracy", "below": 0.1}, "tasks.adding.success.metric"),
+    ("tasks.adding.success", {"metric": "loss"}, "tasks.adding.success"),
+    ("tasks.adding.success", {"metric": "loss", "below": 0.1, "at_least": 0.2},
+     "tasks.adding.success"),
+    ("tasks.adding.success", {"metric": "loss", "below": "low"}, "tasks.adding.success.below"),
+    ("tasks.adding.success", {"metric": "loss", "below": 0.1, "when": "sometimes"},
+     "tasks.adding.success.when"),
+    ("arms.x", {"chrono": "T"}, "arms.x.arch"),
+    ("arms.x", {"arch": "transformer"}, "arms.x"),
+    ("arms.x", {"arch": "lstm", "chrono": "T+1"}, "arms.x.chrono"),
+    ("arms.x", {"arch": "lstm", "chrono": 1.5}, "arms.x.chrono"),
+    ("arms.x", {"arch": "lstm", "hidden": 64}, "arms.x.hidden"),
+    ("arms.x", {"arch": "rnn", "chrono": "T"}, "arms.x"),  # the tanh RNN has no gates
+    ("arms.x", {"arch": "rnn", "recurrent_init": "eye"}, "arms.x"),
+    ("arms", {}, "arms"),
+    ("tasks", {}, "tasks"),
+    ("colour", "blue", "protocol.colour"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field"), BAD, ids=[f"{p}={v!r}" for p, v, _ in BAD])
+def test_bad_field_names_it(path, value, field):
+    with pytest.raises(UserError) as e:
+        parse_protocol(_with(path, value))
+    assert field in str(e.value), str(e.value)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(UserError, match="is not a file"):
+        load_protocol(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seeds = = 3\n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_protocol(bad)
+
+
+def test_chrono_specs():
+    assert chrono_tmax("T", 100) == 100.0
+    assert chrono_tmax("3T/2", 100) == 150.0
+    assert chrono_tmax("2*T", 50) == 100.0
+    assert chrono_tmax("1.5 T", 20) == 30.0
+    assert chrono_tmax(40.0, 1000) == 40.0 and chrono_tmax(None, 10) is None
+
+
+def test_points_and_configs():
+    p = parse_protocol(BASE)
+    pts = p.points()
+    assert [(q.arm, q.lr) for q in pts] == [("rnn", 0.01), ("rnn", 0.03), ("lstm+chrono", 0.01),
+                                           ("lstm+chrono", 0.03)]
+    cfgs = [p.config(q) for q in pts]
+    assert {(c.steps, c.batch, c.seeds, c.seed, c.eval_every, c.hidden) for c in cfgs} == {
+        (30, 8, 2, 0, 10, 8)}  # one budget, batch, seeds and shared settings for every arm
+    assert [c.chrono for c in cfgs] == [None, None, 10.0, 10.0]
+    assert Point("copy", 20, "rnn+orthogonal 0.9", 1e-3).slug == "copy/T20/rnn+orthogonal_0.9/lr0.001"
+
+
+@pytest.mark.parametrize("name", ["adding", "copy"])
+def test_shipped_protocols(name):
+    p = load_protocol(PROTOCOLS / f"{name}.toml")
+    assert p.seeds >= 5 and len(p.lr_grid) >= 2
+    cfgs = [p.config(q) for q in p.points()]
+    assert len({(c.steps, c.batch, c.optimizer, c.hidden, c.clip) for c in cfgs}) == 1
+    (task,) = p.tasks
+    if name == "adding":
+        assert (task.lengths, task.success.metric, task.success.op, task.success.threshold) == (
+            (50, 100, 200), "loss", "below", 0.01)
+        assert (p.steps, p.batch) == (5000, 64)
+        assert {a.name for a in p.arms} == {"rnn", "rnn+identity", "lstm", "lstm+chrono", "gru",
+                                            "gru+chrono"}
+    else:
+        assert task.lengths[0] == 20 and (task.success.metric, task.success.threshold) == (
+            "accuracy", 0.99)
+        assert (cfgs[0].optimizer, p.batch) == ("rmsprop", 32)
+        chrono = {c.seq_len: c.chrono for c in cfgs if c.arch == "lstm" and c.chrono}
+        assert chrono == {20: 30.0, 100: 150.0, 200: 300.0}  # T_max = 3T/2

@@ -1,0 +1,114 @@
+"""``lstm-jax compare`` end to end on the smoke protocol: stop after one point, continue without
+retraining it, test scored once per selected configuration, budget flags; the refusal rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lstm_jax.compare.protocol import load_protocol
+from lstm_jax.compare.run import collect, run_comparison, run_dir
+from lstm_jax.errors import UserError
+from lstm_jax.metrics import read_jsonl
+
+SMOKE = Path(__file__).parent.parent / "experiments" / "protocols" / "smoke.toml"
+
+
+@pytest.fixture
+def smoke_one_lr(tmp_path):
+    """The smoke protocol with one learning rate (two points: one per arm), to stay fast."""
+    text = SMOKE.read_text().replace("lr_grid = [0.01, 0.03]", "lr_grid = [0.03]")
+    assert text != SMOKE.read_text()
+    path = tmp_path / "smoke1.toml"
+    path.write_text(text)
+    return path
+
+
+def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, capsys):
+    from lstm_jax.cli import main
+    from lstm_jax.evaluate import score
+
+    out = tmp_path / "cmp"
+    proto = load_protocol(smoke_one_lr)
+    first, second = (run_dir(out, p) for p in proto.points())
+    res = run_comparison(smoke_one_lr, out, max_points=1, log=lambda m: None)
+    assert (res["status"], res["trained"]) == ("stopped", 1)
+    assert (first / "summary.json").is_file() and not second.exists()
+    assert [r["status"] for r in res["results"]["rows"]] == ["done", "pending"]
+    stamp = (first / "metrics.jsonl").stat().st_mtime_ns
+
+    code = main(["compare", str(smoke_one_lr), "--out", str(out)])  # continues: one point left
+    assert code == 0, capsys.readouterr().err
+    assert "completed: 1 point(s) trained now; 2/2" in capsys.readouterr().out
+    assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp  # not retrained
+    results = json.loads((out / "results.json").read_text())
+    for f in ("results.md", "results.csv", "differences.csv", "success_vs_T.png"):
+        assert (out / f).is_file(), f
+    assert (out / "protocol.toml").read_text() == smoke_one_lr.read_text()
+    rows = results["rows"]
+    assert [r["arm"] for r in rows] == ["rnn", "lstm+chrono"]
+    for r, where in zip(rows, (first, second), strict=True):
+        lines = read_jsonl(where / "metrics.jsonl")
+        assert [x["step"] for x in lines] == [10, 20, 30]
+        assert {x["eval_split"] for x in lines} == {"validation"}
+        test = json.loads((where / "test_metrics.json").read_text())
+        assert (test["split"], test["step"], test["times_scored"]) == ("test", 30, 1)
+        assert test["examples"] == 48  # eval.test_size, not the validation size (32)
+        assert r["test_per_seed"] == test["metrics"]["loss"]["per_seed"]
+        assert r["test_per_seed"] != lines[-1]["eval/loss"]  # test ≠ validation
+        hits = [[x["step"] for x in lines if x["eval/loss"][i] < 0.1] for i in range(2)]
+        assert r["steps_to_success"] == [h[0] if h else None for h in hits]  # criterion: < 0.1
+        assert r["successes"] == sum(bool(h) for h in hits)
+        assert r["lr"] == 0.03 and r["past_budget"] is False and r["seeds"] == 2
+    d = [x for x in results["differences"] if x["quantity"] == "test loss"][0]
+    want = [a - b for a, b in zip(rows[0]["test_per_seed"], rows[1]["test_per_seed"], strict=True)]
+    assert d["per_seed"] == pytest.approx(want)
+
+    # a third run trains nothing and does not score test again
+    res = run_comparison(smoke_one_lr, out, log=lambda m: None)
+    assert (res["status"], res["trained"]) == ("completed", 0)
+    assert len(read_jsonl(first / "test_log.jsonl")) == 1
+    # scoring test by hand again is refused, and counted when forced
+    with pytest.raises(UserError, match="already holds a test score"):
+        score(first, "test")
+    assert main(["evaluate", str(first), "--split", "test"]) == 2
+    assert "already holds a test score" in capsys.readouterr().err
+    assert score(first, "test", force=True)["times_scored"] == 2
+    assert main(["evaluate", str(first), "--split", "validation"]) == 0  # not limited
+    val = json.loads((first / "validation_metrics.json").read_text())
+    assert val["metrics"]["loss"]["per_seed"] == pytest.approx(
+        read_jsonl(first / "metrics.jsonl")[-1]["eval/loss"], rel=1e-5)  # = training's numbers
+
+    # a point resumed past the declared budget is flagged and credited up to the budget only
+    from lstm_jax.train import train
+
+    train(proto.config(proto.points()[0]).replace(steps=40), first, resume=True, progress=False,
+          log=lambda m: None)
+    flagged = collect(proto, out, score_test=False, log=lambda m: None)["rows"][0]
+    assert flagged["past_budget"] is True and flagged["trained_steps"] == 40
+    assert flagged["val_final_per_seed"] == read_jsonl(first / "metrics.jsonl")[2]["eval/loss"]
+
+
+def test_refuses_foreign_point_and_changed_protocol(tmp_path):
+    from lstm_jax.io import write_json
+
+    proto = load_protocol(SMOKE)
+    out = tmp_path / "cmp"
+    p = proto.points()[1]
+    where = run_dir(out, p)
+    where.mkdir(parents=True)
+    write_json(where / "config.json", proto.config(p).replace(hidden=16).to_dict())
+    with pytest.raises(UserError, match="hidden was 16, the protocol says 8"):
+        run_comparison(SMOKE, out, log=lambda m: None)
+    assert not run_dir(out, proto.points()[0]).exists()  # refused before training anything
+    # more steps (a plain --resume) is not a foreign run: it is flagged instead
+    write_json(where / "config.json", proto.config(p).replace(steps=300).to_dict())
+    from lstm_jax.compare.run import check_point
+
+    check_point(proto.config(p), where)
+    changed = tmp_path / "changed.toml"
+    changed.write_text(SMOKE.read_text().replace("below = 0.1", "below = 0.2"))
+    with pytest.raises(UserError, match="another protocol.*tasks"):
+        run_comparison(changed, out, log=lambda m: None)

@@ -1,0 +1,102 @@
+"""The comparison's statistics against hand-computed values and known answers; success and
+steps-to-success from synthetic validation curves, within the declared budget."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lstm_jax.compare.outcome import point_outcome, selection_key
+from lstm_jax.compare.protocol import Criterion
+from lstm_jax.compare.stats import paired_bootstrap, wilson, z_value
+from lstm_jax.errors import UserError
+
+Z = 1.959964  # the 97.5 % standard-normal quantile
+Z2 = Z * Z  # 3.841459
+
+
+def test_z_value():
+    assert z_value(0.95) == pytest.approx(Z, abs=1e-6)
+
+
+def test_wilson_against_hand_computation():
+    # 0/5: p = 0, centre = (z²/2n)/(1 + z²/n) = 0.384146/1.768292, half equal: [0, z²/(n + z²)]
+    lo, hi = wilson(0, 5)
+    assert lo == 0.0 and hi == pytest.approx(Z2 / (5 + Z2), abs=1e-6)
+    assert hi == pytest.approx(0.434482, abs=1e-5)
+    # 5/5 mirrors 0/5
+    lo, hi = wilson(5, 5)
+    assert hi == 1.0 and lo == pytest.approx(1 - 0.434482, abs=1e-5)
+    # 3/5: p = 0.6, denom = 1 + z²/5 = 1.768292, centre = (0.6 + 0.384146)/1.768292 = 0.556552,
+    # half = (z/1.768292)·sqrt(0.24/5 + z²/100) = 1.108394·sqrt(0.086415) = 0.325826
+    lo, hi = wilson(3, 5)
+    centre = (0.6 + Z2 / 10) / (1 + Z2 / 5)
+    half = Z / (1 + Z2 / 5) * math.sqrt(0.6 * 0.4 / 5 + Z2 / 100)
+    assert (lo, hi) == pytest.approx((centre - half, centre + half), abs=1e-6)
+    assert (lo, hi) == pytest.approx((0.230724, 0.882377), abs=1e-5)
+    with pytest.raises(UserError, match="k=6"):
+        wilson(6, 5)
+
+
+def test_bootstrap_known_answers():
+    const = paired_bootstrap([0.25] * 5)
+    assert const["mean"] == pytest.approx(0.25)
+    assert const["low"] == pytest.approx(0.25) and const["high"] == pytest.approx(0.25)
+    # two differences {0, 1}: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4, so
+    # the 2.5 % and 97.5 % quantiles are 0 and 1
+    two = paired_bootstrap([0.0, 1.0])
+    assert (two["mean"], two["low"], two["high"]) == (0.5, 0.0, 1.0)
+    one = paired_bootstrap([0.3])
+    assert one["low"] is None and one["high"] is None
+    assert paired_bootstrap([1.0, math.nan])["low"] is None
+
+
+def test_bootstrap_matches_scipy_percentile():
+    from scipy import stats
+
+    d = np.random.default_rng(3).normal(0.4, 1.0, 12)
+    ours = paired_bootstrap(d, n_resamples=20_000, seed=1)
+    ref = stats.bootstrap((d,), np.mean, method="percentile", n_resamples=20_000,
+                          random_state=np.random.default_rng(2)).confidence_interval
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    assert ours["low"] == pytest.approx(ref.low, abs=0.05 * se)
+    assert ours["high"] == pytest.approx(ref.high, abs=0.05 * se)
+
+
+def _records():
+    """Seed 0 succeeds at 20 and stays; seed 1 only at 40 (past the budget of 30); seed 2 at 10,
+    then loses it; a NaN never counts."""
+    lines = [(10, [0.5, 0.5, 0.05]), (20, [0.05, 0.3, 0.2]), (30, [0.01, math.nan, 0.2]),
+             (40, [0.01, 0.01, 0.01])]
+    return [{"step": s, "eval/loss": v, "eval/accuracy": [0.0] * 3} for s, v in lines]
+
+
+def test_steps_to_success_within_budget():
+    o = point_outcome(_records(), Criterion("loss", "below", 0.1), budget=30, seeds=3)
+    assert o["steps_to_success"] == [20, None, 10]
+    assert o["success"] == [True, False, True]
+    assert o["last_step"] == 30 and o["evaluations"] == 3
+    assert o["past_budget"] is True  # a line at step 40 exists, and is not credited
+    assert o["final"][0] == 0.01 and math.isnan(o["final"][1])
+    final = point_outcome(_records(), Criterion("loss", "below", 0.1, "final"), 30, 3)
+    assert final["success"] == [True, False, False]
+    within = point_outcome(_records()[:3], Criterion("loss", "below", 0.1), 30, 3)
+    assert within["past_budget"] is False
+    full = point_outcome(_records(), Criterion("loss", "below", 0.1), budget=40, seeds=3)
+    assert full["steps_to_success"] == [20, 40, 10]
+
+
+def test_at_least_and_selection():
+    recs = [{"step": 5, "eval/accuracy": [0.99, 0.98]}, {"step": 10, "eval/accuracy": [1.0, 0.5]}]
+    crit = Criterion("accuracy", "at_least", 0.99)
+    o = point_outcome(recs, crit, 10, 2)
+    assert o["steps_to_success"] == [5, None] and o["success"] == [True, False]
+    assert selection_key(o, crit) == (1.0, pytest.approx(0.75))
+    loss = Criterion("loss", "below", 0.1)
+    good = {"success": [True, True], "final": [0.05, 0.07]}
+    bad = {"success": [True, True], "final": [0.02, math.nan]}  # a non-finite seed ranks last
+    assert selection_key(good, loss) > selection_key(bad, loss)
+    assert selection_key({"success": [True, False], "final": [0.01, 0.2]}, loss) < \
+        selection_key(good, loss)
