@@ -278,6 +278,55 @@ def test_bad_arguments_for_an_nnx_rnn(lstm_rnn):
         jacobian_norms(lstm_rnn, x[..., :2])
 
 
+class PairCell(nnx.RNNCellBase):
+    """A carry that is a tuple (a, (b,)): leaves named by their paths unless carry_names is set."""
+
+    def __init__(self, *, rngs):
+        self.lin = nnx.Linear(D, 2, rngs=rngs)
+
+    def __call__(self, carry, x):
+        a, (b,) = carry
+        return (jnp.tanh(self.lin(x) + a), (b * 0.5 + a.sum(-1, keepdims=True),)), a
+
+    def initialize_carry(self, input_shape, rngs=None, carry_init=None):
+        return (jnp.zeros(input_shape[:-1] + (2,)), (jnp.zeros(input_shape[:-1] + (3,)),))
+
+    @property
+    def num_feature_axes(self):
+        return 1
+
+
+def test_carry_leaf_names():
+    from lstm_jax.probes.flax_rnn import setup
+
+    x = _x(jnp.float32)
+
+    def names(cell, **kw):
+        return setup(nnx.RNN(cell), x, None, kw.get("initial_carry"), 0).spec.names
+
+    assert names(nnx.LSTMCell(D, H, rngs=nnx.Rngs(0))) == ("c", "h")
+    assert names(nnx.OptimizedLSTMCell(D, H, rngs=nnx.Rngs(0))) == ("c", "h")
+    assert names(nnx.GRUCell(D, H, rngs=nnx.Rngs(0))) == ("h",)
+    assert names(nnx.SimpleCell(D, H, rngs=nnx.Rngs(0))) == ("h",)
+    cell = PairCell(rngs=nnx.Rngs(0))
+    assert names(cell) == ("0", "1/0")
+    PairCell.carry_names = ("fast", "slow")
+    try:
+        assert names(cell) == ("fast", "slow")
+        PairCell.carry_names = ("total", "slow")
+        with pytest.raises(UserError, match="carry_names"):
+            names(cell)
+        PairCell.carry_names = ("a",)
+        with pytest.raises(UserError, match="carry_names"):
+            names(cell)
+    finally:
+        del PairCell.carry_names
+    with pytest.raises(UserError, match="batch"):
+        names(cell, initial_carry=(jnp.zeros((B + 1, 2)), (jnp.zeros((B + 1, 3)),)))
+    with pytest.raises(UserError, match="floating point"):
+        names(cell, initial_carry=(jnp.zeros((B, 2), jnp.int32), (jnp.zeros((B, 3)),)))
+
+
 def test_docs_page_runs():
     """The python block of docs/probing_flax_cells.md runs as written."""
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
