@@ -23,7 +23,7 @@ import numpy as np
 
 from lstm_jax.cells import step_fn
 from lstm_jax.errors import UserError, check_choice, check_positive
-from lstm_jax.probes import flax_rnn
+from lstm_jax.probes import flax_probes, flax_rnn
 from lstm_jax.probes.gates import gate_stats_from_sequences
 from lstm_jax.probes.jacobian import (
     JACOBIAN_PROBES,
@@ -89,12 +89,12 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
       ``log10`` is the log10 Frobenius norm per row and lag (for ``hutchinson`` the square root
       of the estimate of ‖J‖_F²); ``log10_se`` the log10 standard error of that ‖J‖_F² estimate.
       For an ``nnx.RNN`` the probes are its carry leaves and ``"total"``
-      (:func:`lstm_jax.probes.flax_rnn.jacobian_norms`).
+      (:func:`lstm_jax.probes.flax_probes.jacobian_norms`).
     """
     if flax_rnn.routes_here(model):
-        return flax_rnn.jacobian_norms(model, x, mask, layer=layer, anchor=anchor, probes=probes,
-                                       method=method, samples=samples, key=key,
-                                       initial_carry=initial_carry)
+        return flax_probes.jacobian_norms(model, x, mask, layer=layer, anchor=anchor, probes=probes,
+                                          method=method, samples=samples, key=key,
+                                          initial_carry=initial_carry)
     arch = model.config.arch
     probes = default_probes(arch) if probes is None else tuple(probes)
     for name in probes:
@@ -136,11 +136,11 @@ def loss_grad(model, x, mask=None, loss_fn=None, *, layer: int | None = None, ke
     ``loss_fn`` object means a new compile: reuse one function across calls where possible.
 
     Returns ``{"t": (T,), "log10": (B, T)}``; NaN after a row's last valid step (padding).
-    For an ``nnx.RNN``: ‖∂L/∂carry_t‖ (:func:`lstm_jax.probes.flax_rnn.loss_grad`).
+    For an ``nnx.RNN``: ‖∂L/∂carry_t‖ (:func:`lstm_jax.probes.flax_probes.loss_grad`).
     """
     if flax_rnn.routes_here(model):
-        return flax_rnn.loss_grad(model, x, mask, loss_fn, layer=layer, key=key,
-                                  initial_carry=initial_carry)
+        return flax_probes.loss_grad(model, x, mask, loss_fn, layer=layer, key=key,
+                                     initial_carry=initial_carry)
     layer = model.layers - 1 if layer is None else layer
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     B, T = x.shape[:2]
@@ -173,8 +173,8 @@ def spectral_norms(model, x, mask=None, *, layer: int = 0, anchor=None, lags=Non
     For an ``nnx.RNN``: σ_max of the whole carry's Jacobian.
     """
     if flax_rnn.routes_here(model):
-        return flax_rnn.spectral_norms(model, x, mask, layer=layer, anchor=anchor, lags=lags,
-                                       iters=iters, key=key, initial_carry=initial_carry)
+        return flax_probes.spectral_norms(model, x, mask, layer=layer, anchor=anchor, lags=lags,
+                                          iters=iters, key=key, initial_carry=initial_carry)
     check_positive("iters", iters, maximum=10_000)
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     B, T = x.shape[:2]
@@ -201,7 +201,7 @@ def gate_statistics(model, x, mask=None, *, layer: int = 0, initial_carry=None) 
     ``nnx.RNN``, whose cell exposes no gates).
     """
     if flax_rnn.routes_here(model):
-        return flax_rnn.gate_statistics(model, x, mask, layer=layer, initial_carry=initial_carry)
+        return flax_probes.gate_statistics(model, x, mask, layer=layer, initial_carry=initial_carry)
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     names = type(model.cells[0]).gate_names
     if not names:
@@ -229,12 +229,12 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     standard error of the ‖J‖_F² estimate relative to the estimate); ``log10_loss_grad`` and
     ``log10_loss_grad_std`` per step t of layer ``layer`` (loss ``loss_fn`` or the default);
     ``gates`` (per step); with ``spectral``, ``spectral_k`` and ``log10_spectral[_std]``.
-    An ``nnx.RNN`` gets the record of :func:`lstm_jax.probes.flax_rnn.probe`.
+    An ``nnx.RNN`` gets the record of :func:`lstm_jax.probes.flax_probes.probe`.
     """
     if flax_rnn.routes_here(model):
-        return flax_rnn.probe(model, x, mask, layer=layer, probes=probes, method=method,
-                              samples=samples, loss_fn=loss_fn, spectral=spectral,
-                              spectral_iters=spectral_iters, key=key, initial_carry=initial_carry)
+        return flax_probes.probe(model, x, mask, layer=layer, probes=probes, method=method,
+                                 samples=samples, loss_fn=loss_fn, spectral=spectral,
+                                 spectral_iters=spectral_iters, key=key, initial_carry=initial_carry)
     key = _default_key() if key is None else key
     k_jac, k_loss, k_spec = jax.random.split(key, 3)
     arch = model.config.arch
