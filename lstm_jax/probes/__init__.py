@@ -13,6 +13,8 @@ layer and an anchor step T (default: each row's last valid step), for every lag 
 Definitions, methods (``exact`` vs ``hutchinson``) and their cost: :mod:`lstm_jax.probes.jacobian`.
 The log-scale sweeps that keep every norm finite down to 1e-300 in float32:
 :mod:`lstm_jax.probes.sweep`. All probes are functions of (model, inputs) with no hidden state.
+Every probe also takes a ``flax.nnx.RNN`` of any ``nnx.RNNCellBase`` (any pytree carry; norms per
+carry leaf and in total): :mod:`lstm_jax.probes.flax_rnn`, ``docs/probing_flax_cells.md``.
 
 Example::
 

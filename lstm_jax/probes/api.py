@@ -1,8 +1,10 @@
 """Model-level probes: functions of (model, inputs), jitted, no hidden state.
 
 Every function takes a :class:`~lstm_jax.recurrence.Recurrence` (its parameters are read, never
-changed), inputs ``x`` ``(B, T, D)`` and an optional mask ``(B, T)``, and runs the forward
-recurrence training runs (:mod:`lstm_jax.probes.layer`). Results are NumPy arrays;
+changed) or a ``flax.nnx.RNN`` of any ``nnx.RNNCellBase`` (routed to
+:mod:`lstm_jax.probes.flax_rnn`; anything else is a ``UserError``), inputs ``x`` ``(B, T, D)``
+and an optional mask ``(B, T)``, and runs the forward recurrence training runs
+(:mod:`lstm_jax.probes.layer`). Results are NumPy arrays;
 norms are **log10** (finite far below float32's range), per row and per lag ``k = 0..T−1``
 (``NaN`` where ``k`` exceeds the row's anchor step).
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from lstm_jax.cells import step_fn
 from lstm_jax.errors import UserError, check_choice, check_positive
+from lstm_jax.probes import flax_probes, flax_rnn
 from lstm_jax.probes.gates import gate_stats_from_sequences
 from lstm_jax.probes.jacobian import (
     JACOBIAN_PROBES,
@@ -85,7 +88,13 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
       ``{"k": (T,), "anchor": (B,), name: {"log10": (B, T), "log10_se": (B, T) | None}}``.
       ``log10`` is the log10 Frobenius norm per row and lag (for ``hutchinson`` the square root
       of the estimate of ‖J‖_F²); ``log10_se`` the log10 standard error of that ‖J‖_F² estimate.
+      For an ``nnx.RNN`` the probes are its carry leaves and ``"total"``
+      (:func:`lstm_jax.probes.flax_probes.jacobian_norms`).
     """
+    if flax_rnn.routes_here(model):
+        return flax_probes.jacobian_norms(model, x, mask, layer=layer, anchor=anchor, probes=probes,
+                                          method=method, samples=samples, key=key,
+                                          initial_carry=initial_carry)
     arch = model.config.arch
     probes = default_probes(arch) if probes is None else tuple(probes)
     for name in probes:
@@ -127,7 +136,11 @@ def loss_grad(model, x, mask=None, loss_fn=None, *, layer: int | None = None, ke
     ``loss_fn`` object means a new compile: reuse one function across calls where possible.
 
     Returns ``{"t": (T,), "log10": (B, T)}``; NaN after a row's last valid step (padding).
+    For an ``nnx.RNN``: ‖∂L/∂carry_t‖ (:func:`lstm_jax.probes.flax_probes.loss_grad`).
     """
+    if flax_rnn.routes_here(model):
+        return flax_probes.loss_grad(model, x, mask, loss_fn, layer=layer, key=key,
+                                     initial_carry=initial_carry)
     layer = model.layers - 1 if layer is None else layer
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     B, T = x.shape[:2]
@@ -157,7 +170,11 @@ def spectral_norms(model, x, mask=None, *, layer: int = 0, anchor=None, lags=Non
 
     Cost: ``iters`` × (one reverse and one forward sweep carrying ``len(lags)`` vectors per row).
     Returns ``{"k": (L,), "log10": (B, L)}`` (a lower bound converging to σ_max from below).
+    For an ``nnx.RNN``: σ_max of the whole carry's Jacobian.
     """
+    if flax_rnn.routes_here(model):
+        return flax_probes.spectral_norms(model, x, mask, layer=layer, anchor=anchor, lags=lags,
+                                          iters=iters, key=key, initial_carry=initial_carry)
     check_positive("iters", iters, maximum=10_000)
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     B, T = x.shape[:2]
@@ -180,8 +197,11 @@ def _gates_core(params_list, x, mask, carry0_list, *, step, names, layer):
 def gate_statistics(model, x, mask=None, *, layer: int = 0, initial_carry=None) -> dict:
     """Per step: mean of each gate and fraction of saturated units (< 0.05 or > 0.95).
 
-    Returns ``{gate: {"mean": (T,), "saturated": (T,)}}`` (empty for the tanh RNN).
+    Returns ``{gate: {"mean": (T,), "saturated": (T,)}}`` (empty for the tanh RNN and for an
+    ``nnx.RNN``, whose cell exposes no gates).
     """
+    if flax_rnn.routes_here(model):
+        return flax_probes.gate_statistics(model, x, mask, layer=layer, initial_carry=initial_carry)
     step, params_list, carry0 = _setup(model, x, mask, initial_carry, layer)
     names = type(model.cells[0]).gate_names
     if not names:
@@ -209,7 +229,12 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     standard error of the ‖J‖_F² estimate relative to the estimate); ``log10_loss_grad`` and
     ``log10_loss_grad_std`` per step t of layer ``layer`` (loss ``loss_fn`` or the default);
     ``gates`` (per step); with ``spectral``, ``spectral_k`` and ``log10_spectral[_std]``.
+    An ``nnx.RNN`` gets the record of :func:`lstm_jax.probes.flax_probes.probe`.
     """
+    if flax_rnn.routes_here(model):
+        return flax_probes.probe(model, x, mask, layer=layer, probes=probes, method=method,
+                                 samples=samples, loss_fn=loss_fn, spectral=spectral,
+                                 spectral_iters=spectral_iters, key=key, initial_carry=initial_carry)
     key = _default_key() if key is None else key
     k_jac, k_loss, k_spec = jax.random.split(key, 3)
     arch = model.config.arch

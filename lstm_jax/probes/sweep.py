@@ -18,7 +18,8 @@ Both sweeps go through the *masked step map* of :func:`lstm_jax.recurrence.scan_
 * :func:`forward_sweep`: Jacobian–vector products (``jax.jvp``), used by power iteration.
 
 Shapes: T steps, B rows, H units, N probe vectors per row; vectors are dicts ``{part: (N, B, H)}``
-with the carry's parts (``"h"``, and ``"c"`` for the LSTM).
+with the carry's parts (``"h"``, and ``"c"`` for the LSTM). Parts may differ in width (a Flax
+cell's carry leaves, :mod:`lstm_jax.probes.flax_rnn`): each part's H is its own last axis.
 """
 
 from __future__ import annotations
@@ -107,14 +108,14 @@ def reverse_sweep(pullback: Callable, inputs, mask: jax.Array, carry0: Vec, *,
     """
     parts = tuple(carry0)
     T, B = mask.shape
-    H = carry0[parts[0]].shape[-1]
+    width = {k: carry0[k].shape[-1] for k in parts}
     if n is None:
         n = next(iter(seeds.values())).shape[0] if seeds else next(iter(inject.values())).shape[1]
     dtype = carry0[parts[0]].dtype
-    zero = {k: jnp.zeros((n, B, H), dtype) for k in parts}
+    zero = {k: jnp.zeros((n, B, width[k]), dtype) for k in parts}
     s0 = jnp.full((n, B), -jnp.inf, dtype)
     if seeds is not None:
-        seed_u, seed_s = normalise({k: seeds.get(k, jnp.zeros((n, B, H), dtype)) for k in parts},
+        seed_u, seed_s = normalise({k: seeds.get(k, zero[k]) for k in parts},
                                    jnp.zeros((n, B), dtype))
         seed_sq = _part_sq(seed_u)
     reduce = reduce or (lambda x: x)
@@ -180,12 +181,11 @@ def forward_sweep(step, params, xw: jax.Array, mask: jax.Array, carries_prev: Ve
     parts = tuple(carries_prev)
     T, B = mask.shape
     n = start.shape[0]
-    H = carries_prev[parts[0]].shape[-1]
     dtype = xw.dtype
-    zero = {k: jnp.zeros((n, B, H), dtype) for k in parts}
+    zero = {k: jnp.zeros((n, B, carries_prev[k].shape[-1]), dtype) for k in parts}
     s0 = jnp.full((n, B), -jnp.inf, dtype)
     fstep = masked_step(step, params)
-    seed_u = {k: seeds.get(k, jnp.zeros((n, B, H), dtype)) for k in parts}
+    seed_u = {k: seeds.get(k, zero[k]) for k in parts}
 
     def body(state, inputs):
         u, s, cap = state
