@@ -1,0 +1,146 @@
+"""Every figure of lstm_jax.plots follows the one style (lstm_jax.plots.style): rendered on tiny
+data, every panel has an x and a y label, log axes show whole decades (every 1, 2, 5, 10 …),
+and the probe figures draw each quantity in its own line style."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from lstm_jax.plots import compare, imdb, probes, states, style, training
+
+K = 12
+
+
+def _probe_record(arch: str, slope: float) -> dict:
+    k = list(range(K))
+    rec = {"arch": arch, "method": "exact", "seq_len": K, "hidden_size": 4, "k": k, "t": k,
+           "log10_hidden": [slope * i for i in k], "log10_hidden_std": [0.3] * K,
+           "log10_loss_grad": [-2.0 * (K - 1 - i) for i in k], "log10_loss_grad_std": [0.2] * K}
+    if arch == "lstm":
+        rec |= {"log10_cell": [-0.5 * i for i in k], "log10_cell_std": [0.1] * K,
+                "log10_cec": [-0.9 * i for i in k], "log10_cec_std": [0.1] * K}
+    return rec
+
+
+@pytest.fixture(scope="module")
+def probe_results():
+    return {"config": {"forget_bias": 1.0, "chrono": None},
+            "archs": {"rnn": _probe_record("rnn", -4.0), "lstm": _probe_record("lstm", -1.0),
+                      "gru": _probe_record("gru", -3.0)}}
+
+
+def _run_dir(tmp_path, name, arch, seeds=2):
+    d = tmp_path / name
+    d.mkdir()
+    import json
+
+    lines = [json.dumps({"step": s, "eval/loss": [0.2 / (1 + s + i) for i in range(seeds)],
+                         "train/loss": [0.25 / (1 + s)] * seeds,
+                         "eval/accuracy": [0.5 + 0.01 * s] * seeds, "baseline": 0.1667})
+             for s in range(0, 50, 10)]
+    (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (d / "config.json").write_text(json.dumps({"arch": arch, "task": "adding", "seq_len": 20,
+                                               "hidden": 8, "forget_bias": 1.0, "chrono": None}))
+    return d
+
+
+def _figures(tmp_path, probe_results):
+    """Every figure function, drawn on tiny data; yields (name, path)."""
+    yield "decay", probes.plot_decay(probe_results, tmp_path / "decay.png")
+    yield "loss_grad", probes.plot_loss_grad(probe_results, tmp_path / "loss_grad.png")
+    recs = [dict(probe_results["archs"]["lstm"], step=s) for s in (0, 10, 20)]
+    yield "heatmap", probes.plot_training_heatmap(recs, tmp_path / "heat.png")
+    yield "states", states.plot_state_norms(
+        {"config": {"hidden": 4, "forget_bias": 1.0},
+         "state_norms": {a: list(np.linspace(0.1, 1, K)) for a in ("rnn", "lstm", "gru")}},
+        tmp_path / "states.png")
+    runs = {a: _run_dir(tmp_path, f"run_{a}", a) for a in ("rnn", "lstm")}
+    yield "runs", compare.plot_runs(runs, tmp_path / "runs.png", title="t")
+    for p in training.plot_run(runs["lstm"]):
+        yield p.stem, p
+    rows = [{"task": task, "arch": a, "seq_len": T, "hidden": 8,
+             "loss_over_baseline_mean": r, "loss_over_baseline_sd": 0.1 * r}
+            for task in ("adding", "copy") for a, r in (("rnn", 0.9), ("lstm", 0.01))
+            for T in (10, 20, 50)]
+    yield "lag_sweep", training.plot_lag_sweep(rows, tmp_path / "lag.png")
+    stats = {"counts": {"train": {"neg": 5, "pos": 5}, "test": {"neg": 4, "pos": 6}},
+             "tokens": {"labelled": {"all": {"median": 20, "p90": 40, "p99": 60,
+                                             "frac_100_300": 0.1, "frac_gt_1000": 0.0}}}}
+    rng = np.random.default_rng(0)
+    lengths = {s: {"tokens": rng.integers(5, 80, 10), "label": np.array([0, 1] * 5)}
+               for s in ("train", "test")}
+    yield "sentiment", imdb.plot_sentiment(stats, tmp_path / "sentiment.png")
+    yield "length_hist", imdb.plot_length_histogram(lengths, stats, tmp_path / "hist.png")
+    yield "length_box", imdb.plot_length_box(lengths, tmp_path / "box.png")
+
+
+def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_results, monkeypatch):
+    figs = []
+    real_save = plt.Figure.savefig
+
+    def keep(fig, *a, **k):  # record each figure's axes as they are saved
+        figs.append(fig)
+        return real_save(fig, *a, **k)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    if not os.environ.get("LSTM_JAX_KEEP_FIGURES"):
+        monkeypatch.setitem(plt.rcParams, "savefig.dpi", 30)  # the labels, not the pixels
+    names = []
+    for name, path in _figures(tmp_path, probe_results):
+        assert path.stat().st_size > 0, name
+        names.append(name)
+        fig = figs[-1]
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                assert ax.get_ylabel(), f"{name}: colorbar without a label"
+                continue
+            assert ax.get_xlabel(), f"{name}: a panel without an x label"
+            assert ax.get_ylabel(), f"{name}: a panel without a y label"
+            if ax.get_yscale() == "log":
+                exps = [math.log10(t) for t in ax.get_yticks()]
+                assert all(abs(e - round(e)) < 1e-9 for e in exps), (name, exps)
+                gaps = {round(b - a) for a, b in zip(exps, exps[1:], strict=False)}
+                assert len(gaps) <= 1 and gaps <= {1, 2, 5, 10, 20, 50, 100}, (name, exps)
+                assert len(exps) <= 8, (name, exps)
+    assert len(names) >= 11
+    if os.environ.get("LSTM_JAX_KEEP_FIGURES"):  # to look at them: copy the PNGs out
+        import shutil
+
+        shutil.copytree(tmp_path, os.environ["LSTM_JAX_KEEP_FIGURES"], dirs_exist_ok=True)
+
+
+def test_one_line_style_per_quantity(tmp_path, probe_results, monkeypatch):
+    monkeypatch.setitem(plt.rcParams, "savefig.dpi", 30)
+    path = probes.plot_decay(probe_results, tmp_path / "d.png")
+    assert path.is_file()
+    assert style.line_style("hidden") == "-" and style.line_style("cell") == "--"
+    assert style.line_style("cec") == ":"
+    drawn = {}
+    orig = probes._band
+
+    def spy(ax, x, mean, std, color, ls, label):
+        drawn[label] = ls
+        return orig(ax, x, mean, std, color, ls, label)
+
+    probes._band = spy
+    try:
+        probes.plot_decay(probe_results, tmp_path / "d2.png")
+    finally:
+        probes._band = orig
+    for label, ls in drawn.items():
+        quantity = ("cell" if "partial C" in label else "cec" if "prod" in label else "hidden")
+        assert ls == style.line_style(quantity), label
+
+
+def test_decade_ticks_thin_a_wide_range():
+    fig, ax = plt.subplots()
+    ax.semilogy([0, 1], [1e-26, 1.0])
+    style.decade_ticks(ax)
+    exps = [round(math.log10(t)) for t in ax.get_yticks()]
+    assert exps == [-25, -20, -15, -10, -5, 0] or exps == [-20, -10, 0]
+    plt.close(fig)
