@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -83,13 +84,14 @@ def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_resul
     figs = []
     real_save = plt.Figure.savefig
 
-    def keep(fig, *a, **k):  # record each figure's axes as they are saved
+    def keep(fig, path, *a, **k):  # record each figure's axes as they are saved
         figs.append(fig)
-        return real_save(fig, *a, **k)
+        if os.environ.get("LSTM_JAX_KEEP_FIGURES"):
+            return real_save(fig, path, *a, **k)
+        fig.canvas.draw_idle()  # the labels are checked, not the pixels (rendering is slow)
+        Path(path).write_bytes(b"png")
 
     monkeypatch.setattr(plt.Figure, "savefig", keep)
-    if not os.environ.get("LSTM_JAX_KEEP_FIGURES"):
-        monkeypatch.setitem(plt.rcParams, "savefig.dpi", 30)  # the labels, not the pixels
     names = []
     for name, path in _figures(tmp_path, probe_results):
         assert path.stat().st_size > 0, name
@@ -115,7 +117,7 @@ def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_resul
 
 
 def test_one_line_style_per_quantity(tmp_path, probe_results, monkeypatch):
-    monkeypatch.setitem(plt.rcParams, "savefig.dpi", 30)
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path, *a, **k: Path(path).touch())
     path = probes.plot_decay(probe_results, tmp_path / "d.png")
     assert path.is_file()
     assert style.line_style("hidden") == "-" and style.line_style("cell") == "--"
@@ -144,3 +146,68 @@ def test_decade_ticks_thin_a_wide_range():
     exps = [round(math.log10(t)) for t in ax.get_yticks()]
     assert exps == [-25, -20, -15, -10, -5, 0] or exps == [-20, -10, 0]
     plt.close(fig)
+
+
+def _decay_init_results(T=12):
+    k = list(range(T))
+
+    def probe(slope):
+        mean = [slope * i for i in k]
+        return {"mean": mean, "min": [m - 0.2 for m in mean], "max": [m + 0.2 for m in mean]}
+
+    settings = {}
+    for name, slope in (("rnn", -3.0), ("lstm", -0.9), ("gru", -2.0), ("lstm_fb0", -1.5),
+                        ("lstm_chrono", -0.01), ("rnn_scale0.5", -4.0), ("rnn_scale1.5", -1.0)):
+        arch = name.split("_")[0]
+        e = {"k": k, "options": {"arch": arch}, "hidden": probe(slope) | {
+            "fitted_rate_log10_per_step": slope}, "bound_rate_log10_per_step": 0.0}
+        if arch == "lstm":
+            e |= {"cell": probe(slope / 2), "cec": probe(slope * 1.5)}
+        settings[name] = e
+    settings["rnn_scale1.5"]["options"]["recurrent_scale"] = 1.5
+    return {"config": {"seq_len": T, "seeds": 2, "hidden": 4}, "settings": settings}
+
+
+def test_experiment_figures_follow_the_style(tmp_path, monkeypatch):
+    """The figures of experiments/*.py, on synthetic or committed results."""
+    import json
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root / "experiments"))
+    figs = []
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, path, *a, **k: (figs.append(fig),
+                                                    Path(path).write_bytes(b"png")))
+    import decay_init
+    import imdb_compare
+    import imdb_gradients
+    import mixed_precision
+    import stability
+
+    decay_init.plot(_decay_init_results(), tmp_path)
+    imdb = root / "experiments" / "results" / "imdb"
+    for name in ("results.json", "curves.csv"):
+        (tmp_path / name).write_bytes((imdb / name).read_bytes())
+    imdb_compare.plot(tmp_path)
+    imdb_gradients.plot(tmp_path / "g.png",
+                        json.loads((imdb / "gradients.json").read_text())["records"])
+    mixed_precision.plot(json.loads((root / "experiments" / "results" / "mixed_precision"
+                                     / "results.json").read_text()), tmp_path / "mp.png")
+    summary = [{"arch": a, "clip": c, "diverged": d, "seeds": 3, "diverged_fraction": d / 3}
+               for a, c, d in (("rnn", None, 3), ("rnn", 1.0, 0), ("lstm", None, 0))]
+    stability.plot({"summary": summary, "config": {"seq_len": 10, "lr": 0.1, "steps": 5,
+                                                   "seeds": 3, "hidden": 4}}, tmp_path / "s.png")
+    assert len(figs) == 7
+    for fig in figs:
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+            if ax.get_yscale() == "log":
+                exps = [math.log10(t) for t in ax.get_yticks()]
+                assert all(abs(e - round(e)) < 1e-9 for e in exps), exps
+    assert "decay_init" in sys.modules
+
+
+def test_a_real_render_is_a_png(tmp_path, probe_results):
+    path = probes.plot_loss_grad(probe_results, tmp_path / "lg.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
