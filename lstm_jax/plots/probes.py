@@ -28,7 +28,7 @@ from lstm_jax.plots.style import (
 )
 
 PROBE_STYLE = QUANTITY_LINES  # quantity -> (line style, label): one mapping for every figure
-NORM_LABEL = f"Frobenius norm ({GEO_MEAN}; {BAND_SD})"
+NORM_LABEL = f"Frobenius norm\n({GEO_MEAN}; {BAND_SD})"
 FLOOR = 1e-300  # plotting floor: float64 cannot show a smaller positive number
 
 

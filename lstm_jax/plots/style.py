@@ -78,11 +78,15 @@ def arch_label(arch: str) -> str:
 
 def title(what: str, *, T: int | None = None, H: int | None = None, init: str | None = None,
           extra: str | None = None) -> str:
-    """``what (T=…, H=…, init …)``: the sizes and initialisation a figure was made at."""
+    """``what (T=…, H=…, init …)``: the sizes and initialisation a figure was made at; the
+    parenthesis goes on a second line when the title would be too long for a panel."""
     parts = [f"T={T}" if T is not None else None, f"H={H}" if H is not None else None,
              init, extra]
     parts = [p for p in parts if p]
-    return what + (f" ({', '.join(parts)})" if parts else "")
+    if not parts:
+        return what
+    sep = "\n" if len(what) + sum(len(p) + 2 for p in parts) > 58 else " "
+    return f"{what}{sep}({', '.join(parts)})"
 
 
 def init_label(cfg: dict) -> str | None:

@@ -34,9 +34,9 @@ from lstm_jax.probes.loss import last_step_readout_loss, loss_grad_log_norms
 from lstm_jax.recurrence import check_inputs
 
 LN10 = math.log(10.0)
-#: How :func:`probe` averages a norm over the rows of the batch (recorded in every record).
 BATCH_AVERAGE = ("geometric mean over rows: log10_<name> is the mean over rows of the per-row "
                  "log10 norm, log10_<name>_std its standard deviation")
+"""How :func:`probe` averages a norm over the rows of the batch (recorded in every record)."""
 
 
 def _setup(model, x, mask, initial_carry, layer):
