@@ -6,7 +6,7 @@ One place decides how a quantity looks, so a reader who has seen one figure can 
   (:data:`QUANTITY_LINES`): the hidden Jacobian ‖∂h_T/∂h_{T−k}‖ solid, the LSTM's cell Jacobian
   ‖∂C_T/∂C_{T−k}‖ dashed, the forget-gate product ∏f dotted, the loss gradient ‖∂L/∂h_t‖ solid.
 * log axes show whole decades, thinned to at most about seven ticks (10⁰, 10⁻¹⁰, 10⁻²⁰ …, never
-  10⁻¹³, 10⁻²⁶): :func:`decade_ticks`.
+  10⁻¹³, 10⁻²⁶), or 1, 2, 5 × 10ᵉ when the axis spans under two decades: :func:`decade_ticks`.
 * a band is ± 1 standard deviation and a probe line is the batch's geometric mean; the legend
   or the axis label says which (:data:`BAND_SD`, :data:`GEO_MEAN`).
 * accuracy in per cent (:func:`percent`), one word for the reference loss (:data:`BASELINE`).
@@ -23,7 +23,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FixedLocator, LogFormatterSciNotation, NullLocator  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FixedLocator,
+    FuncFormatter,
+    LogFormatterSciNotation,
+    NullLocator,
+)
 
 ARCH_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
 ARCH_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -105,18 +110,25 @@ def init_label(cfg: dict) -> str | None:
 
 def decade_ticks(ax, axis: str = "y", max_ticks: int = 7) -> None:
     """Major ticks of a log axis at whole decades, every 1, 2, 5, 10, 20, 50 … decades, so at
-    most about ``max_ticks`` labels show (10⁰, 10⁻¹⁰, 10⁻²⁰, …); no minor ticks."""
+    most about ``max_ticks`` labels show (10⁰, 10⁻¹⁰, 10⁻²⁰, …); under two decades, at
+    1, 2, 5 × 10ᵉ written plainly (0.01, 0.02, 0.05, 0.1); no minor ticks."""
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     lo, hi = sorted((lo, hi))
     if not (lo > 0 and math.isfinite(lo) and math.isfinite(hi)):
         return
     a, b = math.floor(math.log10(lo) + 1e-9), math.ceil(math.log10(hi) - 1e-9)
-    step = next(s for s in _steps() if (b - a) / s <= max_ticks - 1)
-    first = math.ceil(a / step) * step
-    exps = range(first, b + 1, step)
     target = ax.yaxis if axis == "y" else ax.xaxis
-    target.set_major_locator(FixedLocator([10.0 ** e for e in exps]))
-    target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    if math.log10(hi) - math.log10(lo) < 2:  # under two decades: 1, 2, 5 × 10^e, plainly
+        ticks = [m * 10.0 ** e for e in range(a, b + 1) for m in (1, 2, 5)
+                 if lo <= m * 10.0 ** e <= hi]
+        target.set_major_locator(FixedLocator(ticks))
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        step = next(s for s in _steps() if (b - a) / s <= max_ticks - 1)
+        first = math.ceil(a / step) * step
+        exps = range(first, b + 1, step)
+        target.set_major_locator(FixedLocator([10.0 ** e for e in exps]))
+        target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
     target.set_minor_locator(NullLocator())
     (ax.set_ylim if axis == "y" else ax.set_xlim)(lo, hi)
 
