@@ -44,7 +44,9 @@ def plot_curves(records: list[dict], path: str | Path, *, title: str = "",
     if log_y and metric.endswith("loss") and np.all(values > 0):
         ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel(name)
+    split = records[0].get("eval_split")  # "validation" in runs since the three-split protocol
+    ax.set_ylabel(name if split is None or not metric.startswith("eval/")
+                  else f"{name} ({split} split)")
     ax.set_title(title)
     legend_outside(ax)
     return save(fig, path)
