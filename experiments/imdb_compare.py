@@ -166,7 +166,9 @@ def plot(out: Path) -> Path:
                     label=f"{ARCH_LABELS[arch]}, readout {readout}")
     a1.axhline(50, color="gray", lw=0.8, ls=":", label="chance 50 %")
     a1.set_xlabel("training step")
-    a1.set_ylabel(f"held-out {ACCURACY_LABEL} (test subset)")
+    # the held-out subset is a test subset in runs made before the three-split protocol and a
+    # validation subset after it (results.json's note says which)
+    a1.set_ylabel(f"held-out {ACCURACY_LABEL}, fixed subset")
     a1.set_title(title("IMDB during training", T=r0["max_len"],
                        H=r0.get("config", {}).get("hidden")))
     legend_below(a1, ncol=3)
