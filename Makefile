@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-all demo lint bench reproduce clean
+.PHONY: setup test test-all demo docs docs-serve lint bench reproduce clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lstm-jax demo --out runs/demo
 
+# The documentation site (mkdocs.yml, docs/): site/ by default; `make docs-serve` previews it.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
 # Benchmarks (benchmarks/README.md): writes benchmarks/results/*.json and results/README.md.
 # BENCH_ARGS=--quick for a smoke run (results under runs/bench-quick).
 bench: $(STAMP)
@@ -43,4 +50,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check lstm_jax tests experiments benchmarks
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs site .pytest_cache

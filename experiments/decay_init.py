@@ -124,91 +124,87 @@ def run(args) -> dict:
     return res
 
 
-def _plot_panel(ax, res, names, probe="hidden", labels=None, styles=None):
-    from lstm_jax.plots.common import ARCH_COLORS
+BAND = "band: min–max over seeds"
+YLABEL = "Frobenius norm (geometric mean over rows)"
 
-    palette = ["#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
-    for i, name in enumerate(names):
-        e = res["settings"][name]
-        p = probe if isinstance(probe, str) else probe[i]
-        if p not in e:
-            continue
-        k = np.asarray(e["k"])
-        arch = e["options"]["arch"]
-        color = ARCH_COLORS.get(name, palette[i % len(palette)]) if labels else \
-            ARCH_COLORS.get(arch, "k")
-        style = (styles or {}).get(i, "-")
-        label = (labels or {}).get(i, name)
-        mean, lo, hi = (np.asarray(e[p][s]) for s in ("mean", "min", "max"))
-        ax.semilogy(k, 10.0 ** np.clip(mean, -300, 300), style, color=color, lw=1.8, label=label)
-        ax.fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
-                        color=color, alpha=0.15, lw=0)
-    ax.set_xlabel("lag k")
-    ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+
+def _curve(ax, e, probe, color, label, style=None):
+    """One probe of one setting: mean over seeds (of the per-seed geometric mean over rows) as a
+    line in the probe's own style, min–max over seeds as a band."""
+    from lstm_jax.plots.style import line_style
+
+    k = np.asarray(e["k"])
+    mean, lo, hi = (np.asarray(e[probe][s]) for s in ("mean", "min", "max"))
+    ax.semilogy(k, 10.0 ** np.clip(mean, -300, 300), style or line_style(probe), color=color,
+                label=label)
+    ax.fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
+                    color=color, alpha=0.15, lw=0)
+
+
+def _finish(ax):
+    ax.set_xlabel("lag k (steps back from T)")
+    ax.set_ylabel(YLABEL)
 
 
 def plot(res: dict, out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    from lstm_jax.plots.common import ARCH_COLORS, save
+    from lstm_jax.plots.common import save
+    from lstm_jax.plots.style import (
+        ARCH_COLORS,
+        ARCH_LABELS,
+        SETTING_COLORS,
+        legend_below,
+        new_figure,
+        quantity_label,
+        title,
+    )
 
     T, n = res["config"]["seq_len"], res["config"]["seeds"]
     H = res["config"]["hidden"]
+    seeds = f"\nline: mean over {n} seeds; {BAND}"
     paths = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, layout="constrained")
+    fig, axes = new_figure(11, 4.8, ncols=2)
     for arch in ("rnn", "lstm", "gru"):
         e = res["settings"][arch]
-        k = np.asarray(e["k"])
-        mean, lo, hi = (np.asarray(e["hidden"][s]) for s in ("mean", "min", "max"))
-        lab = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}[arch]
+        lab = ARCH_LABELS[arch]
         if arch == "rnn":
             lab += (f" (fit {e['hidden']['fitted_rate_log10_per_step']:.3f}/step; "
                     f"bound log10‖W‖₂ = {e['bound_rate_log10_per_step']:.3f})")
-        axes[0].semilogy(k, 10.0 ** np.clip(mean, -300, 300), color=ARCH_COLORS[arch], lw=1.8,
-                         label=lab)
-        axes[0].fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
-                             color=ARCH_COLORS[arch], alpha=0.15, lw=0)
-    axes[0].set_title(f"‖∂h_T/∂h_(T−k)‖_F at init (T={T}, H={H}, {n} seeds: mean, min–max)",
-                      fontsize=9)
+        _curve(axes[0], e, "hidden", ARCH_COLORS[arch], lab)
+    axes[0].set_title(title("‖∂h_T/∂h_(T−k)‖_F at init", T=T, H=H,
+                            init="LSTM forget bias 1") + seeds)
     e = res["settings"]["lstm"]
-    k = np.asarray(e["k"])
-    for probe, style, lab in (("cell", "-", "‖∂C_T/∂C_(T−k)‖_F (all paths)"),
-                              ("cec", "--", "‖diag ∏ f_j‖_F (cell path only)"),
-                              ("hidden", ":", "‖∂h_T/∂h_(T−k)‖_F")):
-        mean, lo, hi = (np.asarray(e[probe][s]) for s in ("mean", "min", "max"))
-        axes[1].semilogy(k, 10.0 ** np.clip(mean, -300, 300), style, color=ARCH_COLORS["lstm"],
-                         lw=1.8, label=lab)
-        axes[1].fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
-                             color=ARCH_COLORS["lstm"], alpha=0.12, lw=0)
-    axes[1].set_title("LSTM at init (forget bias 1): cell Jacobian vs ∏ f", fontsize=9)
+    for probe, extra in (("hidden", ""), ("cell", " (all paths)"), ("cec", " (cell path only)")):
+        _curve(axes[1], e, probe, ARCH_COLORS["lstm"], quantity_label(probe) + extra)
+    axes[1].set_title(title("LSTM at init: cell Jacobian vs ∏ f", T=T, H=H,
+                            init="forget bias 1") + seeds)
     for ax in axes:
-        ax.set_xlabel("lag k")
-        ax.grid(True, alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        _finish(ax)
+        legend_below(ax, ncol=1)
     paths.append(save(fig, out / "decay_init.png"))
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, layout="constrained")
+    fig, axes = new_figure(11, 4.8, ncols=2)
     names = ["lstm_fb0", "lstm", "lstm_chrono"]
-    _plot_panel(axes[0], res, names, "cell",
-                labels={0: "forget bias 0", 1: "forget bias 1", 2: f"chrono (T_max={T})"})
-    axes[0].set_title("LSTM ‖∂C_T/∂C_(T−k)‖_F at init vs forget-gate init", fontsize=9)
-    _plot_panel(axes[1], res, names, "hidden",
-                labels={0: "forget bias 0", 1: "forget bias 1", 2: f"chrono (T_max={T})"})
-    axes[1].set_title("LSTM ‖∂h_T/∂h_(T−k)‖_F at init vs forget-gate init", fontsize=9)
+    labels = ["forget bias 0", "forget bias 1", f"chrono (T_max={T})"]
+    for probe, ax in (("cell", axes[0]), ("hidden", axes[1])):
+        for i, (nm, lab) in enumerate(zip(names, labels, strict=True)):
+            _curve(ax, res["settings"][nm], probe, SETTING_COLORS[i], lab)
+        ax.set_title(title(f"LSTM {quantity_label(probe)} at init vs forget-gate init", T=T,
+                           H=H) + seeds)
+        _finish(ax)
+        legend_below(ax, ncol=3)
     paths.append(save(fig, out / "decay_forget_bias.png"))
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110, layout="constrained")
-    names = ["rnn_scale0.5", "rnn", "rnn_scale1.5"]
-    labels = {}
-    for i, nm in enumerate(names):
+    fig, ax = new_figure(7.5, 4.8)
+    for i, nm in enumerate(["rnn_scale0.5", "rnn", "rnn_scale1.5"]):
         e = res["settings"][nm]
-        labels[i] = (f"scale {e['options'].get('recurrent_scale', 1.0)}: fit "
-                     f"{e['hidden']['fitted_rate_log10_per_step']:+.3f}/step, bound "
-                     f"{e['bound_rate_log10_per_step']:+.3f}")
-    _plot_panel(ax, res, names, "hidden", labels=labels)
-    ax.set_title("tanh RNN ‖∂h_T/∂h_(T−k)‖_F at init vs recurrent scale (rates in log10)",
-                 fontsize=9)
+        lab = (f"scale {e['options'].get('recurrent_scale', 1.0)}: fit "
+               f"{e['hidden']['fitted_rate_log10_per_step']:+.3f}/step, bound "
+               f"{e['bound_rate_log10_per_step']:+.3f}")
+        _curve(ax, e, "hidden", SETTING_COLORS[i], lab)
+    ax.set_title(title("tanh RNN ‖∂h_T/∂h_(T−k)‖_F at init vs recurrent scale", T=T, H=H,
+                       init="orthogonal W_hh") + seeds)
+    _finish(ax)
+    legend_below(ax, ncol=1)
     paths.append(save(fig, out / "decay_rnn_scale.png"))
     return paths
 

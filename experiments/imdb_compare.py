@@ -139,44 +139,59 @@ def collect(args) -> list[dict]:
 
 def plot(out: Path) -> Path:
     """Figure from ``results.json`` and ``curves.csv`` only: held-out accuracy against step per
-    run (left), full-test accuracy per run with the anchors (right)."""
-    import matplotlib.pyplot as plt
-
-    from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, save
+    run (left), full-test accuracy per run with the anchors (right); accuracy in %."""
+    from lstm_jax.plots.common import save
+    from lstm_jax.plots.style import (
+        ACCURACY_LABEL,
+        ARCH_COLORS,
+        ARCH_LABELS,
+        legend_below,
+        new_figure,
+        percent,
+        title,
+    )
 
     res = json.loads((out / "results.json").read_text())
     with open(out / "curves.csv") as f:
         curves = list(csv.DictReader(f))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4))
-    styles = {"last": "-", "mean": "--", "max": ":"}
+    runs = res["runs"]
+    r0 = runs[0]
+    fig, (a1, a2) = new_figure(12, 5.0, ncols=2)
+    # readout by marker, so line styles keep their one meaning (the quantity) in every figure
+    markers = {"last": "o", "mean": "s", "max": "^"}
     for arch, readout in RUNS:
         pts = [c for c in curves if c["arch"] == arch and c["readout"] == readout]
         if pts:
-            a1.plot([int(c["step"]) for c in pts], [float(c["eval_accuracy"]) for c in pts],
-                    styles[readout], color=ARCH_COLORS[arch],
+            a1.plot([int(c["step"]) for c in pts],
+                    [percent(float(c["eval_accuracy"])) for c in pts], "-",
+                    marker=markers[readout], ms=3.5, color=ARCH_COLORS[arch],
                     label=f"{ARCH_LABELS[arch]}, readout {readout}")
-    a1.axhline(0.5, color="gray", lw=0.8, ls=":")
+    a1.axhline(50, color="gray", lw=0.8, ls=":", label="chance 50 %")
     a1.set_xlabel("training step")
-    a1.set_ylabel("accuracy (held-out test subset)")
-    a1.legend(fontsize=8)
-    runs = res["runs"]
-    labels = [f"{ARCH_LABELS[r['arch']]}\n{r['readout']}" for r in runs]
-    accs = [100 * r["test_accuracy"] for r in runs]
-    bars = a2.bar(range(len(runs)), accs, color=[ARCH_COLORS[r["arch"]] for r in runs],
-                  hatch=None)
+    # the held-out subset is a test subset in runs made before the three-split protocol and a
+    # validation subset after it (results.json's note says which)
+    a1.set_ylabel(f"held-out {ACCURACY_LABEL}, fixed subset")
+    a1.set_title(title("IMDB during training", T=r0["max_len"],
+                       H=r0.get("config", {}).get("hidden")))
+    legend_below(a1, ncol=3)
+    accs = [percent(r["test_accuracy"]) for r in runs]
+    bars = a2.bar(range(len(runs)), accs, color=[ARCH_COLORS[r["arch"]] for r in runs])
     for b, r in zip(bars, runs, strict=True):
         b.set_hatch({"last": None, "mean": "//", "max": ".."}[r["readout"]])
         a2.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.2, f"{b.get_height():.1f}",
-                ha="center", fontsize=8)
+                ha="center", fontsize=7)
     for (name, v), ls in zip(res["anchors"].items(), (":", "--", "-."), strict=True):
-        a2.axhline(100 * v, color="black", lw=0.8, ls=ls, label=f"{name}: {100 * v:.1f}")
-    a2.set_xticks(range(len(runs)), labels, fontsize=8)
-    lo = min(accs + [80.0]) - 2
-    a2.set_ylim(lo, 92)
-    r0 = runs[0]
-    a2.set_ylabel(f"test accuracy, % (25,000 reviews; last {r0['max_len']} tokens)")
-    a2.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        a2.axhline(percent(v), color="black", lw=0.8, ls=ls,
+                   label=f"anchor: {name} {percent(v):.1f} %")
+    # one short label per bar, two lines (architecture / readout): no colliding tick labels
+    a2.set_xticks(range(len(runs)), [f"{ARCH_LABELS[r['arch']]}\n{r['readout']}" for r in runs],
+                  fontsize=7)
+    a2.set_ylim(min(accs + [80.0]) - 2, 92)
+    a2.set_xlabel("architecture and readout")
+    a2.set_ylabel(f"test {ACCURACY_LABEL}, {r0.get('test_n', 25000):,} reviews")
+    a2.set_title(title("IMDB full test set", T=r0["max_len"],
+                       H=r0.get("config", {}).get("hidden")))
+    legend_below(a2, ncol=1)
     return save(fig, out / "imdb_compare.png")
 
 

@@ -151,32 +151,51 @@ def _frac(v: float) -> str:
 
 
 def plot(path: Path, records: list[dict]) -> Path:
-    import matplotlib.pyplot as plt
+    """Loss gradient and Jacobians of the trained IMDB models relative to distance 0, on log
+    axes; line style = quantity (hidden solid, cell dashed), readout = line width (last thick,
+    mean thin and lighter)."""
+    import numpy as np
 
-    from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, save
+    from lstm_jax.plots.common import save
+    from lstm_jax.plots.style import (
+        ARCH_COLORS,
+        ARCH_LABELS,
+        GEO_MEAN,
+        legend_below,
+        line_style,
+        new_figure,
+        title,
+    )
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.4), sharey=False)
-    styles = {"last": "-", "mean": "--"}
+    def pow10(v):
+        return 10.0 ** np.clip(np.asarray(v, dtype=float), -300, 300)
+
+    width = {"last": 1.8, "mean": 1.0}
+    alpha = {"last": 1.0, "mean": 0.55}
+    fig, (a1, a2) = new_figure(12, 5.0, ncols=2)
     for r in records:
         c, lab = ARCH_COLORS[r["arch"]], f"{ARCH_LABELS[r['arch']]}, readout {r['readout']}"
-        a1.plot(r["distance"], r["log10_loss_grad_rel"], styles[r["readout"]], color=c, label=lab)
-        a2.plot(r["k"], r["log10_hidden_rel"], styles[r["readout"]], color=c, label=lab)
+        kw = {"color": c, "lw": width[r["readout"]], "alpha": alpha[r["readout"]]}
+        a1.semilogy(r["distance"], pow10(r["log10_loss_grad_rel"]), line_style("loss_grad"),
+                    label=lab, **kw)
+        a2.semilogy(r["k"], pow10(r["log10_hidden_rel"]), line_style("hidden"),
+                    label=f"{lab}: ‖∂h(T)/∂h(T−k)‖", **kw)
         if "log10_cell_rel" in r and r["readout"] == "last":
-            a2.plot(r["k"], r["log10_cell_rel"], ":", color=c, lw=1.2,
-                    label=f"LSTM cell ‖∂C(T)/∂C(T−k)‖_F, readout {r['readout']}")
+            a2.semilogy(r["k"], pow10(r["log10_cell_rel"]), line_style("cell"),
+                        label=f"{lab}: ‖∂C(T)/∂C(T−k)‖", **kw)
     for arch, v in ANCHORS.items():
-        a1.plot([200], [math.log10(v)], "o", mfc="none", color=ARCH_COLORS[arch],
+        a1.plot([200], [v], "o", mfc="none", color=ARCH_COLORS[arch],
                 label=f"essay anchor {ARCH_LABELS[arch]}: 1/{round(1 / v):,} at 200 words")
     T = records[0]["max_len"]
-    a1.set_xlabel(f"distance from the end of the review (tokens; last {T} kept)")
-    a1.set_ylabel("log10 ‖∂L/∂h(T−d)‖ / ‖∂L/∂h(T)‖")
+    H = records[0].get("hidden")
+    a1.set_xlabel(f"distance d from the end of the review (tokens; last {T} kept)")
+    a1.set_ylabel(f"‖∂L/∂h(T−d)‖ / ‖∂L/∂h(T)‖ ({GEO_MEAN})")
     a2.set_xlabel("lag k (tokens)")
-    a2.set_ylabel("log10 ‖∂h(T)/∂h(T−k)‖_F / √H")
-    a1.legend(fontsize=7)
-    a2.legend(fontsize=7)
-    a1.set_title("loss gradient reaching back (trained models, test reviews)", fontsize=9)
-    a2.set_title("Jacobian of the recurrence (Hutchinson estimate)", fontsize=9)
-    fig.tight_layout()
+    a2.set_ylabel(f"Frobenius norm relative to k = 0 ({GEO_MEAN})")
+    a1.set_title(title("Loss gradient reaching back, trained models", T=T, H=H))
+    a2.set_title(title("Jacobian of the recurrence (Hutchinson)", T=T, H=H))
+    legend_below(a1, ncol=2)
+    legend_below(a2, ncol=2)
     return save(fig, path)
 
 

@@ -160,9 +160,10 @@ def train_rows(args, out: Path) -> list[dict]:
 def plot(res: dict, path: Path) -> Path:
     import numpy as np
 
-    from lstm_jax.plots.common import ARCH_COLORS, new_figure, save
+    from lstm_jax.plots.common import ARCH_COLORS, save
+    from lstm_jax.plots.style import BASELINE, legend_outside, new_figure, title
 
-    fig, ax = new_figure(7, 4)
+    fig, ax = new_figure(8, 4.2)
     for r in res["train"]:
         steps = [p["step"] for p in r["curve"]]
         loss = np.array([p["eval/loss"] for p in r["curve"]])
@@ -172,13 +173,14 @@ def plot(res: dict, path: Path) -> Path:
                     alpha=0.85, lw=1.3,
                     label=f"{r['arch'].upper()} {r['matmul_dtype']}" if s == 0 else None)
     c = res["config"]
-    ax.axhline(1 / 6, color="0.5", lw=0.8, ls=":", label="baseline (predict 1)")
+    ax.axhline(1 / 6, color="0.5", lw=0.8, ls=":", label=f"{BASELINE} 1/6")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel("eval MSE")
-    ax.set_title(f"Adding problem T={c['seq_len']}, H={c['hidden']}: float32 (solid) vs "
-                 f"bfloat16 products (dashed), {c['seeds']} seeds", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_ylabel("held-out MSE (each seed a line)")
+    ax.set_title(title("Adding problem", T=c["seq_len"], H=c["hidden"], init="default init",
+                       extra=f"{c['seeds']} seeds")
+                 + "\nfloat32 (solid) vs bfloat16 products (dashed)")
+    legend_outside(ax)
     return save(fig, path)
 
 

@@ -10,8 +10,8 @@ second run only redraws and rebuilds the report):
    ``--collect``, and the two longer runs the README quotes (``lstm-jax train``, ``long_runs/``)
 4. ``experiments/stability.py``       divergence without / with clipping
 5. ``lstm-jax eda imdb``              the essay's three IMDB figures (skipped if no data)
-6. IMDB models: quick reuses ``runs/imdb_compare`` (or the committed summary
-   ``experiments/results/imdb``) when present and never trains; FULL runs
+6. IMDB models: quick reuses ``--imdb`` (default ``runs/imdb_compare``) when present and never
+   trains (the table and the report say "not run" otherwise); FULL runs
    ``experiments/imdb_compare.py`` (9 runs), the best LSTM setting (``imdb_best``) and
    ``experiments/imdb_gradients.py``
 7. ``experiments/comparison_table.py`` the essay's table, measured
@@ -100,10 +100,9 @@ def stages(full: bool, out: Path, report: Path, imdb: str, py: str) -> list[tupl
                                "--out", str(out / "imdb_best")]),
                 ("imdb_gradients", [py, "experiments/imdb_gradients.py", "--runs", imdb])]
     lst += [("comparison", [py, "experiments/comparison_table.py", *q, "--results", str(out),
-                            "--imdb", f"{imdb},experiments/results/imdb",
-                            "--out", str(out / "comparison")]),
+                            "--imdb", imdb, "--out", str(out / "comparison")]),
             ("report", [py, "-m", "lstm_jax.report", "--results", str(out),
-                        "--imdb", f"{imdb},experiments/results/imdb", "--out", str(report)])]
+                        "--imdb", imdb, "--out", str(report)])]
     return lst
 
 

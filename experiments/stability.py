@@ -95,9 +95,11 @@ def summarise(rows: list[dict]) -> list[dict]:
 def plot(res: dict, path: Path) -> Path:
     import numpy as np
 
-    from lstm_jax.plots.common import ARCH_COLORS, new_figure, save
+    from lstm_jax.plots.common import ARCH_COLORS, save
+    from lstm_jax.plots.style import legend_outside, new_figure, title
 
-    fig, ax = new_figure(7, 3.8)
+    fig, ax = new_figure(8, 3.8)
+    ax.grid(False)
     summ = res["summary"]
     archs = list(dict.fromkeys(s["arch"] for s in summ))
     w = 0.38
@@ -116,11 +118,13 @@ def plot(res: dict, path: Path) -> Path:
     c = res["config"]
     ax.set_xticks(np.arange(len(archs)),
                   [("tanh RNN (scale 1.5)" if a == "rnn" else a.upper()) for a in archs])
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("architecture")
     ax.set_ylabel("fraction of seeds diverged")
-    ax.set_title(f"Divergence, adding T={c['seq_len']}, SGD lr={c['lr']} momentum 0.9, "
-                 f"{c['steps']} steps, {c['seeds']} seeds", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(title(f"Divergence on adding, SGD lr={c['lr']} momentum 0.9", T=c["seq_len"],
+                       H=c.get("hidden"), init="RNN recurrent scale 1.5",
+                       extra=f"{c['steps']} steps, {c['seeds']} seeds"))
+    legend_outside(ax)
     return save(fig, path)
 
 

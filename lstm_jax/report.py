@@ -1,9 +1,11 @@
 """The reproduction report: ``report.md`` and a standalone ``report.html`` from results files only.
 
-Reads what ``experiments/reproduce.py`` and the experiments it runs wrote (``RESULTS/manifest.json``,
-``RESULTS/<experiment>/results.json`` and figures; the IMDB folders; ``RESULTS/eda``) and never
-trains: a missing result becomes a line saying which command makes it. Every figure and table is
-shown with the command and configuration that made it, and the papers' anchor numbers beside ours.
+Reads only what ``experiments/reproduce.py`` and the experiments it runs wrote into the results
+folder it is given (``RESULTS/manifest.json``, ``RESULTS/<experiment>/results.json`` and figures,
+``RESULTS/eda``, the IMDB models in ``RESULTS/imdb_compare`` unless ``--imdb`` names other
+folders) and never trains: a missing result becomes "not run" and the command that makes it.
+Every figure and table is shown with the command and configuration that made it, and the papers'
+anchor numbers beside ours.
 
 The document is a list of blocks (heading, paragraph, table, figure, code) rendered twice: as
 Markdown (figures linked by relative path, copied beside ``report.md``) and as one HTML file with
@@ -286,8 +288,9 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
         out.append(bullets(ANCHORS["imdb"]))
         break
     else:
-        out.append(para("No IMDB model results found in " + ", ".join(map(str, imdb_dirs))
-                      + "; `make reproduce FULL=1` runs experiments/imdb_compare.py."))
+        out.append(para("IMDB models: not run (no results.json in "
+                        + ", ".join(map(str, imdb_dirs)) + "); `make reproduce FULL=1` runs "
+                        "experiments/imdb_compare.py."))
     best = R / "imdb_best"
     if (best / "table.md").is_file():
         out += [heading(3, "The best LSTM setting (goal: ≥ 89 % in under 30 minutes)"),
@@ -321,9 +324,9 @@ def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
             machine = r["machine"]
             break
     head = [heading(1, "lstm_jax: reproducing the essay's claims"),
-            para(f"Built {time.strftime('%Y-%m-%d %H:%M')} from the results in {results} "
-               f"(mode: {man.get('mode', 'unknown')}). Made by `python -m lstm_jax.report` from "
-               "results files only (no training). Essay: ../shared/essay/000_3898e7986aca77d8.txt.")]
+            para(f"Built {time.strftime('%Y-%m-%d %H:%M')} from the results in {results}: "
+                 f"{what_was_run(man)} Made by `python -m lstm_jax.report` from results files "
+                 "only (no training).")]
     if man.get("stages"):
         longest: dict = {}
         for h in man.get("history", []):
@@ -353,17 +356,44 @@ def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
         head += [heading(2, "Where the data disagree with the essay or the anchors"), bullets(dis),
                  para("Quick-mode sizes are small (see each section's configuration); they show "
                     "the shape of each effect, and `make reproduce FULL=1` the README's sizes.")]
-    return (head + section_comparison(results, man) + section_decay_init(results, man)
+    return (head + section_decay_init(results, man)
             + section_decay_trained(results, man, imdb_dirs) + section_lag(results, man)
-            + section_stability(results, man) + section_imdb(results, man, imdb_dirs))
+            + section_stability(results, man) + section_imdb(results, man, imdb_dirs)
+            + section_comparison(results, man))
 
 
-def write_report(results: str | Path, out: str | Path, imdb: str | list = "runs/imdb_compare"
+def what_was_run(man: dict) -> str:
+    """One sentence on what made the results folder, from its ``manifest.json``."""
+    mode = man.get("mode")
+    if not man:
+        return ("no manifest.json, so not a `make reproduce` folder; each section shows what the "
+                "folder holds.")
+    sizes = {"quick": "`make reproduce` at quick sizes (minutes; the shape of each effect)",
+             "full": "`make reproduce FULL=1` at the sizes the README quotes"}
+    ran = [n for n, s in man.get("stages", {}).items() if "seconds" in s and n != "report"]
+    skipped = [n for n, s in man.get("stages", {}).items() if "skipped" in s]
+    text = sizes.get(mode, f"`experiments/reproduce.py` (mode {mode!r})") + "; stages run: "
+    text += (", ".join(ran) or "none") + "."
+    if skipped:
+        text += " Skipped: " + ", ".join(skipped) + "."
+    return text
+
+
+def write_report(results: str | Path, out: str | Path, imdb: str | list | None = None
                  ) -> tuple[Path, Path]:
-    """Write ``out/report.md`` and ``out/report.html`` from the files under ``results``."""
+    """Write ``out/report.md`` and ``out/report.html`` from the files under ``results``.
+
+    Args:
+      results: the results folder (what ``experiments/reproduce.py --out`` wrote).
+      out: where the report goes (created).
+      imdb: folders of ``experiments/imdb_compare.py`` results (comma-separated or a list);
+        default ``results/imdb_compare``. Nothing else is read.
+    """
     from lstm_jax.io import atomic_write_text, ensure_out_dir
 
     results, out = Path(results), ensure_out_dir(out)
+    if imdb is None:
+        imdb = [results / "imdb_compare"]
     dirs = [Path(x) for x in (imdb.split(",") if isinstance(imdb, str) else imdb) if x]
     blocks = build_blocks(results, dirs)
     md, page = out / "report.md", out / "report.html"
@@ -372,12 +402,26 @@ def write_report(results: str | Path, out: str | Path, imdb: str | list = "runs/
     return md, page
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m lstm_jax.report",
+        description="Build report.md and a standalone report.html from one results folder "
+                    "(written by experiments/reproduce.py). Reads only that folder (and --imdb "
+                    "when given) and never trains: a missing result is shown as 'not run' with "
+                    "the command that makes it.")
+    p.add_argument("--results", default="runs/reproduce", metavar="DIR",
+                   help="the results folder to report on (experiments/reproduce.py --out; "
+                        "default: runs/reproduce)")
+    p.add_argument("--imdb", default=None, metavar="DIR[,DIR]",
+                   help="folders of experiments/imdb_compare.py results, comma-separated; "
+                        "default: DIR/imdb_compare inside --results")
+    p.add_argument("--out", default="runs/report", metavar="DIR",
+                   help="where report.md, report.html and the copied figures go (default: runs/report)")
+    return p
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", default="runs/reproduce")
-    p.add_argument("--imdb", default="runs/imdb_compare,experiments/results/imdb")
-    p.add_argument("--out", default="runs/report")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     md, page = write_report(args.results, args.out, args.imdb)
     print(f"wrote {md} and {page}")
     return 0

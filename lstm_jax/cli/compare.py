@@ -20,7 +20,8 @@ def register(sub) -> None:
     p.add_argument("protocol", help="the protocol file, e.g. experiments/protocols/adding.toml")
     p.add_argument("--out", required=True, help="comparison directory (resumable)")
     p.add_argument("--max-points", type=positive_int,
-                   help="train at most N points in this call, then stop (run again to continue; default: all)")
+                   help="train at most N points in this call, then stop (run again to "
+                        "continue; default: all)")
     p.add_argument("--progress", action="store_true", help="a progress bar per point")
     p.set_defaults(func=run)
 

@@ -109,8 +109,11 @@ def run(args) -> int:
             if code:
                 return code
             runs[arch] = run_dir
+        from lstm_jax.plots.style import init_label, title
+
         plot_runs(runs, out / "training.png",
-                  title=f"Adding problem, T={args.train_seq_len}: held-out MSE")
+                  title=title("Adding problem: held-out MSE", T=args.train_seq_len, H=args.hidden,
+                              init=init_label(vars(args) | {"arch": None}) or "default init"))
 
     summary = {
         "parameters": states["parameters"],

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, new_figure, save
+from lstm_jax.plots.style import BAND_SD, BASELINE, legend_outside
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
@@ -25,11 +26,11 @@ def plot_runs(runs: dict[str, str | Path], path: str | Path, *, metric: str = "e
               title: str = "") -> Path:
     """``runs`` maps a label (an architecture name for its colour) to a ``lstm-jax train`` run dir.
 
-    Each line is the metric's mean over the run's seeds (a band for ±1 sd when there are several);
-    the dashed line is the task's trivial baseline.
+    Each line is the metric's mean over the run's seeds (a band for ± 1 sd when there are
+    several); the dashed line is the task's memoryless baseline.
     """
-    fig, ax = new_figure()
-    baseline = None
+    fig, ax = new_figure(7.5, 4.2)
+    baseline, several = None, False
     for label, run_dir in runs.items():
         recs = [r for r in read_metrics(run_dir) if metric in r]
         if not recs:
@@ -40,13 +41,15 @@ def plot_runs(runs: dict[str, str | Path], path: str | Path, *, metric: str = "e
         color = ARCH_COLORS.get(label)
         ax.plot(steps, mean, color=color, label=ARCH_LABELS.get(label, label))
         if values.shape[1] > 1:
+            several = True
             ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.2)
         baseline = recs[-1].get("baseline", baseline)
     if baseline is not None and metric.endswith("loss"):
-        ax.axhline(baseline, color="gray", ls="--", label=f"trivial baseline {baseline:.3g}")
+        ax.axhline(baseline, color="gray", ls="--", label=f"{BASELINE} {baseline:.3g}")
     ax.set_xlabel("training step")
-    ax.set_ylabel(metric)
+    name = {"eval/loss": "held-out loss"}.get(metric, metric)
+    ax.set_ylabel(f"{name}, mean over seeds" + (f" ({BAND_SD})" if several else ""))
     ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend()
+    legend_outside(ax)
     return save(fig, path)

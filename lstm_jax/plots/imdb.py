@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_jax.plots.common import new_figure, plt, save
+from lstm_jax.plots.style import legend_outside
 
 CLASS_COLORS = {"neg": "#d62728", "pos": "#1f77b4", "unlabelled": "#7f7f7f"}
 SPLIT_ORDER = ("train", "test", "unsupervised")
@@ -34,10 +35,11 @@ def plot_sentiment(stats: dict, path: str | Path) -> Path:
             ax.bar_label(bar, labels=[f"{v:,}"], fontsize=8, padding=2)
     x = np.arange(len(splits))
     ax.set_xticks(x, splits)
+    ax.set_xlabel("split")
     ax.set_ylabel("reviews")
     ax.set_title("IMDB (Maas et al. 2011): reviews per class and split")
     ax.margins(y=0.12)
-    ax.legend(frameon=False)
+    legend_outside(ax)
     return save(fig, path)
 
 
@@ -62,7 +64,7 @@ def plot_length_histogram(lengths: dict, stats: dict, path: str | Path,
     ax.set_xlabel(f"review length ({unit}, log scale)")
     ax.set_ylabel("reviews per bin")
     ax.set_title(f"IMDB review lengths, train + test ({len(x):,} reviews)")
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    legend_outside(ax)
     return save(fig, path)
 
 
@@ -89,6 +91,7 @@ def plot_length_box(lengths: dict, path: str | Path, unit: str = "tokens") -> Pa
                     textcoords="offset points", ha="left", va="center", fontsize=7)
     ax.set_yscale("log")
     ax.set_xlim(0.5, len(data) + 0.75)
+    ax.set_xlabel("split and sentiment")
     ax.set_ylabel(f"review length ({unit}, log scale)")
     ax.set_title("IMDB review length by sentiment (triangle = mean)")
     return save(fig, path)

@@ -13,11 +13,22 @@ from pathlib import Path
 import numpy as np
 
 from lstm_jax.io import read_json
-from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, new_figure, save
+from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, save
+from lstm_jax.plots.style import (
+    BAND_SD,
+    GEO_MEAN,
+    QUANTITY_LINES,
+    init_label,
+    legend_below,
+    legend_outside,
+    new_figure,
+)
+from lstm_jax.plots.style import (
+    title as make_title,
+)
 
-PROBE_STYLE = {"hidden": ("-", r"$\|\partial h_T/\partial h_{T-k}\|_F$"),
-               "cell": ("--", r"$\|\partial C_T/\partial C_{T-k}\|_F$"),
-               "cec": (":", r"$\|\Pi_j f_j\|$ (CEC path)")}
+PROBE_STYLE = QUANTITY_LINES  # quantity -> (line style, label): one mapping for every figure
+NORM_LABEL = f"Frobenius norm\n({GEO_MEAN}; {BAND_SD})"
 FLOOR = 1e-300  # plotting floor: float64 cannot show a smaller positive number
 
 
@@ -32,6 +43,17 @@ def _records(results) -> dict:
     if "archs" in results:
         return results["archs"]
     return {results["arch"]: results}
+
+
+def _default_title(what: str, results, recs: dict) -> str:
+    """``what`` with T, H and the initialisation of the probed networks."""
+    rec = next(iter(recs.values()))
+    cfg = results.get("config", {}) if isinstance(results, dict) else {}
+    if isinstance(results, str | Path):
+        cfg = read_json(results).get("config", {})
+    init = init_label({**cfg, "arch": rec.get("arch") if len(recs) == 1 else None})
+    return make_title(what, T=rec.get("seq_len"), H=rec.get("hidden_size"),
+                      init=init or "default init", extra=rec.get("method"))
 
 
 def _band(ax, x, mean, std, color, style, label):
@@ -49,9 +71,8 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
     ``cell`` beside its ``cec`` curve (right, when an LSTM is present)."""
     recs = _records(results)
     has_lstm = any("log10_cell" in r or "log10_cec" in r for r in recs.values())
-    fig, ax = new_figure(11.0 if has_lstm else 7.0, 4.2)
-    fig.clf()
-    axes = fig.subplots(1, 2 if has_lstm else 1, squeeze=False)[0]
+    fig, axes = new_figure(11.0 if has_lstm else 7.0, 4.8, ncols=2 if has_lstm else 1)
+    axes = np.atleast_1d(axes)
     for arch, rec in recs.items():
         k = np.asarray(rec["k"])
         color = ARCH_COLORS.get(arch, "k")
@@ -72,23 +93,21 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
                 sig = np.clip(10.0 ** _arr(rec["log10_spectral"]), FLOOR, None)
             axes[0].plot(rec["spectral_k"], sig, "o", ms=3.5, color=color,
                          label=f"{ARCH_LABELS.get(arch, arch)} " + r"$\sigma_{max}$")
-    method = next(iter(recs.values())).get("method", "")
-    axes[0].set_title(title or f"Gradient flow back in time ({method})")
+    axes[0].set_title(title or _default_title("Gradient flow back in time", results, recs))
     if has_lstm:
         axes[1].set_title("LSTM: every path vs the forget-gate product")
     for a in axes:
         a.set_yscale("log")
         a.set_xlabel("lag k (steps back from T)")
-        a.set_ylabel("Frobenius norm (batch geometric mean ± 1 sd)")
-        a.grid(True, alpha=0.3, which="major")
-        a.legend(fontsize=8)
+        a.set_ylabel(NORM_LABEL)
+        legend_below(a, ncol=2)
     return save(fig, path)
 
 
 def plot_loss_grad(results, path, *, title: str | None = None) -> Path:
     """‖∂L/∂h_t‖ against step t on a log axis, one curve per architecture."""
     recs = _records(results)
-    fig, ax = new_figure()
+    fig, ax = new_figure(7.5, 4.2)
     for arch, rec in recs.items():
         if "log10_loss_grad" not in rec:
             continue
@@ -97,9 +116,9 @@ def plot_loss_grad(results, path, *, title: str | None = None) -> Path:
               ARCH_LABELS.get(arch, arch))
     ax.set_yscale("log")
     ax.set_xlabel("step t")
-    ax.set_ylabel(r"$\|\partial L/\partial h_t\|$")
-    ax.set_title(title or "Loss gradient reaching each step")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(PROBE_STYLE["loss_grad"][1] + f" ({GEO_MEAN}; {BAND_SD})")
+    ax.set_title(title or _default_title("Loss gradient reaching each step", results, recs))
+    legend_outside(ax)
     return save(fig, path)
 
 
@@ -131,29 +150,31 @@ def plot_training_heatmap(records: Sequence[dict] | str | Path, path, *, probe: 
     steps = np.array([r["step"] for r in records])
     k = np.asarray(records[0]["k"])
     z = np.stack([_arr(r[f"log10_{probe}"]) for r in records])
-    fig, ax = new_figure(11.0, 4.2)
-    fig.clf()
-    a0, a1 = fig.subplots(1, 2)
+    fig, (a0, a1) = new_figure(11.0, 4.4, ncols=2)
+    a0.grid(False)
     y_edges = np.arange(len(steps) + 1) - 0.5
     mesh = a0.pcolormesh(np.arange(len(k) + 1) - 0.5, y_edges, z, shading="flat", cmap="viridis")
     ticks = np.linspace(0, len(steps) - 1, min(len(steps), 8)).round().astype(int)
     a0.set_yticks(ticks, [str(steps[i]) for i in ticks])
     a0.set_xlabel("lag k")
     a0.set_ylabel("training step")
-    fig.colorbar(mesh, ax=a0, label=f"log10 {PROBE_STYLE.get(probe, ('', probe))[1]}")
+    fig.colorbar(mesh, ax=a0, label=f"log10 {PROBE_STYLE.get(probe, ('', probe))[1]}"
+                 f" ({GEO_MEAN})")
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]
     for i in range(len(records)):
         with np.errstate(over="ignore", under="ignore"):
-            a1.plot(k, np.clip(10.0 ** z[i], FLOOR, None),
+            a1.plot(k, np.clip(10.0 ** z[i], FLOOR, None), PROBE_STYLE.get(probe, ("-",))[0],
                     color=cmap(i / max(len(records) - 1, 1)), lw=1.2, label=f"step {steps[i]}"
                     if i in (0, len(records) - 1) else None)
     a1.set_yscale("log")
     a1.set_xlabel("lag k")
-    a1.grid(True, alpha=0.3)
-    a1.legend(fontsize=8)
+    a1.set_ylabel(f"{PROBE_STYLE.get(probe, ('', probe))[1]} ({GEO_MEAN})")
+    legend_outside(a1)
     arch = records[0].get("arch", "")
-    a0.set_title(title or f"{ARCH_LABELS.get(arch, arch)}: {probe} over training")
+    a0.set_title(title or make_title(f"{ARCH_LABELS.get(arch, arch)}: {probe} over training",
+                                     T=records[0].get("seq_len"),
+                                     H=records[0].get("hidden_size")))
     a1.set_title("curves (light = late)")
     return save(fig, path)

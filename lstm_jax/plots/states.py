@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, new_figure, save
+from lstm_jax.plots.style import init_label, legend_outside, title
 
 
 def plot_state_norms(summary: dict, out: str | Path) -> Path:
@@ -14,8 +15,10 @@ def plot_state_norms(summary: dict, out: str | Path) -> Path:
         ax.plot(range(1, len(norms) + 1), norms, color=ARCH_COLORS.get(arch),
                 label=ARCH_LABELS.get(arch, arch))
     ax.set_xlabel("time step t")
-    ax.set_ylabel("mean ‖h_t‖₂ over the batch")
+    ax.set_ylabel("‖h_t‖₂ (arithmetic mean over the batch)")
     cfg = summary["config"]
-    ax.set_title(f"Hidden-state norm at initialisation (H={cfg['hidden']}, random inputs)")
-    ax.legend()
+    ax.set_title(title("Hidden-state norm at initialisation, random inputs",
+                       T=len(next(iter(summary["state_norms"].values()))), H=cfg["hidden"],
+                       init=init_label(cfg) or "default init"))
+    legend_outside(ax)
     return save(fig, out)

@@ -37,6 +37,9 @@ from lstm_jax.probes.loss import last_step_readout_loss, loss_grad_log_norms
 from lstm_jax.recurrence import check_inputs
 
 LN10 = math.log(10.0)
+BATCH_AVERAGE = ("geometric mean over rows: log10_<name> is the mean over rows of the per-row "
+                 "log10 norm, log10_<name>_std its standard deviation")
+"""How :func:`probe` averages a norm over the rows of the batch (recorded in every record)."""
 
 
 def _setup(model, x, mask, initial_carry, layer):
@@ -223,9 +226,11 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
           key=None, initial_carry=None) -> dict:
     """All probes of one layer, summarised over the batch: a JSON-able record.
 
-    Keys: ``arch``, ``layer``, ``method``, ``samples``, ``k`` (lags), ``t`` (steps); per Jacobian
-    probe ``log10_<name>`` and ``log10_<name>_std`` (mean and standard deviation over rows of the
-    per-row log10 norm, per lag), for ``hutchinson`` ``<name>_rel_se`` (mean over rows of the
+    Keys: ``arch``, ``layer``, ``method``, ``samples``, ``batch_average`` (:data:`BATCH_AVERAGE`),
+    ``k`` (lags), ``t`` (steps); per Jacobian probe ``log10_<name>`` and ``log10_<name>_std``
+    (mean and standard deviation over rows of the per-row log10 norm, per lag: so
+    ``10**log10_<name>`` is the batch's *geometric* mean norm, not the arithmetic mean),
+    for ``hutchinson`` ``<name>_rel_se`` (mean over rows of the
     standard error of the ‖J‖_F² estimate relative to the estimate); ``log10_loss_grad`` and
     ``log10_loss_grad_std`` per step t of layer ``layer`` (loss ``loss_fn`` or the default);
     ``gates`` (per step); with ``spectral``, ``spectral_k`` and ``log10_spectral[_std]``.
@@ -241,7 +246,7 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     rec = {"arch": arch, "layer": layer, "method": method,
            "samples": samples if method == "hutchinson" else None,
            "hidden_size": model.config.hidden, "seq_len": int(x.shape[1]),
-           "batch": int(x.shape[0])}
+           "batch": int(x.shape[0]), "batch_average": BATCH_AVERAGE}
     jac = jacobian_norms(model, x, mask, layer=layer, probes=probes, method=method,
                          samples=samples, key=k_jac, initial_carry=initial_carry)
     rec["k"] = jac["k"].tolist()

@@ -1,0 +1,55 @@
+"""The documentation: the MkDocs site builds in strict mode (a broken link, a missing page or an
+API reference to a name that does not exist fails), and the README stays a short front page
+whose links resolve."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mkdocs_strict_build(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings_handlers.python")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
+                           "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    site = tmp_path / "site"
+    for page in ("index.html", "concepts/index.html", "api/probes/index.html",
+                 "findings/cell-path/index.html", "tutorials/gradient_flow/index.html"):
+        assert (site / page).is_file(), page
+    probes = (site / "api" / "probes" / "index.html").read_text()
+    assert "jacobian_norms" in probes and "geometric" in probes
+    assert "arithmatex" in (site / "concepts" / "index.html").read_text()
+
+
+def test_readme_is_short_and_its_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), "no dates in the README"
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    assert len(links) >= 10
+    for link in links:
+        if not link.startswith("http"):
+            assert (ROOT / link).exists(), link
+    for command in ("make demo", "make test", "pip install -e '.[cuda13]'", "'.[tpu]'"):
+        assert command in text
+
+
+def test_citation_and_licence_files():
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert cff.startswith("cff-version: 1.2.0") and "Apache-2.0" in cff
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert f'version: "{version}"' in cff or f"version: {version}" in cff
+    assert "Apache License" in (ROOT / "LICENSE").read_text()[:200]

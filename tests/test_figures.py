@@ -1,0 +1,224 @@
+"""Every figure of lstm_jax.plots follows the one style (lstm_jax.plots.style): rendered on tiny
+data, every panel has an x and a y label, log axes show whole decades (every 1, 2, 5, 10 …),
+and the probe figures draw each quantity in its own line style."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from lstm_jax.plots import compare, imdb, probes, states, style, training
+
+K = 12
+
+
+def _probe_record(arch: str, slope: float) -> dict:
+    k = list(range(K))
+    rec = {"arch": arch, "method": "exact", "seq_len": K, "hidden_size": 4, "k": k, "t": k,
+           "log10_hidden": [slope * i for i in k], "log10_hidden_std": [0.3] * K,
+           "log10_loss_grad": [-2.0 * (K - 1 - i) for i in k], "log10_loss_grad_std": [0.2] * K}
+    if arch == "lstm":
+        rec |= {"log10_cell": [-0.5 * i for i in k], "log10_cell_std": [0.1] * K,
+                "log10_cec": [-0.9 * i for i in k], "log10_cec_std": [0.1] * K}
+    return rec
+
+
+@pytest.fixture(scope="module")
+def probe_results():
+    return {"config": {"forget_bias": 1.0, "chrono": None},
+            "archs": {"rnn": _probe_record("rnn", -4.0), "lstm": _probe_record("lstm", -1.0),
+                      "gru": _probe_record("gru", -3.0)}}
+
+
+def _run_dir(tmp_path, name, arch, seeds=2):
+    d = tmp_path / name
+    d.mkdir()
+    import json
+
+    lines = [json.dumps({"step": s, "eval/loss": [0.2 / (1 + s + i) for i in range(seeds)],
+                         "train/loss": [0.25 / (1 + s)] * seeds,
+                         "eval/accuracy": [0.5 + 0.01 * s] * seeds, "baseline": 0.1667})
+             for s in range(0, 50, 10)]
+    (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (d / "config.json").write_text(json.dumps({"arch": arch, "task": "adding", "seq_len": 20,
+                                               "hidden": 8, "forget_bias": 1.0, "chrono": None}))
+    return d
+
+
+def _figures(tmp_path, probe_results):
+    """Every figure function, drawn on tiny data; yields (name, path)."""
+    yield "decay", probes.plot_decay(probe_results, tmp_path / "decay.png")
+    yield "loss_grad", probes.plot_loss_grad(probe_results, tmp_path / "loss_grad.png")
+    recs = [dict(probe_results["archs"]["lstm"], step=s) for s in (0, 10, 20)]
+    yield "heatmap", probes.plot_training_heatmap(recs, tmp_path / "heat.png")
+    yield "states", states.plot_state_norms(
+        {"config": {"hidden": 4, "forget_bias": 1.0},
+         "state_norms": {a: list(np.linspace(0.1, 1, K)) for a in ("rnn", "lstm", "gru")}},
+        tmp_path / "states.png")
+    runs = {a: _run_dir(tmp_path, f"run_{a}", a) for a in ("rnn", "lstm")}
+    yield "runs", compare.plot_runs(runs, tmp_path / "runs.png", title="t")
+    for p in training.plot_run(runs["lstm"]):
+        yield p.stem, p
+    rows = [{"task": task, "arch": a, "seq_len": T, "hidden": 8,
+             "loss_over_baseline_mean": r, "loss_over_baseline_sd": 0.1 * r}
+            for task in ("adding", "copy") for a, r in (("rnn", 0.9), ("lstm", 0.01))
+            for T in (10, 20, 50)]
+    yield "lag_sweep", training.plot_lag_sweep(rows, tmp_path / "lag.png")
+    stats = {"counts": {"train": {"neg": 5, "pos": 5}, "test": {"neg": 4, "pos": 6}},
+             "tokens": {"labelled": {"all": {"median": 20, "p90": 40, "p99": 60,
+                                             "frac_100_300": 0.1, "frac_gt_1000": 0.0}}}}
+    rng = np.random.default_rng(0)
+    lengths = {s: {"tokens": rng.integers(5, 80, 10), "label": np.array([0, 1] * 5)}
+               for s in ("train", "test")}
+    yield "sentiment", imdb.plot_sentiment(stats, tmp_path / "sentiment.png")
+    yield "length_hist", imdb.plot_length_histogram(lengths, stats, tmp_path / "hist.png")
+    yield "length_box", imdb.plot_length_box(lengths, tmp_path / "box.png")
+
+
+def _check_log_ticks(ax, name):
+    """Decades at a regular step (1, 2, 5, 10 … decades apart), or 1-2-5 under two decades."""
+    ticks = ax.get_yticks()
+    exps = [math.log10(t) for t in ticks]
+    lo, hi = ax.get_ylim()
+    if math.log10(hi) - math.log10(lo) < 2:
+        mantissas = {round(t / 10.0 ** math.floor(e + 1e-9), 6) for t, e in zip(ticks, exps,
+                                                                                 strict=True)}
+        assert mantissas <= {1, 2, 5} and len(ticks) >= 2, (name, list(ticks))
+        return
+    assert all(abs(e - round(e)) < 1e-9 for e in exps), (name, exps)
+    gaps = {round(b - a) for a, b in zip(exps, exps[1:], strict=False)}
+    assert len(gaps) <= 1 and gaps <= {1, 2, 5, 10, 20, 50, 100}, (name, exps)
+    assert len(exps) <= 8, (name, exps)
+
+
+def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_results, monkeypatch):
+    figs = []
+    real_save = plt.Figure.savefig
+
+    def keep(fig, path, *a, **k):  # record each figure's axes as they are saved
+        figs.append(fig)
+        if os.environ.get("LSTM_JAX_KEEP_FIGURES"):
+            return real_save(fig, path, *a, **k)
+        fig.canvas.draw_idle()  # the labels are checked, not the pixels (rendering is slow)
+        Path(path).write_bytes(b"png")
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    names = []
+    for name, path in _figures(tmp_path, probe_results):
+        assert path.stat().st_size > 0, name
+        names.append(name)
+        fig = figs[-1]
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                assert ax.get_ylabel(), f"{name}: colorbar without a label"
+                continue
+            assert ax.get_xlabel(), f"{name}: a panel without an x label"
+            assert ax.get_ylabel(), f"{name}: a panel without a y label"
+            if ax.get_yscale() == "log":
+                _check_log_ticks(ax, name)
+    assert len(names) >= 11
+    if os.environ.get("LSTM_JAX_KEEP_FIGURES"):  # to look at them: copy the PNGs out
+        import shutil
+
+        shutil.copytree(tmp_path, os.environ["LSTM_JAX_KEEP_FIGURES"], dirs_exist_ok=True)
+
+
+def test_one_line_style_per_quantity(tmp_path, probe_results, monkeypatch):
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, path, *a, **k: Path(path).touch())
+    path = probes.plot_decay(probe_results, tmp_path / "d.png")
+    assert path.is_file()
+    assert style.line_style("hidden") == "-" and style.line_style("cell") == "--"
+    assert style.line_style("cec") == ":"
+    drawn = {}
+    orig = probes._band
+
+    def spy(ax, x, mean, std, color, ls, label):
+        drawn[label] = ls
+        return orig(ax, x, mean, std, color, ls, label)
+
+    probes._band = spy
+    try:
+        probes.plot_decay(probe_results, tmp_path / "d2.png")
+    finally:
+        probes._band = orig
+    for label, ls in drawn.items():
+        quantity = ("cell" if "partial C" in label else "cec" if "prod" in label else "hidden")
+        assert ls == style.line_style(quantity), label
+
+
+def test_decade_ticks_thin_a_wide_range():
+    fig, ax = plt.subplots()
+    ax.semilogy([0, 1], [1e-26, 1.0])
+    style.decade_ticks(ax)
+    exps = [round(math.log10(t)) for t in ax.get_yticks()]
+    assert exps == [-25, -20, -15, -10, -5, 0] or exps == [-20, -10, 0]
+    plt.close(fig)
+
+
+def _decay_init_results(T=12):
+    k = list(range(T))
+
+    def probe(slope):
+        mean = [slope * i for i in k]
+        return {"mean": mean, "min": [m - 0.2 for m in mean], "max": [m + 0.2 for m in mean]}
+
+    settings = {}
+    for name, slope in (("rnn", -3.0), ("lstm", -0.9), ("gru", -2.0), ("lstm_fb0", -1.5),
+                        ("lstm_chrono", -0.01), ("rnn_scale0.5", -4.0), ("rnn_scale1.5", -1.0)):
+        arch = name.split("_")[0]
+        e = {"k": k, "options": {"arch": arch}, "hidden": probe(slope) | {
+            "fitted_rate_log10_per_step": slope}, "bound_rate_log10_per_step": 0.0}
+        if arch == "lstm":
+            e |= {"cell": probe(slope / 2), "cec": probe(slope * 1.5)}
+        settings[name] = e
+    settings["rnn_scale1.5"]["options"]["recurrent_scale"] = 1.5
+    return {"config": {"seq_len": T, "seeds": 2, "hidden": 4}, "settings": settings}
+
+
+def test_experiment_figures_follow_the_style(tmp_path, monkeypatch):
+    """The figures of experiments/*.py, on synthetic or committed results."""
+    import json
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(root / "experiments"))
+    figs = []
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, path, *a, **k: (figs.append(fig),
+                                                    Path(path).write_bytes(b"png")))
+    import decay_init
+    import imdb_compare
+    import imdb_gradients
+    import mixed_precision
+    import stability
+
+    decay_init.plot(_decay_init_results(), tmp_path)
+    imdb = root / "experiments" / "results" / "imdb"
+    for name in ("results.json", "curves.csv"):
+        (tmp_path / name).write_bytes((imdb / name).read_bytes())
+    imdb_compare.plot(tmp_path)
+    imdb_gradients.plot(tmp_path / "g.png",
+                        json.loads((imdb / "gradients.json").read_text())["records"])
+    mixed_precision.plot(json.loads((root / "experiments" / "results" / "mixed_precision"
+                                     / "results.json").read_text()), tmp_path / "mp.png")
+    summary = [{"arch": a, "clip": c, "diverged": d, "seeds": 3, "diverged_fraction": d / 3}
+               for a, c, d in (("rnn", None, 3), ("rnn", 1.0, 0), ("lstm", None, 0))]
+    stability.plot({"summary": summary, "config": {"seq_len": 10, "lr": 0.1, "steps": 5,
+                                                   "seeds": 3, "hidden": 4}}, tmp_path / "s.png")
+    assert len(figs) == 7
+    for fig in figs:
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+            if ax.get_yscale() == "log":
+                _check_log_ticks(ax, ax.get_title())
+    assert "decay_init" in sys.modules
+
+
+def test_a_real_render_is_a_png(tmp_path, probe_results):
+    path = probes.plot_loss_grad(probe_results, tmp_path / "lg.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
