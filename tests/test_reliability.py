@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from lstm_jax.cells import CellConfig
 from lstm_jax.checkpoint import Checkpoints
-from lstm_jax.cli import build_parser, main
+from lstm_jax.cli import COMMANDS, build_parser, main
 from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
 
@@ -360,8 +360,8 @@ def _validate(command, args):
 
     if command == "train":
         plan(args)
-    elif command == "plot":
-        args.func(args)  # checks its files first; no RUN_DIR here exists, so nothing is written
+    elif command in ("plot", "evaluate", "compare"):
+        args.func(args)  # checks its files first; none of them exists, so nothing is written
     elif command in ("probe", "demo"):
         if command == "probe":
             from lstm_jax.errors import check_choice
@@ -371,14 +371,16 @@ def _validate(command, args):
             cell_config(args, arch)
 
 
-@pytest.mark.parametrize("command", ["train", "probe", "demo", "eda", "plot"])
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in ("info", "archs")])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzzed_argv_never_crashes(command, data, tmp_path):
     flags = _flags(command)
     tokens = data.draw(st.lists(st.one_of(st.sampled_from(flags), st.sampled_from(VALUES),
                                           st.text(max_size=4)), max_size=8))
-    positional = {"eda": ["imdb"], "plot": [str(tmp_path / "no_run")]}.get(command, [])
+    positional = {"eda": ["imdb"], "plot": [str(tmp_path / "no_run")],
+                  "evaluate": [str(tmp_path / "no_run")],
+                  "compare": [str(tmp_path / "no_protocol.toml")]}.get(command, [])
     argv = [command, *positional, *tokens,
             "--out", str(tmp_path / "never_created")]
     sink = io.StringIO()
