@@ -115,10 +115,11 @@ def test_zero_perturbation_changes_nothing_and_its_gradient_is_dL_dcarry(arch):
     names = ("h", "c") if arch == "lstm" else ("h",)
     eps = {k: jnp.zeros((B, T, H)) for k in names}
     # A perturbed call always runs the plain scan: bit-identical to impl="scan"; the default
-    # (fused) forward is a different XLA program, equal up to float rounding.
+    # (fused) forward is a different XLA program, equal up to float32 rounding accumulated over
+    # T steps (tens of ULPs; tests/test_fused.py checks the two at 1e-11 in float64).
     perturbed = model(x, perturb=[eps]).outputs
     np.testing.assert_array_equal(perturbed, _model(arch, impl="scan")(x).outputs)
-    np.testing.assert_allclose(perturbed, model(x).outputs, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(perturbed, model(x).outputs, rtol=1e-5, atol=1e-6)
     w = jax.random.normal(jax.random.key(2), (H,))
 
     def loss(e):
