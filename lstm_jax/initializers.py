@@ -16,17 +16,20 @@ backend and under ``vmap``); only the factorisation leaves it, through ``jax.pur
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 
-def _haar_q(a: np.ndarray) -> np.ndarray:
-    """Q·diag(sign(diag R)) of ``a = QR`` for a stack ``(..., m, n)`` with m ≥ n, in float64."""
+def _haar_q(a: np.ndarray, dtype=None) -> np.ndarray:
+    """Q·diag(sign(diag R)) of ``a = QR`` for a stack ``(..., m, n)`` with m ≥ n, in float64,
+    returned in ``dtype`` (default ``a``'s)."""
     q, r = np.linalg.qr(np.asarray(a, np.float64))
     signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
     signs = np.where(signs == 0, 1.0, signs)
-    return (q * signs[..., None, :]).astype(a.dtype)
+    return (q * signs[..., None, :]).astype(a.dtype if dtype is None else dtype)
 
 
 def orthogonal(key: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax.Array:
@@ -45,7 +48,11 @@ def orthogonal(key: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax
     tall = (max(rows, cols), min(rows, cols))
     draw_dtype = jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
     a = jax.random.normal(key, tall, draw_dtype)
-    q = jax.pure_callback(_haar_q, jax.ShapeDtypeStruct(tall, draw_dtype), a,
+    # The result dtype is bound here, not read from ``a``: under the thread-local
+    # ``jax.enable_x64`` context a callback that runs on another thread can receive ``a``
+    # canonicalised to float32, and returning that dtype then fails the result check.
+    q = jax.pure_callback(partial(_haar_q, dtype=np.dtype(draw_dtype)),
+                          jax.ShapeDtypeStruct(tall, draw_dtype), a,
                           vmap_method="expand_dims")
     if rows < cols:
         q = q.T
