@@ -1,4 +1,4 @@
-"""Shared figure setup: a headless backend, one palette for the three architectures, saving."""
+"""Shared figure setup: a headless backend, one palette for the registered architectures, saving."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ARCH_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
-ARCH_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
+ARCH_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c", "peephole": "#9467bd",
+               "cifg": "#17becf", "janet": "#ff7f0e"}
+ARCH_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "peephole": "peephole LSTM",
+               "cifg": "CIFG", "janet": "JANET"}
 
 
 def new_figure(width: float = 7.0, height: float = 4.2):

@@ -62,7 +62,7 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
             targets = [axes[0]] if name == "hidden" else []
             if has_lstm and name != "hidden":
                 targets.append(axes[1])
-            if has_lstm and name == "hidden" and arch == "lstm":
+            if has_lstm and name == "hidden" and ("log10_cell" in rec or "log10_cec" in rec):
                 targets.append(axes[1])
             for a in targets:
                 _band(a, k, _arr(rec[f"log10_{name}"]), _arr(rec[f"log10_{name}_std"]), color,

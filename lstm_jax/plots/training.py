@@ -66,7 +66,7 @@ def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), dpi=110,
                              layout="constrained", squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for arch in ("rnn", "lstm", "gru"):
+        for arch in _ordered({r["arch"] for r in rows}):
             sel = sorted((r for r in rows if r["task"] == task and r["arch"] == arch),
                          key=lambda r: r["seq_len"])
             if not sel:
@@ -74,8 +74,8 @@ def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
             T = [r["seq_len"] for r in sel]
             ratio = np.array([r["loss_over_baseline_mean"] for r in sel])
             sd = np.array([r["loss_over_baseline_sd"] for r in sel])
-            ax.errorbar(T, ratio, yerr=sd, marker="o", capsize=3, color=ARCH_COLORS[arch],
-                        label=ARCH_LABELS[arch])
+            ax.errorbar(T, ratio, yerr=sd, marker="o", capsize=3, color=ARCH_COLORS.get(arch),
+                        label=ARCH_LABELS.get(arch, arch))
         ax.axhline(1.0, color="k", ls="--", lw=1, label="memoryless baseline")
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -85,3 +85,10 @@ def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def _ordered(archs) -> list[str]:
+    """Registered cells in registry order, then any other names sorted."""
+    from lstm_jax.cells import ARCHS
+
+    return [a for a in ARCHS if a in archs] + sorted(set(archs) - set(ARCHS))
