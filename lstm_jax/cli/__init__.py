@@ -13,7 +13,7 @@ import sys
 
 from lstm_jax.cli.common import positive_int
 
-COMMANDS = ("info", "demo", "eda", "train", "probe")
+COMMANDS = ("info", "demo", "eda", "train", "probe", "archs")
 
 
 def build_parser() -> argparse.ArgumentParser:
