@@ -1,0 +1,85 @@
+"""Independent references for the cells added after the first three, from the papers' equations.
+
+Each ``*_step(xp, p, carry, x_t)`` is one step written gate by gate with its own weight slicing
+(not lstm_jax's code); ``xp`` is ``numpy`` (float64 loops, finite differences) or ``jax.numpy``
+(``jax.jacrev`` of the unrolled loop for the probes). ``p`` holds lstm_jax's parameter names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _blocks(p, G):
+    H = p["w_hh"].shape[0]
+    W = [p["w_ih"][:, k * H:(k + 1) * H] for k in range(G)]
+    U = [p["w_hh"][:, k * H:(k + 1) * H] for k in range(G)]
+    b = [p["bias"][k * H:(k + 1) * H] for k in range(G)]
+    return W, U, b
+
+
+def _sig(xp, a):
+    return 1.0 / (1.0 + xp.exp(-a))
+
+
+def peephole_step(xp, p, carry, x):
+    """Gers & Schmidhuber (2000): i, f see C_{t−1}; o sees C_t."""
+    W, U, b = _blocks(p, 4)
+    h, c = carry["h"], carry["c"]
+    i = _sig(xp, x @ W[0] + h @ U[0] + p["p_i"] * c + b[0])
+    f = _sig(xp, x @ W[1] + h @ U[1] + p["p_f"] * c + b[1])
+    g = xp.tanh(x @ W[2] + h @ U[2] + b[2])
+    c_new = f * c + i * g
+    o = _sig(xp, x @ W[3] + h @ U[3] + p["p_o"] * c_new + b[3])
+    return {"h": o * xp.tanh(c_new), "c": c_new}
+
+
+def cifg_step(xp, p, carry, x):
+    """Greff et al. (2017), CIFG: i = 1 − f."""
+    W, U, b = _blocks(p, 3)
+    h, c = carry["h"], carry["c"]
+    f = _sig(xp, x @ W[0] + h @ U[0] + b[0])
+    g = xp.tanh(x @ W[1] + h @ U[1] + b[1])
+    o = _sig(xp, x @ W[2] + h @ U[2] + b[2])
+    c_new = f * c + (1.0 - f) * g
+    return {"h": o * xp.tanh(c_new), "c": c_new}
+
+
+def janet_step(xp, p, carry, x, beta=1.0):
+    """van der Westhuizen & Lasenby (2018), eqs. 9–12: h_t = C_t."""
+    W, U, b = _blocks(p, 2)
+    h = carry["h"]
+    s = x @ W[0] + h @ U[0] + b[0]
+    c_tilde = xp.tanh(x @ W[1] + h @ U[1] + b[1])
+    c = _sig(xp, s) * h + (1.0 - _sig(xp, s - beta)) * c_tilde
+    return {"h": c}
+
+
+def run(xp, step, p, x, carry0, mask=None):
+    """Loop ``step`` over ``x (B, T, D)``; a masked step keeps the carry. Returns
+    ``hs (B, T, H)`` and the final carry."""
+    carry = dict(carry0)
+    hs = []
+    for t in range(x.shape[1]):
+        new = step(xp, p, carry, x[:, t])
+        if mask is not None:
+            m = mask[:, t][:, None]
+            new = {k: xp.where(m, new[k], carry[k]) for k in carry}
+        carry = new
+        hs.append(carry["h"])
+    return xp.stack(hs, axis=1), carry
+
+
+def finite_difference_grad(f, params: dict, eps: float = 1e-6) -> dict:
+    """Central differences of the scalar ``f(params)`` (NumPy float64) w.r.t. every entry."""
+    grads = {}
+    for name, value in params.items():
+        g = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            plus = {k: v.copy() for k, v in params.items()}
+            minus = {k: v.copy() for k, v in params.items()}
+            plus[name][idx] += eps
+            minus[name][idx] -= eps
+            g[idx] = (f(plus) - f(minus)) / (2 * eps)
+        grads[name] = g
+    return grads
