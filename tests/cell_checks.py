@@ -110,10 +110,14 @@ def reference_log10(step_ref, p, x, mask, carry0, part_in, part_out):
     return out
 
 
-def check_probes(arch, step_ref, **cfg):
-    """The generic probe sweep = jacrev of the reference loop, every row and lag (float64)."""
+def check_probes(arch, step_ref, adjust=None, **cfg):
+    """The generic probe sweep = jacrev of the reference loop, every row and lag (float64).
+
+    ``adjust(cell)`` may change the random parameters first (e.g. keep ReLU units alive)."""
     with jax.enable_x64(True):
         model = random_model(arch, scale=0.4, **cfg)
+        if adjust is not None:
+            adjust(model.cells[0])
         x, mask = inputs()
         got = jacobian_norms(model, jnp.asarray(x), jnp.asarray(mask), method="exact")
         carry0 = {k: np.zeros((B, H)) for k in model.cells[0].carry_names}

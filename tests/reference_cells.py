@@ -55,6 +55,12 @@ def janet_step(xp, p, carry, x, beta=1.0):
     return {"h": c}
 
 
+def indrnn_step(xp, p, carry, x):
+    """Li et al. (2018), eq. 2: h_t = relu(W x_t + u ⊙ h_{t−1} + b)."""
+    z = x @ p["w_ih"] + p["u"] * carry["h"] + p["bias"]
+    return {"h": xp.maximum(z, 0.0)}
+
+
 def run(xp, step, p, x, carry0, mask=None):
     """Loop ``step`` over ``x (B, T, D)``; a masked step keeps the carry. Returns
     ``hs (B, T, H)`` and the final carry."""

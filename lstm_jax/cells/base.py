@@ -31,11 +31,19 @@ The protocol a cell implements (class attributes and methods of :class:`Recurren
                               ``recurrent_init`` and ``recurrent_scale`` (e.g. ``"forget_bias"``,
                               ``"chrono_tmax"``); ``chrono_tmax`` on a cell that does not read it
                               is refused. :meth:`RecurrentCell.check_config` may refuse more.
-``_init_bias``, ``extra_params``  initialisation hooks.
+``sequence``                  OPTIONAL whole-sequence fast path, default None:
+                              ``sequence(params, xw (T,B,G·H), mask (T,B) bool, carry0) ->
+                              (final_carry, {"h": (T,B,H)})``, used by
+                              :func:`lstm_jax.recurrence.scan_layer` for training and evaluation
+                              (no ``perturb``/``collect``) instead of the step-by-step scan, e.g.
+                              a parallel ``jax.lax.associative_scan`` for a linear recurrence.
+                              It must equal the masked ``lax.scan`` of ``step``.
+``_init_bias``, ``extra_params``, ``recurrent_params``  initialisation hooks.
 ============================  =====================================================================
 
 Parameters are ``w_ih (D, G·H)``, ``w_hh (H, G·H)``, ``bias (G·H,)`` plus any the cell adds
-(``extra_params``). A new cell is one module with one ``@register(...)`` line
+(``extra_params``); a cell without a dense recurrent matrix replaces ``w_hh`` by its own
+(``recurrent_params``). A new cell is one module with one ``@register(...)`` line
 (``docs/cells.md``).
 """
 
@@ -272,6 +280,7 @@ class CellStep:
     forget_gate: str | None = None
     fused: FusedPath | None = None
     jacobian: JacobianPath | None = None
+    sequence: Callable | None = None
 
     def __call__(self, params, carry, xw):
         return self.fn(params, carry, xw)
@@ -310,6 +319,7 @@ class RecurrentCell(nnx.Module):
     options: ClassVar[frozenset[str]] = frozenset()
     fused: ClassVar[FusedPath | None] = None
     jacobian: ClassVar[JacobianPath | None] = None
+    sequence: ClassVar[Callable | None] = None
 
     def __init__(self, in_features: int, config: CellConfig, *, rngs: nnx.Rngs,
                  dtype=jnp.float32):
@@ -322,12 +332,19 @@ class RecurrentCell(nnx.Module):
         G = self.blocks
         self.w_ih = nnx.Param(jax.nn.initializers.lecun_normal()(rngs.params(), (in_features, G * H),
                                                                 dtype))
-        self.w_hh = nnx.Param(recurrent_kernel(rngs.params(), H, G, config, dtype))
+        for name, value in self.recurrent_params(rngs.params(), dtype).items():
+            setattr(self, name, nnx.Param(value))
         self.bias = nnx.Param(self._init_bias(rngs.params(), dtype))
         for name, value in self.extra_params(rngs.params(), dtype).items():
             setattr(self, name, nnx.Param(value))
 
     # -- hooks ---------------------------------------------------------------------------------
+
+    def recurrent_params(self, key, dtype) -> dict[str, jax.Array]:
+        """The recurrent parameters at init: by default ``{"w_hh": (H, G·H)}``
+        (:func:`recurrent_kernel`). A cell whose recurrence is not a dense matrix returns its own
+        (IndRNN a vector ``u``, expRNN a skew-symmetric generator)."""
+        return {"w_hh": recurrent_kernel(key, self.hidden, self.blocks, self.config, dtype)}
 
     def _init_bias(self, key, dtype) -> jax.Array:
         """``(G·H,)`` bias at init (default zeros)."""
@@ -395,7 +412,7 @@ def _class_kernel(cls) -> CellStep:
     """One :class:`CellStep` per class (so equal configs give the same jit cache entry)."""
     if cls not in _KERNELS or _KERNELS[cls].fn is not cls.step:
         _KERNELS[cls] = CellStep(cls.step, tuple(cls.carry_names), tuple(cls.gate_names),
-                                 cls.forget_gate, cls.fused, cls.jacobian)
+                                 cls.forget_gate, cls.fused, cls.jacobian, cls.sequence)
     return _KERNELS[cls]
 
 

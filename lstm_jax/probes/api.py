@@ -119,7 +119,7 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
 def _loss_core(params_list, x, mask, carry0_list, readout, *, step, layer, loss_fn):
     if loss_fn is None:  # the default loss, rebuilt from arrays so its compile is reused
         key, anchor = readout
-        loss_fn = last_step_readout_loss(key, params_list[-1]["w_hh"].shape[0], anchor)
+        loss_fn = last_step_readout_loss(key, carry0_list[-1]["h"].shape[-1], anchor)
     return loss_grad_log_norms(step, params_list, x, mask, carry0_list, layer, loss_fn)
 
 
