@@ -65,7 +65,10 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
         pass; with ``remat`` it checkpoints in √T segments). ``"fused"`` is used only when no
         ``perturb`` and no ``collect`` are requested and the cell offers a fused path; otherwise
         this plain scan runs and ``jax.grad`` differentiates it (the probes call the fused
-        forward loop directly, :mod:`lstm_jax.probes.layer`).
+        forward loop directly, :mod:`lstm_jax.probes.layer`). A cell with a whole-sequence
+        fast path (``step.sequence``, e.g. the LRU's parallel scan) uses it whenever no
+        ``perturb`` and no ``collect`` are requested, whatever ``impl`` (``unroll`` and
+        ``remat`` are then the cell's business).
       matmul_dtype: ``"float32"`` (products in the inputs' dtype) or ``"bfloat16"`` (mixed
         precision: the input projection and the per-step products take bfloat16 operands and
         accumulate in float32, all else stays float32; see :func:`lstm_jax.fused.fused_layer`).
@@ -93,6 +96,9 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
     T = xs.shape[0]
     if mask is None:
         mask = jnp.ones(xs.shape[:2], bool)
+    sequence = getattr(step, "sequence", None)
+    if sequence is not None and not perturb and not collect:
+        return LayerResult(*sequence(params, xw, mask, carry0))
     perturb = {} if perturb is None else perturb
 
     def body(carry, inputs):

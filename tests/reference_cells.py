@@ -61,6 +61,18 @@ def indrnn_step(xp, p, carry, x):
     return {"h": xp.maximum(z, 0.0)}
 
 
+def exprnn_step(xp, p, carry, x):
+    """Lezcano-Casado & Martínez-Rubio (2019): h_t = modrelu(W x_t + h_{t−1} expm(A) + b), with
+    A = S − Sᵀ from the strict upper triangle; expm by SciPy (Padé, float64) on the host."""
+    import scipy.linalg
+
+    w = np.asarray(p["w_skew"], np.float64)
+    a = np.triu(w, 1) - np.triu(w, 1).T
+    b_rec = scipy.linalg.expm(a)
+    z = x @ p["w_ih"] + carry["h"] @ b_rec + p["bias"]
+    return {"h": xp.sign(z) * xp.maximum(xp.abs(z) + p["b_mod"], 0.0)}
+
+
 def run(xp, step, p, x, carry0, mask=None):
     """Loop ``step`` over ``x (B, T, D)``; a masked step keeps the carry. Returns
     ``hs (B, T, H)`` and the final carry."""

@@ -47,13 +47,15 @@ from lstm_jax.cells.peephole import PeepholeLSTMCell
 from lstm_jax.cells.cifg import CIFGCell
 from lstm_jax.cells.janet import JANETCell
 from lstm_jax.cells.indrnn import IndRNNCell
+from lstm_jax.cells.exprnn import ExpRNNCell
 # isort: on
 
 #: name -> class, for the cells registered so far (prefer :func:`cell_class`).
 CELL_CLASSES = {name: entry.cls for name, entry in registered().items()}
 
 __all__ = [
-    "ARCHS", "CELL_CLASSES", "CIFGCell", "IndRNNCell", "JANETCell", "PeepholeLSTMCell", "RECURRENT_INITS",
+    "ARCHS", "CELL_CLASSES", "CIFGCell", "ExpRNNCell", "IndRNNCell", "JANETCell",
+    "PeepholeLSTMCell", "RECURRENT_INITS",
     "CellConfig", "CellEntry", "CellStep",
     "FusedPath", "GRUCell", "JacobianPath", "LSTMCell", "RNNCell", "RecurrentCell",
     "StepJacobian", "StepResiduals", "cell_accepts", "cell_class", "fused_path",
