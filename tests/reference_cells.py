@@ -73,6 +73,21 @@ def exprnn_step(xp, p, carry, x):
     return {"h": xp.sign(z) * xp.maximum(xp.abs(z) + p["b_mod"], 0.0)}
 
 
+def lru_step(xp, p, carry, x):
+    """Orvieto et al. (2023), Appendix A, in complex arithmetic: x_t = λ x_{t−1} + γ (B u_t),
+    y_t = Re(C x_t) + D u_t; the state is packed as [Re x | Im x]."""
+    H = p["c_re"].shape[1]
+    N = H // 2
+    lam = xp.exp(-xp.exp(p["nu_log"]) + 1j * xp.exp(p["theta_log"]))
+    gamma = xp.exp(p["gamma_log"])
+    w, bias = p["w_ih"], p["bias"]
+    bu = (x @ w[:, :N] + bias[:N]) + 1j * (x @ w[:, N:H] + bias[N:H])
+    x_prev = carry["c"][:, :N] + 1j * carry["c"][:, N:]
+    x_new = lam * x_prev + gamma * bu
+    y = xp.real(x_new @ (p["c_re"] + 1j * p["c_im"])) + x @ w[:, H:] + bias[H:]
+    return {"h": y, "c": xp.concatenate([xp.real(x_new), xp.imag(x_new)], axis=-1)}
+
+
 def run(xp, step, p, x, carry0, mask=None):
     """Loop ``step`` over ``x (B, T, D)``; a masked step keeps the carry. Returns
     ``hs (B, T, H)`` and the final carry."""

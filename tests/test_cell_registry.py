@@ -21,7 +21,7 @@ from lstm_jax.cells import ARCHS, RecurrentCell, base, cell_class, register, reg
 from lstm_jax.fused import fused_arch
 from lstm_jax.probes import jacobian_norms
 
-BUILT_IN = ("rnn", "lstm", "gru", "peephole", "cifg", "janet", "indrnn", "exprnn")
+BUILT_IN = ("rnn", "lstm", "gru", "peephole", "cifg", "janet", "indrnn", "exprnn", "lru")
 PACKAGE = Path(__file__).resolve().parents[1] / "lstm_jax"
 
 

@@ -48,6 +48,7 @@ from lstm_jax.cells.cifg import CIFGCell
 from lstm_jax.cells.janet import JANETCell
 from lstm_jax.cells.indrnn import IndRNNCell
 from lstm_jax.cells.exprnn import ExpRNNCell
+from lstm_jax.cells.lru import LRUCell
 # isort: on
 
 #: name -> class, for the cells registered so far (prefer :func:`cell_class`).
@@ -57,7 +58,7 @@ __all__ = [
     "ARCHS", "CELL_CLASSES", "CIFGCell", "ExpRNNCell", "IndRNNCell", "JANETCell",
     "PeepholeLSTMCell", "RECURRENT_INITS",
     "CellConfig", "CellEntry", "CellStep",
-    "FusedPath", "GRUCell", "JacobianPath", "LSTMCell", "RNNCell", "RecurrentCell",
+    "FusedPath", "GRUCell", "JacobianPath", "LRUCell", "LSTMCell", "RNNCell", "RecurrentCell",
     "StepJacobian", "StepResiduals", "cell_accepts", "cell_class", "fused_path",
     "jacobian_path", "make_cell", "register", "registered", "step_fn",
 ]

@@ -25,7 +25,7 @@ def rows() -> list[dict]:
         step = entry.cls.kernel()
         out.append({"name": name, "description": entry.description, "paper": entry.paper,
                     "carry": list(step.carry_names), "gates": list(step.gate_names),
-                    "fused": step.fused is not None})
+                    "fused": step.fused is not None, "sequence": step.sequence is not None})
     return out
 
 
@@ -36,7 +36,8 @@ def run(args) -> int:
         return 0
     width = max(len(r["name"]) for r in table)
     for r in table:
-        fast = "" if r["fused"] else "  [generic scan]"
+        fast = ("" if r["fused"] else "  [whole-sequence fast path]" if r["sequence"]
+                else "  [generic scan]")
         print(f"{r['name']:<{width}}  {r['description']}{fast}")
         print(f"{'':<{width}}  {r['paper']}")
     return 0
