@@ -142,13 +142,15 @@ class CellConfig:
 
     Attributes:
       arch: a registered cell name (``lstm-jax archs`` lists them): ``"rnn"`` (tanh),
-        ``"lstm"``, ``"gru"``, ``"peephole"``, ``"cifg"``, ``"janet"``, ...
+        ``"lstm"``, ``"gru"``, ``"peephole"``, ``"cifg"``, ``"janet"``, ``"indrnn"``,
+        ``"exprnn"``, ``"lru"``, ...
       hidden: hidden size H.
       forget_bias: forget-gate bias at init for the cells with a forget gate (+1 after Jozefowicz
         et al. 2015; Gers et al. 2000 introduced the gate). Ignored when ``chrono_tmax`` is set.
       chrono_tmax: if set, chrono initialisation (Tallec & Ollivier 2018): LSTM
-        ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``. Refused by
-        cells without gates (the tanh RNN).
+        ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``;
+        IndRNN's recurrent weights ``u ~ U(0, 2^{1/T_max})`` (Li et al. 2018).
+        Refused by cells that do not read it.
       recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
         (entries N(0, 1/H), spectral radius ≈ 1 by the circular law).
       recurrent_scale: multiplies the recurrent kernel. With orthogonal init every eigenvalue of the
