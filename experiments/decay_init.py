@@ -89,9 +89,11 @@ def measure(opts: dict, args, seed: int) -> dict:
     out = {name: np.nanmean(r["log10"], axis=0) for name, r in jac.items()
            if name not in ("k", "anchor")}
     H = args.hidden
-    w = np.asarray(model.cells[0].params()["w_hh"])[:, :H]  # the candidate block (RNN: all)
-    out["_w_spectral_norm"] = float(np.linalg.norm(w, 2))
-    out["_w_spectral_radius"] = float(np.max(np.abs(np.linalg.eigvals(w))))
+    params = model.cells[0].params()
+    if "w_hh" in params:  # cells with a dense recurrent matrix (not IndRNN, expRNN, LRU)
+        w = np.asarray(params["w_hh"])[:, :H]  # the candidate block (RNN: all)
+        out["_w_spectral_norm"] = float(np.linalg.norm(w, 2))
+        out["_w_spectral_radius"] = float(np.max(np.abs(np.linalg.eigvals(w))))
     return out
 
 

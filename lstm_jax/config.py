@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from lstm_jax.cells import ARCHS, RECURRENT_INITS, CellConfig
+from lstm_jax.cells import ARCHS, RECURRENT_INITS, CellConfig, cell_accepts
 from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.recurrence import IMPLS, MATMUL_DTYPES
 
@@ -120,11 +120,10 @@ class TrainConfig:
         if self.matmul_dtype != "float32" and self.impl != "fused":
             raise UserError(f"matmul_dtype={self.matmul_dtype!r} needs impl='fused'; "
                             f"got impl={self.impl!r}")
-        if (self.matmul_dtype != "float32" and self.arch == "gru"
-                and not self.gru_reset_after):
-            raise UserError(f"matmul_dtype={self.matmul_dtype!r} needs a cell the fused "
-                            "recurrence covers; the reset-before GRU (gru_reset_after=False) "
-                            "always runs the float32 scan")
+        if self.matmul_dtype != "float32" and self.cell().kernel().fused is None:
+            raise UserError(f"matmul_dtype={self.matmul_dtype!r} needs a cell with a fused "
+                            f"recurrence; arch={self.arch} (gru_reset_after="
+                            f"{self.gru_reset_after}) always runs the float32 scan")
         check_choice("embed_init", self.embed_init, EMBED_INITS)
         for f, mx in (("seq_len", 1_000_000), ("hidden", 65536), ("layers", 64),
                       ("embed_dim", 65536), ("unroll", 1024), ("steps", 10**9),
@@ -183,7 +182,7 @@ class TrainConfig:
 
     def cell(self) -> CellConfig:
         return CellConfig(arch=self.arch, hidden=self.hidden, forget_bias=self.forget_bias,
-                          chrono_tmax=self.chrono if self.arch != "rnn" else None,
+                          chrono_tmax=self.chrono if cell_accepts(self.arch, "chrono_tmax") else None,
                           recurrent_init=self.recurrent_init,
                           recurrent_scale=self.recurrent_scale,
                           gru_reset_after=self.gru_reset_after)

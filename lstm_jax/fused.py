@@ -41,128 +41,42 @@ of the batch (``jax.shard_map``) and the weight gradients are summed over device
 into one device per core (``lstm-jax --cpu-devices N``), that lets each core run its own
 recurrence instead of sharing every small per-step product with the other core.
 
-The cells (equations in :mod:`lstm_jax.cells`) and their hand-derived backward steps:
-
-* tanh RNN (Elman 1990): ``a = xw + h W``, ``h' = tanh a``; ``da = dh' (1 − h'²)``.
-* LSTM (Hochreiter & Schmidhuber 1997; forget gate Gers et al. 2000): with ``c' = f c + i g``,
-  ``h' = o tanh c'``: ``dc̄ = dc' + dh' o (1 − tanh²c')``, ``do = dh' tanh c'``, ``di = dc̄ g``,
-  ``df = dc̄ c``, ``dg = dc̄ i``, ``dc = dc̄ f``; pre-activations via σ' = σ(1−σ), tanh' = 1−tanh².
-* GRU, reset-after (Cho et al. 2014; cuDNN variant): ``u = h U + [0, 0, b_hn]`` blockwise,
-  ``n = tanh(x_n + r u_n)``, ``h' = (1 − z) n + z h``. The gradient w.r.t. ``x W_ih`` is
-  ``[dr̂, dẑ, dn̂]`` but w.r.t. ``h U`` it is ``[dr̂, dẑ, dn̂ ⊙ r]``, so the GRU keeps two.
-
-Only the three standard steps are fused (``RNNCell.step``, ``LSTMCell.step``, ``GRUCell.step``);
-:func:`fused_arch` returns None for any other step (e.g. the reset-before GRU), and the caller
-falls back to the plain scan.
+Each cell's per-step factors (one step forward returning the residuals the backward step
+needs, and one step backward) live with the cell, in its :class:`~lstm_jax.cells.FusedPath`
+(``lstm_jax/cells/lstm.py`` etc., derivations in each module's docstring); this module holds the
+loops, the buffer discipline and the custom VJP, which are the same for every cell. A cell
+without a fused path (the reset-before GRU, the peephole LSTM, ...) makes :func:`fused_arch`
+return None, and the caller falls back to the plain scan.
 """
 
 from __future__ import annotations
 
 import math
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from lstm_jax.cells import GRUCell, LSTMCell, RNNCell
+from lstm_jax.cells.base import (
+    CellStep,
+    FusedPath,
+    StepResiduals,
+    cell_class,
+    fused_path,
+)
+from lstm_jax.cells.base import matmul as _dot
 from lstm_jax.sharding import AXIS, mesh_to_split
 
 
-def fused_arch(step) -> str | None:
-    """The architecture whose step ``step`` is, if the fused path supports it, else None."""
-    return {RNNCell.step: "rnn", LSTMCell.step: "lstm", GRUCell.step: "gru"}.get(step)
+def fused_arch(step) -> FusedPath | None:
+    """The fused fast path of ``step`` if the cell offers one, else None (plain scan)."""
+    return fused_path(step)
 
 
-# ----------------------------------------------------------------------------------------------
-# One step forward (returns the residuals the backward step needs) and one step backward.
-
-
-def _block_mask(a, block: int, blocks: int = 4):
-    """``(G·H,)``: 1 on the columns of gate block ``block`` of ``a``'s last axis, 0 elsewhere."""
-    H = a.shape[-1] // blocks
-    return (jnp.arange(blocks * H) // H == block).astype(a.dtype)
-
-
-def _dot(a, b, mm, contract=((1,), (0,))):
-    """``a · b`` contracting ``contract``, in ``a``'s dtype.
-
-    ``mm`` is the matmul dtype: None multiplies in the operands' dtype; ``jnp.bfloat16`` rounds
-    both operands to it and accumulates in ``a``'s dtype (mixed precision, as on TPUs and in
-    PyTorch's autocast). The caller casts weights once, outside the loops.
-    """
-    if mm is None:
-        return jax.lax.dot_general(a, b, (contract, ((), ())))
-    return jax.lax.dot_general(a.astype(mm), b.astype(mm), (contract, ((), ())),
-                               preferred_element_type=a.dtype)
-
-
-def _lstm_gates(a):
-    """``[σ(a_i), σ(a_f), tanh(a_g), σ(a_o)]`` for pre-activations ``a (B, 4H)``.
-
-    One elementwise expression over all 4H columns, with ``tanh x = 2σ(2x) − 1`` for the
-    candidate block: XLA:CPU then emits one kernel, where four slices and a concatenation cost
-    five kernels per step inside the loop (forward loop 56.6 → 46.2 ms at B=64, H=256, T=100).
-    """
-    k = 1.0 + _block_mask(a, 2)  # 1 for the σ gates, 2 for the candidate
-    return jax.nn.sigmoid(a * k) * k - (k - 1.0)
-
-
-def _cell_forward(arch, xw_t, h, c, w_hh, b_hn, mm=None):
-    """One step. Returns (h', c' or None, big, small).
-
-    ``big`` (B, G·H) or None is the residual written over ``xw_t`` in place; ``small`` is a tuple of
-    (B, H) residuals stacked by the scan. :func:`_cell_backward` reads both.
-    """
-    if arch == "rnn":
-        return jnp.tanh(xw_t + _dot(h, w_hh, mm)), None, None, ()
-    if arch == "lstm":
-        gates = _lstm_gates(xw_t + _dot(h, w_hh, mm))
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
-        c_new = f * c + i * g
-        return o * jnp.tanh(c_new), c_new, gates, (c,)
-    # gru (reset-after)
-    xr, xz, xn = jnp.split(xw_t, 3, axis=-1)
-    hr, hz, hn = jnp.split(_dot(h, w_hh, mm), 3, axis=-1)
-    r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
-    u = hn + b_hn
-    n = jnp.tanh(xn + r * u)
-    h_new = (1.0 - z) * n + z * h
-    return h_new, None, jnp.concatenate([r, z, n], axis=-1), (u,)
-
-
-def _cell_backward(arch, big, small, h_t, c_new, dh, dc):
-    """Gradients of one step. ``dh``/``dc`` flow into h'/c' (already zero on padded steps).
-
-    ``h_t`` is the step's output h' (tanh RNN) or its input h (GRU), ``c_new`` the LSTM's c'.
-
-    Returns (dz_x (B,G·H) w.r.t. ``xw_t``, dz_h (B,G·H) w.r.t. ``h W_hh`` or None if equal to
-    dz_x, dh_extra (the direct h→h' path, GRU only, else None), dc_prev or None).
-    """
-    if arch == "rnn":
-        return dh * (1.0 - h_t * h_t), None, None, None
-    if arch == "lstm":
-        (c_prev,) = small
-        tc = jnp.tanh(c_new)
-        i, f, g, o = jnp.split(big, 4, axis=-1)
-        dcb = dc + dh * o * (1.0 - tc * tc)
-        # [dcb g, dcb c, dcb i, dh tanh c'] times each gate's derivative in one (B, 4H) pass:
-        # (1 − a)(a + e), e = 1 on the candidate's columns, is σ(1 − σ) for the gates and
-        # (1 − g)(1 + g) = tanh' for the candidate. Before: four (B, H) products, each a kernel.
-        upstream = jnp.concatenate([dcb * g, dcb * c_prev, dcb * i, dh * tc], axis=-1)
-        da = upstream * (1.0 - big) * (big + _block_mask(big, 2))
-        return da, None, None, dcb * f
-    (u,) = small
-    h_prev = h_t
-    r, z, n = jnp.split(big, 3, axis=-1)
-    dn = dh * (1.0 - z)
-    dan = dn * (1.0 - n * n)
-    dar = dan * u * r * (1.0 - r)
-    daz = dh * (h_prev - n) * z * (1.0 - z)
-    dz_x = jnp.concatenate([dar, daz, dan], axis=-1)
-    dz_h = jnp.concatenate([dar, daz, dan * r], axis=-1)
-    return dz_x, dz_h, dh * z, None
+def _resolve(cell) -> CellStep:
+    """A registered name (its default configuration) or a :class:`CellStep`."""
+    return cell_class(cell).kernel() if isinstance(cell, str) else cell
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,14 +88,15 @@ def _row(buf, t):
     return jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
 
 
-def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None):
-    """Scan over ``xw (S,B,G·H)``.
+def _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None, emit_c=False):
+    """Scan over ``xw (S,B,G·H)``; a cell state is carried when ``c0`` is not None.
 
-    Returns (hN, cN, hs (S,B,H), buf, small): ``buf`` is ``xw``'s buffer with each step's ``big``
-    residual written over it in place (``xw`` itself for the tanh RNN), ``small`` the stacked
-    (S,B,H) residuals.
+    Returns (hN, cN, hs (S,B,H), buf, small) and, with ``emit_c``, also cs (S,B,H) or None:
+    ``buf`` is ``xw``'s buffer with each step's ``big`` residual written over it in place (``xw``
+    itself for a cell whose step writes none, the tanh RNN), ``small`` the stacked (S,B,H)
+    residuals.
     """
-    lstm = arch == "lstm"
+    lstm = c0 is not None
 
     # Row t is read and overwritten in the same step; XLA keeps this in place (the written gates
     # are computed from the row read, so the read comes first). The backward loop cannot do the
@@ -189,7 +104,7 @@ def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None):
     def body(carry, inputs):
         h, c, buf = carry
         t, m_t = inputs
-        h_new, c_new, big, small = _cell_forward(arch, _row(buf, t) + bias, h, c, w_hh, b_hn, mm)
+        h_new, c_new, big, small = fp.forward(_row(buf, t) + bias, h, c, w_hh, b_hn, mm)
         if big is not None:
             buf = jax.lax.dynamic_update_index_in_dim(buf, big, t, 0)
         if m_t is not None:
@@ -197,20 +112,23 @@ def _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None):
             h_new = jnp.where(m, h_new, h)
             if lstm:
                 c_new = jnp.where(m, c_new, c)
-        return (h_new, c_new, buf), (h_new, small)
+        return (h_new, c_new, buf), (h_new, small, c_new if emit_c else None)
 
     steps = jnp.arange(xw.shape[0])
-    (hN, cN, buf), (hs, small) = jax.lax.scan(body, (h0, c0, xw), (steps, mask), unroll=unroll)
+    (hN, cN, buf), (hs, small, cs) = jax.lax.scan(body, (h0, c0, xw), (steps, mask),
+                                                  unroll=unroll)
+    if emit_c:
+        return hN, cN, hs, buf, small, cs
     return hN, cN, hs, buf, small
 
 
-def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll, mm=None):
+def _backward_loop(fp, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll, mm=None):
     """Reverse scan through one block.
 
     Reads each step's ``big`` residual from ``buf`` and writes that step's dz_x over it in place.
     Returns (dh0, dc0, dz_x (S,B,G·H), dz_h (S,B,G·H)).
     """
-    lstm = arch == "lstm"
+    lstm = cN is not None
 
     # Row t−1 is read after row t is written, and carried into the next step: then the write is
     # the old buffer's only reader, and XLA updates it in place. (Reading row t within the step,
@@ -228,8 +146,8 @@ def _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll
             zero = jnp.zeros_like(dh)
             dh_cell = jnp.where(m, dh, zero)
             dc_cell = jnp.where(m, dc, zero) if lstm else None
-        dz_x, dz_h, dh_extra, dc_prev = _cell_backward(arch, big_t, small_t, h_t, c_new,
-                                                       dh_cell, dc_cell)
+        dz_x, dz_h, dh_extra, dc_prev = fp.backward(big_t, small_t, h_t, c_new, dh_cell,
+                                                   dc_cell)
         buf = jax.lax.dynamic_update_index_in_dim(buf, dz_x, t, 0)
         big_next = _row(buf, jnp.maximum(t - 1, 0))
         dh_prev = _dot(dz_x if dz_h is None else dz_h, w_hh, mm, ((1,), (1,)))
@@ -263,7 +181,7 @@ def _h_prev(h0, hs):
     return jnp.concatenate([h0[None], hs[:-1]])
 
 
-def _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih):
+def _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih):
     """The large matmuls over all steps of a block: dW_ih, dbias, dW_hh, db_hn, dxs.
 
     Written on 2-D views, ``(dzᵀ x)ᵀ``: an einsum contracting (S, B) at once made XLA:CPU
@@ -275,11 +193,11 @@ def _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih):
     dbias = dz_x2.sum(0)
     dw_hh = (dz_h2.T @ h_prev.reshape(-1, H)).T
     dxs = (dz_x2 @ w_ih.T).reshape(*xs.shape)
-    db_hn = dz_h2[:, 2 * H:].sum(0) if arch == "gru" else None
+    db_hn = None if fp.extra is None else fp.extra_grad(dz_h2)
     return dw_ih, dbias, dw_hh, db_hn, dxs
 
 
-def _block_backward(arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll,
+def _block_backward(fp, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll,
                     mm):
     """The backward loop through one block, then its weight gradients.
 
@@ -290,10 +208,10 @@ def _block_backward(arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN
     Returns (dh0, dc0, (dW_ih, dbias, dW_hh, db_hn, dxs)).
     """
     h_prev = _h_prev(h0, hs)
-    h_in = {"rnn": hs, "gru": h_prev}.get(arch)  # what the backward loop reads as h_t
-    dh0, dc0, dz_x, dz_h = _backward_loop(arch, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh,
+    h_in = {"new": hs, "prev": h_prev}.get(fp.h_residual)  # what the backward loop reads as h_t
+    dh0, dc0, dz_x, dz_h = _backward_loop(fp, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh,
                                           unroll, mm)
-    return dh0, dc0, _weight_grads(arch, xs, h_prev, dz_x, dz_h, w_ih)
+    return dh0, dc0, _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -306,16 +224,16 @@ def _in_matmul_dtype(mm, *weights):
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _layer(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
-    out, _ = _layer_fwd(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0)
+def _layer(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
+    out, _ = _layer_fwd(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0)
     return out
 
 
-def _layer_fwd(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
+def _layer_fwd(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
     w_ih, w_hh = _in_matmul_dtype(mm, w_ih, w_hh)
     if segment is None:
         xw = _project(xs, w_ih, mm)
-        hN, cN, hs, buf, small = _forward_loop(arch, xw, bias, mask, h0, c0, w_hh, b_hn, unroll,
+        hN, cN, hs, buf, small = _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, b_hn, unroll,
                                                mm)
         return (hs, hN, cN), (xs, w_ih, w_hh, mask, h0, hs, cN, buf, small)
     T = xs.shape[0]
@@ -326,7 +244,7 @@ def _layer_fwd(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, 
     def seg_body(carry, inputs):
         h, c = carry
         xs_k, m_k = inputs
-        hN, cN, hs_k, _, _ = _forward_loop(arch, _project(xs_k, w_ih, mm), bias, m_k, h, c,
+        hN, cN, hs_k, _, _ = _forward_loop(fp, _project(xs_k, w_ih, mm), bias, m_k, h, c,
                                            w_hh, b_hn, unroll, mm)
         return (hN, cN), (hs_k, h, c)
 
@@ -335,14 +253,14 @@ def _layer_fwd(arch, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, 
     return (hs, hN, cN), (xs, w_ih, bias, w_hh, b_hn, mask, h_starts, c_starts)
 
 
-def _layer_bwd(arch, segment, unroll, mm, saved, cotangents):
+def _layer_bwd(fp, segment, unroll, mm, saved, cotangents):
     """The weights in ``saved`` are already in the matmul dtype; their gradients come out in the
     cotangents' dtype."""
     dhs, dhN, dcN = cotangents
     if segment is None:
         xs, w_ih, w_hh, mask, h0, hs, cN, buf, small = saved
         dh0, dc0, (dw_ih, dbias, dw_hh, db_hn, dxs) = _block_backward(
-            arch, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll, mm)
+            fp, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll, mm)
         return dxs, dw_ih, dbias, dw_hh, db_hn, None, dh0, dc0
     xs, w_ih, bias, w_hh, b_hn, mask, h_starts, c_starts = saved
     T = xs.shape[0]
@@ -356,9 +274,9 @@ def _layer_bwd(arch, segment, unroll, mm, saved, cotangents):
     def seg_body(carry, inputs):
         (dh, dc), acc = carry
         xs_k, m_k, dhs_k, h_k, c_k = inputs
-        _, cN_k, hs_k, buf_k, small_k = _forward_loop(arch, _project(xs_k, w_ih, mm), bias, m_k,
+        _, cN_k, hs_k, buf_k, small_k = _forward_loop(fp, _project(xs_k, w_ih, mm), bias, m_k,
                                                       h_k, c_k, w_hh, b_hn, unroll, mm)
-        dh, dc, grads = _block_backward(arch, xs_k, w_ih, w_hh, m_k, h_k, hs_k, cN_k, buf_k,
+        dh, dc, grads = _block_backward(fp, xs_k, w_ih, w_hh, m_k, h_k, hs_k, cN_k, buf_k,
                                         small_k, dhs_k, dh, dc, unroll, mm)
         acc = tuple(None if a is None else a + g for a, g in zip(acc, grads[:4], strict=True))
         return ((dh, dc), acc), grads[4]
@@ -393,14 +311,16 @@ def default_segment(T: int) -> int:
     return max(1, math.isqrt(T - 1) + 1) if T > 1 else 1
 
 
-def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, carry0: dict, *,
+def fused_layer(cell, params: dict, xs: jax.Array, mask: jax.Array | None, carry0: dict, *,
                 unroll: int = 1, remat: bool = False, segment: int | None = None,
                 matmul_dtype: str | None = None):
     """One recurrent layer, same contract as :func:`lstm_jax.recurrence.scan_layer`.
 
     Args:
-      arch: ``"rnn"``, ``"lstm"`` or ``"gru"`` (reset-after), see :func:`fused_arch`.
-      params: ``w_ih (D,G·H)``, ``w_hh (H,G·H)``, ``bias (G·H,)`` and for the GRU ``b_hn (H,)``.
+      cell: a cell's :class:`~lstm_jax.cells.CellStep` with a fused path (``step_fn(config)``),
+        or a registered name (its default configuration), e.g. ``"lstm"``.
+      params: ``w_ih (D,G·H)``, ``w_hh (H,G·H)``, ``bias (G·H,)`` and the fused path's ``extra``
+        parameter, if any (GRU ``b_hn (H,)``).
       xs: ``(T, B, D)``; mask ``(T, B)`` bool or None; carry0 ``{"h": (B,H)[, "c": (B,H)]}``.
       unroll: ``lax.scan`` unroll factor of the forward and backward loops. Keep 1: with the
         in-place buffer, ``unroll=2`` made XLA copy the whole buffer every step (10× slower).
@@ -417,10 +337,12 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
     Returns:
       ``(final_carry, {"h": (T, B, H)})``.
     """
+    step = _resolve(cell)
+    fp = _require(step)
     T = xs.shape[0]
     h0 = carry0["h"]
-    c0 = carry0["c"] if arch == "lstm" else jnp.zeros((0,), h0.dtype)
-    b_hn = params.get("b_hn") if arch == "gru" else None
+    c0 = carry0["c"] if step.has_cell_state else None
+    b_hn = None if fp.extra is None else params[fp.extra]
     seg = None
     xs_in, mask_in = xs, mask
     if remat:
@@ -431,50 +353,52 @@ def fused_layer(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None, 
                 mask = jnp.ones(xs.shape[:2], bool)
             xs_in = jnp.concatenate([xs, jnp.zeros((pad, *xs.shape[1:]), xs.dtype)])
             mask_in = jnp.concatenate([mask, jnp.zeros((pad, mask.shape[1]), bool)])
-    if arch != "lstm":
-        c0 = None
     mm = None if matmul_dtype is None else jnp.dtype(matmul_dtype)
-    layer = partial(_layer, arch, seg, unroll, mm)
+    layer = partial(_layer, fp, seg, unroll, mm)
     mesh = mesh_to_split(h0.shape[0])
     if mesh is not None:
         layer = _split_batch(layer, mesh)
     hs, hN, cN = layer(xs_in, params["w_ih"], params["bias"], params["w_hh"], b_hn, mask_in, h0,
                        c0)
-    final = {"h": hN} if arch != "lstm" else {"h": hN, "c": cN}
+    final = {"h": hN, "c": cN} if step.has_cell_state else {"h": hN}
     return final, {"h": hs[:T]}
+
+
+def _require(step) -> FusedPath:
+    fp = fused_path(step)
+    if fp is None:
+        from lstm_jax.errors import UserError
+
+        raise UserError(f"{getattr(step, 'fn', step)!r} has no fused path; run it with "
+                        "lstm_jax.recurrence.scan_layer(impl='scan')")
+    return fp
 
 
 # ----------------------------------------------------------------------------------------------
 # For the probes: the same forward loop, with what it saves for the backward pass returned.
 
-#: Where each gate the cells report sits in the ``big`` residual's G blocks.
-GATE_BLOCKS = {"rnn": {}, "lstm": {"i": 0, "f": 1, "o": 3}, "gru": {"r": 0, "z": 1}}
+
+def gate_blocks(cell) -> dict[str, int]:
+    """Where each gate the cell reports sits in the ``big`` residual's G blocks."""
+    return dict(_require(_resolve(cell)).gate_blocks)
 
 
-class StepResiduals(NamedTuple):
-    """What the forward loop saves of each step, stacked over steps (leading axis T).
-
-    Fields an architecture does not use are None (see :func:`forward_with_residuals`)."""
-
-    big: jax.Array | None  # (T, B, G·H) activated gates: LSTM [i, f, g, o], GRU [r, z, n]
-    small: tuple  # LSTM (c_{t−1},), GRU (u = h_{t−1} U_n + b_hn,), RNN ()
-    h: jax.Array | None  # (T, B, H): tanh RNN h_t, GRU h_{t−1}
-    c_new: jax.Array | None  # (T, B, H): LSTM c_t
-    mask: jax.Array | None  # (T, B) bool
-
-
-def forward_with_residuals(arch: str, params: dict, xs: jax.Array, mask: jax.Array | None,
+def forward_with_residuals(cell, params: dict, xs: jax.Array, mask: jax.Array | None,
                            carry0: dict):
     """The forward loop of the fused layer, not differentiated: for the probes.
 
-    Returns ``(hs (T,B,H), cs (T,B,H) or None, StepResiduals)``: ``hs``/``cs`` the carry after
-    each step (what :func:`lstm_jax.recurrence.scan_layer` returns), then the residuals.
+    ``cell`` as in :func:`fused_layer`. Returns ``(hs (T,B,H), cs (T,B,H) or None,
+    StepResiduals)``: ``hs``/``cs`` the carry after each step (what
+    :func:`lstm_jax.recurrence.scan_layer` returns), then the residuals.
     """
-    lstm = arch == "lstm"
+    step = _resolve(cell)
+    fp = _require(step)
     h0 = carry0["h"]
-    _, cN, hs, buf, small = _forward_loop(arch, _project(xs, params["w_ih"]), params["bias"],
-                                          mask, h0, carry0["c"] if lstm else None,
-                                          params["w_hh"], params.get("b_hn"), 1)
-    cs = jnp.concatenate([small[0][1:], cN[None]]) if lstm else None
-    h_res = {"rnn": hs, "gru": _h_prev(h0, hs)}.get(arch)
-    return hs, cs, StepResiduals(None if arch == "rnn" else buf, small, h_res, cs, mask)
+    c0 = carry0["c"] if step.has_cell_state else None
+    b_hn = None if fp.extra is None else params[fp.extra]
+    xw = _project(xs, params["w_ih"])
+    _, _, hs, buf, small, cs = _forward_loop(fp, xw, params["bias"], mask, h0, c0,
+                                             params["w_hh"], b_hn, 1, emit_c=True)
+    big = jax.eval_shape(fp.forward, xw[0], h0, c0, params["w_hh"], b_hn)[2]
+    h_res = {"new": hs, "prev": _h_prev(h0, hs)}.get(fp.h_residual)
+    return hs, cs, StepResiduals(None if big is None else buf, small, h_res, cs, mask)

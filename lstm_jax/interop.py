@@ -20,7 +20,6 @@ Only unidirectional, ``batch_first``-agnostic, ``bias=True`` modules without pro
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax.errors import UserError
@@ -34,10 +33,12 @@ def _get(state_dict, key):
 
 
 def load_torch_state_dict(model: Recurrence, state_dict: dict) -> None:
-    """Copy a PyTorch RNN/LSTM/GRU ``state_dict`` into ``model`` in place (see module doc)."""
+    """Copy a PyTorch RNN/LSTM/GRU ``state_dict`` into ``model`` in place (see module doc).
+
+    Each cell maps its own biases (:meth:`lstm_jax.cells.RecurrentCell.from_torch`); a cell
+    without a ``torch.nn`` counterpart refuses.
+    """
     H = model.config.hidden
-    if model.config.arch == "gru" and not model.config.gru_reset_after:
-        raise UserError("PyTorch's GRU is the reset-after variant; build with gru_reset_after=True")
     for layer, cell in enumerate(model.cells):
         w_ih, w_hh = _get(state_dict, f"weight_ih_l{layer}"), _get(state_dict, f"weight_hh_l{layer}")
         b_ih, b_hh = _get(state_dict, f"bias_ih_l{layer}"), _get(state_dict, f"bias_hh_l{layer}")
@@ -45,28 +46,13 @@ def load_torch_state_dict(model: Recurrence, state_dict: dict) -> None:
         if w_ih.shape != want:
             raise UserError(f"weight_ih_l{layer} has shape {w_ih.shape}; expected {want} for "
                             f"arch={model.config.arch}, hidden={H}")
-        dtype = cell.w_ih[...].dtype
-        cell.w_ih[...] = jnp.asarray(w_ih.T, dtype)
-        cell.w_hh[...] = jnp.asarray(w_hh.T, dtype)
-        if model.config.arch == "gru":
-            bias = np.concatenate([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H:]])
-            cell.b_hn[...] = jnp.asarray(b_hh[2 * H:], dtype)
-        else:
-            bias = b_ih + b_hh
-        cell.bias[...] = jnp.asarray(bias, dtype)
+        cell.from_torch(w_ih, w_hh, b_ih, b_hh)
 
 
 def to_torch_state_dict(model: Recurrence) -> dict[str, np.ndarray]:
     """Export ``model`` as a PyTorch ``state_dict`` of NumPy arrays (see module doc)."""
-    H = model.config.hidden
     out = {}
     for layer, cell in enumerate(model.cells):
-        p = {k: np.asarray(v) for k, v in cell.params().items()}
-        out[f"weight_ih_l{layer}"] = p["w_ih"].T.copy()
-        out[f"weight_hh_l{layer}"] = p["w_hh"].T.copy()
-        out[f"bias_ih_l{layer}"] = p["bias"].copy()
-        b_hh = np.zeros_like(p["bias"])
-        if model.config.arch == "gru":
-            b_hh[2 * H:] = p["b_hn"]
-        out[f"bias_hh_l{layer}"] = b_hh
+        for name, value in cell.to_torch().items():
+            out[f"{name}_l{layer}"] = value
     return out

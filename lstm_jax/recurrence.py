@@ -48,7 +48,9 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
     """Run one recurrent layer over a time-major sequence.
 
     Args:
-      step: a cell's pure step ``(params, carry, xw_t) -> (carry, gates)`` (``lstm_jax.cells``).
+      step: a cell's pure step ``(params, carry, xw_t) -> (carry, gates)``: a
+        :class:`~lstm_jax.cells.CellStep` (``step_fn(config)``, which may carry a fused fast
+        path) or any plain function of that signature.
       params: the cell's parameters (``cell.params()``).
       xs: ``(T, B, D)`` inputs.
       mask: ``(T, B)`` bool, True on valid steps, or None (all valid).
@@ -61,8 +63,12 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
       impl: ``"scan"`` (this function's ``lax.scan``, differentiated by JAX) or ``"fused"``
         (:func:`lstm_jax.fused.fused_layer`: same outputs and gradients, a hand-written backward
         pass; with ``remat`` it checkpoints in √T segments). ``"fused"`` is used only when no
-        ``perturb`` and no ``collect`` are requested and the step is a standard cell (the probes
-        call the fused forward loop directly, :mod:`lstm_jax.probes.layer`).
+        ``perturb`` and no ``collect`` are requested and the cell offers a fused path; otherwise
+        this plain scan runs and ``jax.grad`` differentiates it (the probes call the fused
+        forward loop directly, :mod:`lstm_jax.probes.layer`). A cell with a whole-sequence
+        fast path (``step.sequence``, e.g. the LRU's parallel scan) uses it whenever no
+        ``perturb`` and no ``collect`` are requested, whatever ``impl`` (``unroll`` and
+        ``remat`` are then the cell's business).
       matmul_dtype: ``"float32"`` (products in the inputs' dtype) or ``"bfloat16"`` (mixed
         precision: the input projection and the per-step products take bfloat16 operands and
         accumulate in float32, all else stays float32; see :func:`lstm_jax.fused.fused_layer`).
@@ -76,13 +82,12 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
     check_choice("matmul_dtype", matmul_dtype, MATMUL_DTYPES)
     if impl == "fused" and not perturb and not collect:
         from lstm_jax.fused import fused_arch, fused_layer
-        arch = fused_arch(step)
-        if arch is not None:
+        if fused_arch(step) is not None:
             mm = None if matmul_dtype == "float32" else matmul_dtype
-            return LayerResult(*fused_layer(arch, params, xs, mask, carry0, unroll=unroll,
+            return LayerResult(*fused_layer(step, params, xs, mask, carry0, unroll=unroll,
                                             remat=remat, matmul_dtype=mm))
         if matmul_dtype != "float32":
-            raise UserError(f"matmul_dtype={matmul_dtype!r} needs a cell the fused path covers "
+            raise UserError(f"matmul_dtype={matmul_dtype!r} needs a cell with a fused path "
                             "(tanh RNN, LSTM, reset-after GRU); use matmul_dtype='float32'")
     elif matmul_dtype != "float32" and not perturb and not collect:
         raise UserError(f"matmul_dtype={matmul_dtype!r} needs impl='fused'; "
@@ -91,6 +96,9 @@ def scan_layer(step, params: dict, xs: jax.Array, mask: jax.Array | None, carry0
     T = xs.shape[0]
     if mask is None:
         mask = jnp.ones(xs.shape[:2], bool)
+    sequence = getattr(step, "sequence", None)
+    if sequence is not None and not perturb and not collect:
+        return LayerResult(*sequence(params, xw, mask, carry0))
     perturb = {} if perturb is None else perturb
 
     def body(carry, inputs):

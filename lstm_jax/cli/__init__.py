@@ -14,7 +14,7 @@ import sys
 
 from lstm_jax.cli.common import HelpFormatter, plain_text, positive_int
 
-COMMANDS = ("info", "demo", "eda", "train", "probe", "plot", "evaluate", "compare")
+COMMANDS = ("info", "demo", "eda", "train", "probe", "plot", "evaluate", "compare", "archs")
 
 
 def _version() -> str:

@@ -106,17 +106,17 @@ def add_model_args(parser: argparse.ArgumentParser, *, arch_default: str = "lstm
 
 def cell_config(args: argparse.Namespace, arch: str):
     """The :class:`CellConfig` the model flags describe, for one architecture."""
-    from lstm_jax.cells import CellConfig
+    from lstm_jax.cells import CellConfig, cell_accepts
 
     return CellConfig(arch=arch, hidden=args.hidden, forget_bias=args.forget_bias,
-                      chrono_tmax=args.chrono if arch != "rnn" else None,
+                      chrono_tmax=args.chrono if cell_accepts(arch, "chrono_tmax") else None,
                       recurrent_init=args.recurrent_init, recurrent_scale=args.recurrent_scale,
                       gru_reset_after=not args.gru_reset_before)
 
 
 def parse_archs(text: str) -> list[str]:
-    """``"rnn,lstm"`` → ``["rnn", "lstm"]``: a non-empty list of known architectures, each once
-    (the same rule for ``train``, ``probe`` and ``demo``)."""
+    """``"rnn,lstm"`` → ``["rnn", "lstm"]``: a non-empty list of registered architectures
+    (``lstm-jax archs``), each once (the same rule for ``train``, ``probe`` and ``demo``)."""
     from lstm_jax.cells import ARCHS
     from lstm_jax.errors import UserError, check_choice
 

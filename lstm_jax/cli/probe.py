@@ -237,6 +237,7 @@ def run(args) -> int:
         line = f"{arch:>4}: log10 ‖∂h_T/∂h_(T−k)‖ at k={rec['k'][-1]}: {last:.1f}"
         if "log10_cell" in rec:
             line += f"; ‖∂C_T/∂C_(T−k)‖: {rec['log10_cell'][-1]:.1f}"
+        if "log10_cec" in rec:
             line += f"; ‖∏f‖: {rec['log10_cec'][-1]:.1f}"
         print(line)
     write_json(out / "probe.json", results)

@@ -33,7 +33,10 @@ FLOOR = 1e-300  # plotting floor: float64 cannot show a smaller positive number
 
 
 def _arr(values) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    """Floats; None and log10 0 = −inf (JSON ``-1e308``, an exactly zero Jacobian, e.g. a ReLU
+    path that is switched off or an output that is not fed back) become NaN: not drawn."""
+    a = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.where(a <= -1e307, np.nan, a)
 
 
 def _records(results) -> dict:
@@ -83,7 +86,7 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
             targets = [axes[0]] if name == "hidden" else []
             if has_lstm and name != "hidden":
                 targets.append(axes[1])
-            if has_lstm and name == "hidden" and arch == "lstm":
+            if has_lstm and name == "hidden" and ("log10_cell" in rec or "log10_cec" in rec):
                 targets.append(axes[1])
             for a in targets:
                 _band(a, k, _arr(rec[f"log10_{name}"]), _arr(rec[f"log10_{name}_std"]), color,

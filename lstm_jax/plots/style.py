@@ -30,8 +30,12 @@ from matplotlib.ticker import (  # noqa: E402
     NullLocator,
 )
 
-ARCH_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c"}
-ARCH_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
+ARCH_COLORS = {"rnn": "#d62728", "lstm": "#1f77b4", "gru": "#2ca02c", "peephole": "#9467bd",
+               "cifg": "#17becf", "janet": "#ff7f0e", "indrnn": "#8c564b", "exprnn": "#e377c2",
+               "lru": "#bcbd22"}
+ARCH_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU", "peephole": "peephole LSTM",
+               "cifg": "CIFG", "janet": "JANET", "indrnn": "IndRNN", "exprnn": "expRNN",
+               "lru": "LRU"}
 #: extra colours for settings that are not an architecture (forget bias, recurrent scale, …)
 SETTING_COLORS = ["#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#e377c2"]
 

@@ -85,7 +85,7 @@ def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
     tasks = sorted({r["task"] for r in rows})
     fig, axes = styled_figure(5.5 * len(tasks), 4.6, ncols=len(tasks))
     for ax, task in zip(np.atleast_1d(axes), tasks, strict=True):
-        for arch in ("rnn", "lstm", "gru"):
+        for arch in _ordered({r["arch"] for r in rows}):
             sel = sorted((r for r in rows if r["task"] == task and r["arch"] == arch),
                          key=lambda r: r["seq_len"])
             if not sel:
@@ -93,8 +93,8 @@ def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
             T = [r["seq_len"] for r in sel]
             ratio = np.array([r["loss_over_baseline_mean"] for r in sel])
             sd = np.array([r["loss_over_baseline_sd"] for r in sel])
-            ax.errorbar(T, ratio, yerr=sd, marker="o", capsize=3, color=ARCH_COLORS[arch],
-                        label=ARCH_LABELS[arch])
+            ax.errorbar(T, ratio, yerr=sd, marker="o", capsize=3, color=ARCH_COLORS.get(arch),
+                        label=ARCH_LABELS.get(arch, arch))
         ax.axhline(1.0, color="k", ls="--", lw=1, label=BASELINE)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -108,3 +108,10 @@ def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
                                 H=sel[0].get("hidden") if sel else None))
         legend_below(ax, ncol=4)
     return save(fig, path)
+
+
+def _ordered(archs) -> list[str]:
+    """Registered cells in registry order, then any other names sorted."""
+    from lstm_jax.cells import ARCHS
+
+    return [a for a in ARCHS if a in archs] + sorted(set(archs) - set(ARCHS))

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax.cells import step_fn
+from lstm_jax.cells import cell_class, step_fn
 from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.probes import flax_probes, flax_rnn
 from lstm_jax.probes.gates import gate_stats_from_sequences
@@ -56,20 +56,26 @@ def _default_key():
     return jax.random.key(0)
 
 
-def default_probes(arch: str) -> tuple[str, ...]:
-    """``("hidden", "cell", "cec")`` for the LSTM, ``("hidden",)`` otherwise."""
-    return ("hidden", "cell", "cec") if arch == "lstm" else ("hidden",)
+def default_probes(arch) -> tuple[str, ...]:
+    """The probes a cell supports, asked of the cell (``arch``: a registered name or a
+    :class:`~lstm_jax.cells.CellStep`): ``"hidden"`` always, ``"cell"`` when the carry has a
+    cell state ``c``, ``"cec"`` (the forget-gate product ∏f_j) when the cell has a forget gate.
+    The LSTM gets ``("hidden", "cell", "cec")``, the tanh RNN ``("hidden",)``."""
+    step = cell_class(arch).kernel() if isinstance(arch, str) else arch
+    return (("hidden",) + (("cell",) if "c" in step.carry_names else ())
+            + (("cec",) if step.forget_gate is not None else ()))
 
 
 @functools.partial(jax.jit, static_argnames=("step", "layer", "probes", "method", "samples",
                                              "with_cec"))
 def _jacobian_core(params_list, x, mask, carry0_list, anchor, key, *, step, layer, probes,
                    method, samples, with_cec):
-    view = layer_view(step, ("f",) if with_cec else (), params_list, x, mask, carry0_list, layer)
+    gate = getattr(step, "forget_gate", None) if with_cec else None
+    view = layer_view(step, (gate,) if gate else (), params_list, x, mask, carry0_list, layer)
     out = (jacobian_log_norms(step, view, anchor, probes, method=method, samples=samples, key=key)
            if probes else {})
     if with_cec:
-        out["cec"] = {"ln_sq": 2.0 * forget_product_log_norm(view, anchor), "ln_se": None}
+        out["cec"] = {"ln_sq": 2.0 * forget_product_log_norm(view, anchor, gate), "ln_se": None}
     return out
 
 
@@ -82,8 +88,8 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
       model: a ``Recurrence``; layer: which layer's recurrence to probe.
       x: ``(B, T, D)``; mask: ``(B, T)`` bool or None.
       anchor: step T per row: None (each row's last valid step), an int, or ``(B,)`` ints.
-      probes: subset of ``("hidden", "cell", "cec")`` (``cell``/``cec`` only for the LSTM);
-        default :func:`default_probes`.
+      probes: subset of ``("hidden", "cell", "cec")`` (``cell`` for cells with a cell state,
+        ``cec`` for cells with a forget gate); default :func:`default_probes`.
       method: ``"exact"`` (H basis vectors) or ``"hutchinson"`` (``samples`` Rademacher
         vectors from ``key``; default key 0). See :mod:`lstm_jax.probes.jacobian` for cost.
 
@@ -98,10 +104,10 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
         return flax_probes.jacobian_norms(model, x, mask, layer=layer, anchor=anchor, probes=probes,
                                           method=method, samples=samples, key=key,
                                           initial_carry=initial_carry)
-    arch = model.config.arch
-    probes = default_probes(arch) if probes is None else tuple(probes)
+    supported = default_probes(step_fn(model.config))
+    probes = supported if probes is None else tuple(probes)
     for name in probes:
-        check_choice("probe", name, ("hidden", "cell", "cec") if arch == "lstm" else ("hidden",))
+        check_choice("probe", name, supported)
     check_choice("method", method, METHODS)
     if method == "hutchinson":
         check_positive("samples", samples, maximum=1 << 16)
@@ -125,7 +131,7 @@ def jacobian_norms(model, x, mask=None, *, layer: int = 0, anchor=None, probes=N
 def _loss_core(params_list, x, mask, carry0_list, readout, *, step, layer, loss_fn):
     if loss_fn is None:  # the default loss, rebuilt from arrays so its compile is reused
         key, anchor = readout
-        loss_fn = last_step_readout_loss(key, params_list[-1]["w_hh"].shape[0], anchor)
+        loss_fn = last_step_readout_loss(key, carry0_list[-1]["h"].shape[-1], anchor)
     return loss_grad_log_norms(step, params_list, x, mask, carry0_list, layer, loss_fn)
 
 

@@ -111,12 +111,13 @@ def jacobian_log_norms(step, view: LayerView, anchor: jax.Array, probes: tuple[s
     return result
 
 
-def forget_product_log_norm(view: LayerView, anchor: jax.Array) -> jax.Array:
-    """``ln ‖diag(∏_{j=T−k+1..T} f_j)‖_F`` for every lag, ``(B, T)`` (LSTM only).
+def forget_product_log_norm(view: LayerView, anchor: jax.Array, gate: str = "f") -> jax.Array:
+    """``ln ‖diag(∏_{j=T−k+1..T} f_j)‖_F`` for every lag, ``(B, T)``, for a cell with a forget
+    gate (named ``gate`` in ``view.gates``; the cell's ``forget_gate``).
 
     Padded steps count as ``f = 1`` (the carry is copied). NaN where k > anchor.
     """
-    logf = jnp.where(view.mask[..., None], jnp.log(view.gates["f"]), 0.0)  # (T, B, H)
+    logf = jnp.where(view.mask[..., None], jnp.log(view.gates[gate]), 0.0)  # (T, B, H)
     ts = jnp.arange(logf.shape[0])
 
     def body(acc, inputs):

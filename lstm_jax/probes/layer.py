@@ -4,11 +4,13 @@ A probe of layer ``l`` measures derivatives inside that layer's recurrence; the 
 supply its input sequence, the layers above only matter to a loss. :func:`layer_view` runs the
 stack once and returns, time-major, what the sweeps of :mod:`lstm_jax.probes.sweep` consume.
 
-For the three standard cells it runs the forward loop of :mod:`lstm_jax.fused` (the recurrence
-training uses by default) and turns that loop's residuals into each step's Jacobian factors
-(:mod:`lstm_jax.probes.step_jacobian`), so a reverse sweep pulls probe vectors back with one
-matmul per step instead of re-running every step under ``jax.vjp``. Any other step (e.g. the
-reset-before GRU) runs the plain :func:`~lstm_jax.recurrence.scan_layer` and pulls back with
+For a cell that offers both fast paths (fused forward loop and Jacobian factors: the tanh RNN,
+the LSTM, the reset-after GRU) it runs the forward loop of :mod:`lstm_jax.fused` (the
+recurrence training uses by default) and turns that loop's residuals into each step's Jacobian
+factors (:mod:`lstm_jax.probes.step_jacobian`), so a reverse sweep pulls probe vectors back with
+one matmul per step instead of re-running every step under ``jax.vjp``. Any other step (e.g. the
+reset-before GRU, a cell without fast paths) runs the plain
+:func:`~lstm_jax.recurrence.scan_layer` and pulls back with
 :func:`~lstm_jax.probes.sweep.vjp_pullback`. Both compute the same map; tests check each against
 ``jax.jacrev`` of the unrolled network.
 """
@@ -23,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import fused
+from lstm_jax.cells.base import jacobian_path
 from lstm_jax.errors import UserError
 from lstm_jax.probes.step_jacobian import carry_vjp, step_jacobians
 from lstm_jax.probes.sweep import vjp_pullback
@@ -67,26 +70,26 @@ def layer_view(step, gate_names, params_list: list[dict], x: jax.Array, mask: ja
     params, carry0 = params_list[layer], carry0_list[layer]
     parts = tuple(carry0)
     xw = jnp.einsum("tbd,dg->tbg", xs, params["w_ih"]) + params["bias"]
-    arch = fused.fused_arch(step)
-    if arch is None:
+    if jacobian_path(step) is None:
         res = scan_layer(step, params, xs, mask_t, carry0,
                          collect=tuple(p for p in parts if p != "h") + tuple(gate_names))
         carries = {p: res.sequences[p] for p in parts}
         gates = {g: res.sequences[g] for g in gate_names}
+        pull_inputs = None
     else:
-        hs, cs, residuals = fused.forward_with_residuals(arch, params, xs, mask_in, carry0)
-        carries = {"h": hs, "c": cs} if arch == "lstm" else {"h": hs}
+        hs, cs, residuals = fused.forward_with_residuals(step, params, xs, mask_in, carry0)
+        carries = {"h": hs, "c": cs} if cs is not None else {"h": hs}
         H = hs.shape[-1]
-        gates = {g: residuals.big[..., fused.GATE_BLOCKS[arch][g] * H:][..., :H]
-                 for g in gate_names}
+        blocks = fused.gate_blocks(step)
+        gates = {g: residuals.big[..., blocks[g] * H:][..., :H] for g in gate_names}
+        pull_inputs = step_jacobians(step, residuals)
     prev = {p: jnp.concatenate([carry0[p][None], carries[p][:-1]], axis=0) for p in parts}
-    if arch is None:
+    if pull_inputs is None:
         pullback, pull_inputs = vjp_pullback(step, params), (prev, xw, mask_t)
     else:
         def pullback(jac_t, v):
-            return carry_vjp(arch, params["w_hh"], jac_t, v)
+            return carry_vjp(step, params["w_hh"], jac_t, v)
 
-        pull_inputs = step_jacobians(arch, residuals)
     return LayerView(params, xs, xw, mask_t, carry0, carries, prev, gates, pullback, pull_inputs)
 
 

@@ -1,0 +1,53 @@
+"""JANET, the forget-gate-only LSTM of van der Westhuizen & Lasenby (2018), "The unreasonable
+effectiveness of the forget gate" (arXiv:1804.04849), eqs. 9–12::
+
+    s_t = W_f x_t + U_f h_{t−1} + b_f
+    C̃_t = tanh(W_c x_t + U_c h_{t−1} + b_c)
+    C_t = σ(s_t) ⊙ C_{t−1} + (1 − σ(s_t − β)) ⊙ C̃_t          β = 1
+    h_t = C_t
+
+No input or output gate: the input is scaled by ``1 − σ(s − β)``, a forget-gate complement
+shifted by β so that a little more information is let in than is forgotten. With ``h = C``
+the carry is ``{"h"}`` alone, and ∂h_t/∂h_{t−1} = diag(f_t) + (the paths through the gates'
+recurrent kernels): the ∏f_j path the essay argues about, with nothing else multiplying it.
+
+Two blocks ``(f, c)``; gate ``f`` (= σ(s_t)), so the probes report ∏f_j ("cec").
+Initialisation: chrono for the forget bias, ``b_f ~ log U[1, T_max − 1]`` (Tallec & Ollivier
+2018), as the paper does, with ``T_max`` = ``chrono_tmax`` (the paper uses the sequence length)
+or, when that is unset, :attr:`JANETCell.default_tmax`; ``b_c = 0``. No fast paths.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lstm_jax.cells.base import RecurrentCell, chrono_bias, register
+
+BETA = 1.0
+
+
+@register("janet", "forget-gate-only LSTM: C_t = f⊙C_{t−1} + (1−σ(s−β))⊙C̃, h_t = C_t",
+          "van der Westhuizen & Lasenby (2018), The unreasonable effectiveness of the forget gate")
+class JANETCell(RecurrentCell):
+    """JANET (van der Westhuizen & Lasenby 2018); equations in the module docstring."""
+
+    blocks = 2
+    gate_names = ("f",)
+    forget_gate = "f"
+    options = frozenset({"chrono_tmax"})
+    #: T_max of the chrono forget bias when ``chrono_tmax`` is unset.
+    default_tmax = 100.0
+
+    def _init_bias(self, key, dtype):
+        tmax = self.config.chrono_tmax or self.default_tmax
+        bf = chrono_bias(key, self.hidden, tmax, dtype)
+        return jnp.concatenate([bf, jnp.zeros((self.hidden,), dtype)])
+
+    @staticmethod
+    def step(params, carry, xw):
+        z = xw + carry["h"] @ params["w_hh"]
+        s, zc = jnp.split(z, 2, axis=-1)
+        f = jax.nn.sigmoid(s)
+        c = f * carry["h"] + (1.0 - jax.nn.sigmoid(s - BETA)) * jnp.tanh(zc)
+        return {"h": c}, {"f": f}

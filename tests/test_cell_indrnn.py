@@ -1,0 +1,62 @@
+"""IndRNN (Li et al. 2018) against an independent float64 reference and its closed form."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lstm_jax import CellConfig, Recurrence, UserError
+from lstm_jax.probes import jacobian_norms
+from tests import cell_checks
+from tests.reference_cells import indrnn_step
+
+
+def test_outputs_match_numpy_loop_float64():
+    cell_checks.check_outputs("indrnn", indrnn_step)
+
+
+def test_gradients_match_finite_differences_of_numpy_loop():
+    cell_checks.check_gradients("indrnn", indrnn_step)
+
+
+def test_probes_match_jacrev_of_reference_loop():
+    def mostly_active(cell):  # a row whose every unit is off at one step has J = 0 (log −inf)
+        cell.bias[...] = cell.bias[...] + 0.8
+
+    model, got = cell_checks.check_probes("indrnn", indrnn_step, adjust=mostly_active)
+    assert set(got) == {"k", "anchor", "hidden"}  # no cell state, no forget gate
+    assert set(model.cells[0].params()) == {"w_ih", "u", "bias"}  # u replaces w_hh
+
+
+def test_recurrent_weights_start_inside_the_papers_bound():
+    """u ~ U(0, 2^{1/T_max}) with T_max = chrono_tmax; U(0, 1) when no T is given."""
+    for tmax, hi in ((None, 1.0), (20.0, 2.0 ** (1 / 20))):
+        cfg = CellConfig(arch="indrnn", hidden=512, chrono_tmax=tmax)
+        u = np.asarray(Recurrence(2, cfg, rngs=nnx.Rngs(0)).cells[0].params()["u"])
+        assert u.min() >= 0.0 and u.max() <= hi
+        assert u.max() > 0.98 * hi and u.min() < 0.02 * hi  # spread over the whole range
+        np.testing.assert_allclose(u.mean(), hi / 2, rtol=0.06)
+    with pytest.raises(UserError, match="chrono_tmax"):
+        CellConfig(arch="indrnn", chrono_tmax=1.0)
+
+
+def test_hidden_jacobian_is_diag_u_to_the_k_when_input_kernel_is_zero():
+    """W = 0 and b > 0, u > 0 keep every pre-activation positive: ∂h_T/∂h_{T−k} = diag(u^k),
+    so ‖·‖_F = sqrt(Σ u_n^{2k}) exactly (Li et al. 2018, eq. 5), the largest |u| dominating."""
+    with jax.enable_x64(True):
+        H, T = 5, 30
+        model = Recurrence(3, CellConfig(arch="indrnn", hidden=H), rngs=nnx.Rngs(0),
+                           dtype=jnp.float64)
+        cell = model.cells[0]
+        u = np.array([0.3, 0.7, 0.9, 1.02, 0.5])
+        cell.w_ih[...] = jnp.zeros_like(cell.w_ih[...])
+        cell.bias[...] = jnp.ones((H,), jnp.float64)
+        cell.u[...] = jnp.asarray(u)
+        x = jax.random.normal(jax.random.key(2), (2, T, 3), jnp.float64)
+        got = jacobian_norms(model, x)["hidden"]["log10"]
+        k = np.arange(T)
+        want = 0.5 * np.log10((u[None, :] ** (2 * k[:, None])).sum(1))
+        np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=0, atol=1e-12)
+        # the slope tends to log10 max|u| (the spectral norm max|u|^k)
+        np.testing.assert_allclose(got[0, -1] - got[0, -2], np.log10(u.max()), atol=1e-3)
