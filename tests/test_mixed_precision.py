@@ -136,7 +136,7 @@ def test_bad_matmul_dtype_is_a_user_error(kwargs, message):
 
 
 def test_reset_before_gru_has_no_bfloat16_path():
-    with pytest.raises(UserError, match="reset-before GRU"):
+    with pytest.raises(UserError, match="gru_reset_after=False"):
         TrainConfig(arch="gru", gru_reset_after=False, matmul_dtype="bfloat16")
     cfg = CellConfig("gru", 4, gru_reset_after=False)
     x = jnp.zeros((2, 3, 3))
