@@ -13,3 +13,49 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       str(Path(__file__).resolve().parents[1] / ".jax_test_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+# XLA's optimisation passes cost more than they save on the tiny programs tests compile (a third
+# of the time of test_fused + test_probes); the numbers tests compare are unchanged in meaning.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+import pytest  # noqa: E402
+
+# The heaviest tests (10-60 s each on a 2-core CPU), moved out of the default run so that it stays
+# under 4 minutes; `make test-all` runs them. Each has a cheaper sibling in the default run that
+# exercises the same code path (named after the #).
+HEAVY = {
+    "tests/test_cli_foundation.py::test_demo_writes_every_part",  # test_cli_runs, test_probes CLI
+    "tests/test_experiments.py",  # experiment scripts (make reproduce)
+    "tests/test_compare_run.py::test_compare_stops_resumes_and_scores_test_once",  # compare units
+    "tests/test_fused_devices.py::test_split_batch_matches_one_device_and_never_gathers",
+    # ^ test_train::test_eight_devices_match_one
+    "tests/test_benchmarks.py::test_imdb_buckets_benchmark_on_a_small_archive",
+    "tests/test_benchmarks.py::test_probe_cost_tiny_and_report",
+    "tests/test_crash_resume.py::test_same_command_twice_is_bitwise_identical",  # kill -9 test
+    "tests/test_imdb_buckets.py::test_cli_bucketed_bidirectional_run_resumes_exactly",
+    "tests/test_imdb_buckets.py::test_bucketed_step_equals_full_length_step[gru]",  # [lstm]
+    "tests/test_imdb_task.py::test_train_cli_end_to_end",  # test_cli_runs
+    "tests/test_train.py::test_scan_backward_trains_the_same_model",  # test_fused
+    "tests/test_train.py::test_lstm_learns_adding_at_T50[0]",
+    "tests/test_train.py::test_vmapped_seeds_equal_separate_runs",  # test_initializers
+    "tests/test_recurrence.py::test_padding_never_changes_results",  # test_fused padding
+    "tests/test_cli_train.py::test_bfloat16_run_trains_and_records_its_matmul_dtype",
+    "tests/test_mixed_precision.py::test_bfloat16_fused_layer_matches_mixed_precision_reference[gru]",
+    "tests/test_mixed_precision.py::test_bfloat16_fused_layer_matches_mixed_precision_reference[rnn]",
+    "tests/test_embeddings.py::test_frozen_pretrained_embedding_stays_put_in_training",
+    "tests/test_embeddings.py::test_embed_lr_scale_scales_only_the_embedding_update[0.0]",
+    "tests/test_bidirectional.py::test_bidirectional_gradients_match_scan_impl",
+    "tests/test_initializers.py::test_one_seed_equals_its_slice_of_several[gru]",  # [lstm]
+    "tests/test_initializers.py::test_one_seed_equals_its_slice_of_several[rnn]",
+    "tests/test_probes_flax.py::test_docs_page_runs",  # the page's record is checked elsewhere
+    "tests/test_imdb_buckets.py::test_bucketed_step_equals_full_length_step[lstm]",
+    "tests/test_mixed_precision.py::test_bfloat16_fused_layer_matches_mixed_precision_reference[lstm]",
+    # ^ test_mixed_precision's per-step bfloat16 checks
+    "tests/test_embeddings.py::test_embed_lr_scale_scales_only_the_embedding_update[0.25]",  # [1.0]
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid in HEAVY or item.nodeid.split("::")[0] in HEAVY:
+            item.add_marker(pytest.mark.slow)

@@ -140,5 +140,5 @@ def test_reset_before_gru_has_no_bfloat16_path():
         TrainConfig(arch="gru", gru_reset_after=False, matmul_dtype="bfloat16")
     cfg = CellConfig("gru", 4, gru_reset_after=False)
     x = jnp.zeros((2, 3, 3))
-    with pytest.raises(UserError, match="needs a cell the fused path covers"):
+    with pytest.raises(UserError, match="needs a cell with a fused path"):
         Recurrence(3, cfg, rngs=nnx.Rngs(0), matmul_dtype="bfloat16")(x)
