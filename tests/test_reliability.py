@@ -372,7 +372,7 @@ def _validate(command, args):
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c not in ("info", "archs")])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_fuzzed_argv_never_crashes(command, data, tmp_path):
     flags = _flags(command)
