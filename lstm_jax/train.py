@@ -45,7 +45,7 @@ from lstm_jax.errors import UserError
 from lstm_jax.io import ensure_out_dir, read_json, run_lock, write_json
 from lstm_jax.memory import check_fits, device_memory_bytes, training_bytes_lower_bound
 from lstm_jax.metrics import append_jsonl, mean_sd, read_jsonl, truncate_after
-from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated
+from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated, steps_in_flight
 from lstm_jax.steps import build_programs, seed_keys, seed_slice
 
 ProbeFn = Callable[[nnx.Module, object], dict]
@@ -251,6 +251,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
     status, step, signalled = "completed", start, None
     step_arr = np.int32
     first_step_s = None
+    wait_each_step = steps_in_flight(mesh) == 1
     try:
         with interrupts.installed(hard=False) as intr:
             if start == 0 and cfg.probe_every and probe_fn is not None:
@@ -258,6 +259,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
             while step < cfg.steps:
                 state, loss = progs.train_step(state, keys["data"], keys["dropout"],
                                                step_arr(step), data)
+                if wait_each_step:
+                    jax.block_until_ready(loss)
                 if first_step_s is None:
                     jax.block_until_ready(loss)
                     first_step_s = time.perf_counter() - t0
