@@ -14,15 +14,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The default suite (no `slow` tests), one worker per core (module fixtures stay on one worker).
+# The default suite (no `slow` tests), one worker per core (module fixtures stay on one worker;
+# modules go out in the order tests/conftest.py gives them, longest first).
 # pytest's exit 5 (no tests collected) is a failure here.
 PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --durations=15; rc=$$?; \
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope -m ''
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m ''
 
 demo: $(STAMP)
 	$(BIN)/lstm-jax demo --out runs/demo

@@ -29,16 +29,15 @@ print("finished without exiting", flush=True)
 
 
 def _start(mode):
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, mode], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", CHILD, mode], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "blocked"
-    time.sleep(0.3)
-    return proc
 
 
 def test_signals_end_a_process_blocked_in_xla():
-    unarmed = _start("unarmed")
-    armed = _start("armed")
+    unarmed, armed = _start("unarmed"), _start("armed")  # both start up at once
+    for p in (unarmed, armed):
+        assert p.stdout.readline().strip() == "blocked"
+    time.sleep(0.3)
     t0 = time.monotonic()
     unarmed.send_signal(signal.SIGTERM)
     assert unarmed.wait(timeout=10) == 128 + signal.SIGTERM

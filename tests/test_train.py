@@ -143,16 +143,25 @@ def test_config_without_impl_resumes_as_scan():
 
 
 def test_eight_devices_match_one(reference, tmp_path):
+    """8 fake CPU devices train the same model as one, and wait for every step: a deep queue of
+    data-parallel steps stalls XLA:CPU's all-reduce until it aborts (``steps_in_flight``;
+    docs/robustness.md; ``experiments/cpu_devices_stall_repro.py`` shows it without lstm_jax)."""
     ref_out, _ = reference
     script = textwrap.dedent(f"""
         import jax, json
+        from jax.sharding import Mesh
         assert len(jax.devices()) == 8, jax.devices()
+        waits, real = [], jax.block_until_ready
+        jax.block_until_ready = lambda x: (waits.append(1), real(x))[1]
         from lstm_jax.config import TrainConfig
+        from lstm_jax.sharding import data_mesh, steps_in_flight
         from lstm_jax.train import train
         from tests.test_train import h_norm_probe
         cfg = TrainConfig.from_json({SMALL.to_json()!r})
         s = train(cfg, {str(tmp_path)!r}, probe_fn=h_norm_probe, progress=False)
-        print(json.dumps(s["devices"]))
+        print(json.dumps({{"devices": s["devices"], "waits": len(waits),
+                          "in_flight": steps_in_flight(data_mesh()),
+                          "one": steps_in_flight(Mesh(jax.devices()[:1], ("data",)))}}))
     """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "JAX_PLATFORMS": "cpu"}
@@ -160,7 +169,10 @@ def test_eight_devices_match_one(reference, tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(json.loads(proc.stdout.strip().splitlines()[-1])) == 8
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(got["devices"]) == 8
+    assert got["in_flight"] == 1 and got["one"] is None
+    assert got["waits"] >= SMALL.steps  # one wait per step (the first step adds its own)
     assert_same_run(ref_out, tmp_path)
 
 
