@@ -11,7 +11,8 @@ jacobian_norms` gives per row and lag k = 0..T−1 (log10, exact Frobenius norms
 Per seed the curve is the mean over rows of log10; the figures show the mean over seeds and a
 min–max band. Settings: the three architectures with default init (forget bias 1, orthogonal
 recurrent matrix, scale 1); the LSTM with forget bias 0, 1 and chrono (Tallec & Ollivier 2018,
-T_max = T); the tanh RNN with recurrent scale 0.5, 1.0, 1.5.
+T_max = T); the tanh RNN with recurrent scale 0.5, 1.0, 1.5; and every other registered cell
+(peephole LSTM, CIFG, JANET, IndRNN, expRNN, LRU) with its paper's initialisation.
 
 For the tanh RNN, ∂h_t/∂h_{t−1} = diag(tanh'(a_t)) W_hhᵀ with 0 < tanh' ≤ 1, so
 ‖∂h_T/∂h_{T−k}‖₂ ≤ ‖W_hh‖₂ᵏ (Pascanu et al. 2013, eq. 7; Bengio et al. 1994): the per-step decay
@@ -22,8 +23,9 @@ is on the spectral norm, and ‖J‖_F ≤ √H ‖J‖₂, so the comparison is
 
 Writes ``OUT/results.json`` (config, per setting: k, per-seed curves, mean, min, max, fitted RNN
 rates and bounds, value at k=100 relative to k=0), ``OUT/decay_init.png`` (the three
-architectures + LSTM cell vs ∏f), ``OUT/decay_forget_bias.png``, ``OUT/decay_rnn_scale.png``.
-An existing ``results.json`` with the same config is reused (figures are redrawn from it).
+architectures + LSTM cell vs ∏f), ``OUT/decay_forget_bias.png``, ``OUT/decay_rnn_scale.png``,
+``OUT/decay_init_cells.png`` (‖∂h_T/∂h_{T−k}‖ of all nine cells). An existing ``results.json``
+with the same config is reused: only settings it lacks are measured, and the figures are redrawn.
 
     python experiments/decay_init.py --out runs/reproduce/decay_init            # T=500, 5 seeds
     python experiments/decay_init.py --quick --out runs/reproduce/decay_init    # T=200, 3 seeds
@@ -64,7 +66,12 @@ def settings(T: int) -> dict[str, dict]:
         "lstm_chrono": {"arch": "lstm", "chrono_tmax": float(T)},
         "rnn_scale0.5": {"arch": "rnn", "recurrent_scale": 0.5},
         "rnn_scale1.5": {"arch": "rnn", "recurrent_scale": 1.5},
+        **{arch: {"arch": arch} for arch in OTHER_CELLS},
     }
+
+
+#: the registered cells beyond RNN/LSTM/GRU (issue 20), each at its paper's initialisation
+OTHER_CELLS = ("peephole", "cifg", "janet", "indrnn", "exprnn", "lru")
 
 
 def fit_rate(k: np.ndarray, log10: np.ndarray) -> float:
@@ -97,14 +104,18 @@ def measure(opts: dict, args, seed: int) -> dict:
     return out
 
 
-def run(args) -> dict:
+def run(args, res: dict | None = None) -> dict:
+    """Measure every setting that ``res`` (a previous result of the same config) lacks."""
     from lstm_jax.cli.info import machine_info
 
     T = args.seq_len
     k = np.arange(T)
-    res = {"config": {k_: v for k_, v in vars(args).items()}, "machine": machine_info(),
-           "method": "exact", "settings": {}}
+    if res is None:
+        res = {"config": {k_: v for k_, v in vars(args).items()}, "machine": machine_info(),
+               "method": "exact", "settings": {}}
     for name, opts in settings(T).items():
+        if name in res["settings"]:
+            continue
         t0 = time.perf_counter()
         per_seed = [measure(opts, args, s) for s in range(args.seeds)]
         entry = {"options": opts, "k": k.tolist(), "seconds": round(time.perf_counter() - t0, 2)}
@@ -208,6 +219,16 @@ def plot(res: dict, out: Path) -> list[Path]:
     _finish(ax)
     legend_below(ax, ncol=1)
     paths.append(save(fig, out / "decay_rnn_scale.png"))
+
+    fig, ax = new_figure(8.5, 5.2)
+    for arch in ("rnn", "lstm", "gru", *OTHER_CELLS):
+        if arch in res["settings"]:
+            _curve(ax, res["settings"][arch], "hidden", ARCH_COLORS[arch], ARCH_LABELS[arch])
+    ax.set_title(title("‖∂h_T/∂h_(T−k)‖_F at init, every registered cell", T=T, H=H,
+                       init="each paper's") + seeds)
+    _finish(ax)
+    legend_below(ax, ncol=3)
+    paths.append(save(fig, out / "decay_init_cells.png"))
     return paths
 
 
@@ -218,9 +239,13 @@ def main(argv=None) -> int:
     out = ensure_out_dir(args.out)
     path = out / "results.json"
     cfg = {k: v for k, v in vars(args).items()}
-    if path.is_file() and read_json(path).get("config") == cfg:
-        res = read_json(path)
-        print(f"reusing {path}")
+    old = read_json(path) if path.is_file() else None
+    if old is not None and old.get("config") == cfg:
+        missing = [n for n in settings(args.seq_len) if n not in old["settings"]]
+        print(f"reusing {path}" + (f"; measuring {', '.join(missing)}" if missing else ""))
+        res = run(args, old) if missing else old
+        if missing:
+            write_json(path, res)
     else:
         res = run(args)
         write_json(path, res)

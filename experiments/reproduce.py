@@ -3,7 +3,7 @@
 Stages (each a subprocess whose exact command is recorded; each reuses completed results, so a
 second run only redraws and rebuilds the report):
 
-1. ``experiments/decay_init.py``      gradient decay at init (RNN/LSTM/GRU, forget bias, RNN scale)
+1. ``experiments/decay_init.py``      gradient decay at init (all cells, forget bias, RNN scale)
 2. ``experiments/decay_trained.py``   gradient decay after training on adding; heatmaps
 3. ``experiments/sweep_lag.py``       success against lag. Quick: adding at tiny sizes. FULL: the
    README's sweeps (adding T ≤ 1000; copy T ≤ 200, and the RNN at 500) into one folder, one
@@ -182,6 +182,8 @@ DOC_FIGURES = [  # (source under OUT, name in docs, what it shows)
      "LSTM cell/hidden Jacobian at init with forget bias 0, 1 and chrono"),
     ("decay_init/decay_rnn_scale.png", "decay_rnn_scale.png",
      "tanh RNN at init with recurrent scale 0.5, 1, 1.5: fitted rate vs log10‖W_hh‖₂ bound"),
+    ("decay_init/decay_init_cells.png", "decay_init_cells.png",
+     "‖∂h_T/∂h_(T−k)‖ at init for all nine registered cells, each at its paper's initialisation"),
     ("decay_trained/decay_trained.png", "decay_trained.png",
      "the same curves after training on the adding problem"),
     ("sweep_lag/lag_sweep.png", "lag_sweep.png", "final loss / baseline against lag T"),

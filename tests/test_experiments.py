@@ -55,7 +55,8 @@ def _mean(res, setting, probe="hidden"):
 
 def test_decay_init_files_and_closed_forms(results):
     d = results / "decay_init"
-    for name in ("results.json", "decay_init.png", "decay_forget_bias.png", "decay_rnn_scale.png"):
+    for name in ("results.json", "decay_init.png", "decay_forget_bias.png", "decay_rnn_scale.png",
+                 "decay_init_cells.png"):
         assert (d / name).is_file() and (d / name).stat().st_size > 0, name
     res = json.loads((d / "results.json").read_text())
     for name, e in res["settings"].items():

@@ -169,7 +169,8 @@ def _decay_init_results(T=12):
 
     settings = {}
     for name, slope in (("rnn", -3.0), ("lstm", -0.9), ("gru", -2.0), ("lstm_fb0", -1.5),
-                        ("lstm_chrono", -0.01), ("rnn_scale0.5", -4.0), ("rnn_scale1.5", -1.0)):
+                        ("lstm_chrono", -0.01), ("rnn_scale0.5", -4.0), ("rnn_scale1.5", -1.0),
+                        ("janet", -0.05), ("indrnn", -0.5)):
         arch = name.split("_")[0]
         e = {"k": k, "options": {"arch": arch}, "hidden": probe(slope) | {
             "fitted_rate_log10_per_step": slope}, "bound_rate_log10_per_step": 0.0}

@@ -227,6 +227,23 @@ def _batch_summary(log10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(log10, axis=0), np.nanstd(log10, axis=0)
 
 
+
+def jacobian_record(jac: dict) -> dict:
+    """The JSON entries of a :func:`jacobian_norms` result: lags, anchors, and per probe the
+    batch summary of log10 (``log10_<probe>``, ``log10_<probe>_std``) and, for Hutchinson, the
+    mean relative standard error of the squared norm (``<probe>_rel_se``)."""
+    rec = {"k": jac["k"].tolist(), "anchor": jac["anchor"].tolist()}
+    for name, r in jac.items():
+        if name in ("k", "anchor"):
+            continue
+        mean, std = _batch_summary(r["log10"])
+        rec[f"log10_{name}"], rec[f"log10_{name}_std"] = mean.tolist(), std.tolist()
+        if r["log10_se"] is not None:
+            with np.errstate(invalid="ignore", over="ignore"):
+                rel = 10.0 ** (r["log10_se"] - 2 * r["log10"])
+            rec[f"{name}_rel_se"] = np.nanmean(rel, axis=0).tolist()
+    return rec
+
 def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "exact",
           samples: int = 8, loss_fn=None, spectral: bool = False, spectral_iters: int = 20,
           key=None, initial_carry=None) -> dict:
@@ -253,19 +270,9 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
            "samples": samples if method == "hutchinson" else None,
            "hidden_size": model.config.hidden, "seq_len": int(x.shape[1]),
            "batch": int(x.shape[0]), "batch_average": BATCH_AVERAGE}
-    jac = jacobian_norms(model, x, mask, layer=layer, probes=probes, method=method,
-                         samples=samples, key=k_jac, initial_carry=initial_carry)
-    rec["k"] = jac["k"].tolist()
-    rec["anchor"] = jac["anchor"].tolist()
-    for name, r in jac.items():
-        if name in ("k", "anchor"):
-            continue
-        mean, std = _batch_summary(r["log10"])
-        rec[f"log10_{name}"], rec[f"log10_{name}_std"] = mean.tolist(), std.tolist()
-        if r["log10_se"] is not None:
-            with np.errstate(invalid="ignore", over="ignore"):
-                rel = 10.0 ** (r["log10_se"] - 2 * r["log10"])
-            rec[f"{name}_rel_se"] = np.nanmean(rel, axis=0).tolist()
+    rec |= jacobian_record(jacobian_norms(model, x, mask, layer=layer, probes=probes,
+                                          method=method, samples=samples, key=k_jac,
+                                          initial_carry=initial_carry))
     lg = loss_grad(model, x, mask, loss_fn, layer=layer, key=k_loss,
                    initial_carry=initial_carry)
     rec["t"] = lg["t"].tolist()

@@ -288,7 +288,7 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     ``log10_loss_grad_<leaf>`` per leaf; ``arch`` is the cell's class name, ``model``
     ``"flax.nnx.RNN"``, ``carry_sizes`` ``{leaf: units}``; ``gates`` is empty.
     """
-    from lstm_jax.probes.api import _batch_summary
+    from lstm_jax.probes.api import BATCH_AVERAGE, _batch_summary, jacobian_record
 
     key = _default_key() if key is None else key
     k_jac, k_loss, k_spec = jax.random.split(key, 3)
@@ -296,21 +296,10 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     rec = {"arch": type(model.cell).__name__, "model": "flax.nnx.RNN", "layer": layer,
            "method": method, "samples": samples if method == "hutchinson" else None,
            "carry_sizes": s.spec.sizes(), "seq_len": int(s.xs.shape[0]),
-           "batch": int(s.xs.shape[1])}
+           "batch": int(s.xs.shape[1]), "batch_average": BATCH_AVERAGE}
     kw = {"initial_carry": initial_carry}
-    jac = jacobian_norms(model, x, mask, layer=layer, probes=probes, method=method,
-                         samples=samples, key=k_jac, **kw)
-    rec["k"] = jac["k"].tolist()
-    rec["anchor"] = jac["anchor"].tolist()
-    for name, r in jac.items():
-        if name in ("k", "anchor"):
-            continue
-        mean, std = _batch_summary(r["log10"])
-        rec[f"log10_{name}"], rec[f"log10_{name}_std"] = mean.tolist(), std.tolist()
-        if r["log10_se"] is not None:
-            with np.errstate(invalid="ignore", over="ignore"):
-                rel = 10.0 ** (r["log10_se"] - 2 * r["log10"])
-            rec[f"{name}_rel_se"] = np.nanmean(rel, axis=0).tolist()
+    rec |= jacobian_record(jacobian_norms(model, x, mask, layer=layer, probes=probes,
+                                          method=method, samples=samples, key=k_jac, **kw))
     lg = loss_grad(model, x, mask, loss_fn, layer=layer, key=k_loss, **kw)
     rec["t"] = lg["t"].tolist()
     for suffix, v in [("", lg["log10"])] + [(f"_{p}", v) for p, v in lg["leaves"].items()]:
