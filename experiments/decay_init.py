@@ -77,6 +77,8 @@ OTHER_CELLS = ("peephole", "cifg", "janet", "indrnn", "exprnn", "lru")
 def fit_rate(k: np.ndarray, log10: np.ndarray) -> float:
     """Least-squares slope of log10 ‖·‖ against k over k ≥ 1 (finite values): log10 per step."""
     ok = (k >= 1) & np.isfinite(log10)
+    if ok.sum() < 2:  # e.g. a ReLU cell (IndRNN) whose Jacobian is exactly 0 for every row
+        return float("nan")
     return float(np.polyfit(k[ok], log10[ok], 1)[0])
 
 

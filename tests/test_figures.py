@@ -211,7 +211,7 @@ def test_experiment_figures_follow_the_style(tmp_path, monkeypatch):
                for a, c, d in (("rnn", None, 3), ("rnn", 1.0, 0), ("lstm", None, 0))]
     stability.plot({"summary": summary, "config": {"seq_len": 10, "lr": 0.1, "steps": 5,
                                                    "seeds": 3, "hidden": 4}}, tmp_path / "s.png")
-    assert len(figs) == 7
+    assert len(figs) == 8
     for fig in figs:
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
