@@ -32,6 +32,13 @@ def _haar_q(a: np.ndarray, dtype=None) -> np.ndarray:
     return (q * signs[..., None, :]).astype(a.dtype if dtype is None else dtype)
 
 
+# One callable per dtype, so that jit's cache recognises the callback of a second call. The
+# result dtype is bound here, not read from the argument: under the thread-local
+# ``jax.enable_x64`` context a callback that runs on another thread can receive its argument
+# canonicalised to float32, and returning that dtype then fails the result check.
+_HAAR_Q = {np.dtype(t): partial(_haar_q, dtype=np.dtype(t)) for t in (np.float32, np.float64)}
+
+
 def orthogonal(key: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax.Array:
     """A Haar-distributed ``(rows, cols)`` matrix with orthonormal columns (rows ≥ cols) or rows.
 
@@ -48,12 +55,11 @@ def orthogonal(key: jax.Array, shape: tuple[int, int], dtype=jnp.float32) -> jax
     tall = (max(rows, cols), min(rows, cols))
     draw_dtype = jnp.float64 if jnp.dtype(dtype) == jnp.float64 else jnp.float32
     a = jax.random.normal(key, tall, draw_dtype)
-    # The result dtype is bound here, not read from ``a``: under the thread-local
-    # ``jax.enable_x64`` context a callback that runs on another thread can receive ``a``
-    # canonicalised to float32, and returning that dtype then fails the result check.
-    q = jax.pure_callback(partial(_haar_q, dtype=np.dtype(draw_dtype)),
-                          jax.ShapeDtypeStruct(tall, draw_dtype), a,
-                          vmap_method="expand_dims")
+    if isinstance(a, jax.core.Tracer):
+        q = jax.pure_callback(_HAAR_Q[np.dtype(draw_dtype)], jax.ShapeDtypeStruct(tall, draw_dtype),
+                              a, vmap_method="expand_dims")
+    else:  # eager: the same NumPy factorisation, without compiling a callback program per call
+        q = jnp.asarray(_haar_q(np.asarray(a), dtype=np.dtype(draw_dtype)))
     if rows < cols:
         q = q.T
     return q.astype(dtype)
