@@ -30,6 +30,9 @@ def test_mkdocs_strict_build(tmp_path):
     probes = (site / "api" / "probes" / "index.html").read_text()
     assert "jacobian_norms" in probes and "geometric" in probes
     assert "arithmatex" in (site / "concepts" / "index.html").read_text()
+    raw_roles = [str(f.relative_to(site)) for f in site.rglob("*.html")
+                 if re.search(r":(func|class|mod|meth|attr):<code>", f.read_text())]
+    assert not raw_roles, f"Sphinx roles shown raw in {raw_roles}"
 
 
 def test_readme_is_short_and_its_links_resolve():
