@@ -149,11 +149,19 @@ def _curve(ax, e, probe, color, label, style=None):
     from lstm_jax.plots.style import line_style
 
     k = np.asarray(e["k"])
-    mean, lo, hi = (np.asarray(e[probe][s]) for s in ("mean", "min", "max"))
+    # log10 of an exactly-zero norm is −inf (stored as −1e308): not drawn rather than a floor
+    mean, lo, hi = (np.where(np.asarray(e[probe][s]) < -300, np.nan, e[probe][s])
+                    for s in ("mean", "min", "max"))
     ax.semilogy(k, 10.0 ** np.clip(mean, -300, 300), style or line_style(probe), color=color,
                 label=label)
     ax.fill_between(k, 10.0 ** np.clip(lo, -300, 300), 10.0 ** np.clip(hi, -300, 300),
                     color=color, alpha=0.15, lw=0)
+
+
+def _first_zero(e, probe) -> int | None:
+    """The first lag at which the mean over seeds is −inf (some row's Jacobian exactly 0)."""
+    bad = np.flatnonzero(np.asarray(e[probe]["mean"]) < -300)
+    return int(bad[0]) if bad.size else None
 
 
 def _finish(ax):
@@ -224,8 +232,14 @@ def plot(res: dict, out: Path) -> list[Path]:
 
     fig, ax = new_figure(8.5, 5.2)
     for arch in ("rnn", "lstm", "gru", *OTHER_CELLS):
-        if arch in res["settings"]:
-            _curve(ax, res["settings"][arch], "hidden", ARCH_COLORS[arch], ARCH_LABELS[arch])
+        if arch not in res["settings"]:
+            continue
+        e, probe, lab = res["settings"][arch], "hidden", ARCH_LABELS[arch]
+        if arch == "lru":  # its output y_t does not recur; the state x_t does (the "cell" probe)
+            probe, lab = "cell", lab + " (state x_t)"
+        if (k0 := _first_zero(e, probe)) is not None:
+            lab += f" (exactly 0 from k={k0} in some row)"
+        _curve(ax, e, probe, ARCH_COLORS[arch], lab)
     ax.set_title(title("‖∂h_T/∂h_(T−k)‖_F at init, every registered cell", T=T, H=H,
                        init="each paper's") + seeds)
     _finish(ax)
