@@ -60,7 +60,10 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     Returns:
       The record written to ``RUN_DIR/<split>_metrics.json``.
     """
-    from lstm_jax.sharding import data_mesh
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from lstm_jax.sharding import AXIS, data_mesh, replicated
     from lstm_jax.steps import build_programs
     from lstm_jax.train import load_config, load_params
 
@@ -82,12 +85,18 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     elif step not in steps:
         raise UserError(f"step={step} has no checkpoint in {run_dir}/checkpoints; saved: {steps}")
     graphdef, params = load_params(run_dir, cfg, step=step)
-    progs = build_programs(cfg, data_mesh())
+    mesh = data_mesh()
+    progs = build_programs(cfg, mesh)
     task = progs.task
     if size is None:
         size = getattr(task, "sizes", {}).get(split, cfg.eval_size)
     data = task.device_data()
-    chunks = progs.eval_chunks(data, split=split, size=size)
+    if data is not None:
+        data = jax.device_put(data, replicated(mesh))
+    # placed as train() places them: the evaluation program splits its batch over the mesh
+    params = jax.device_put(params, replicated(mesh))
+    chunks = jax.device_put(progs.eval_chunks(data, split=split, size=size),
+                            NamedSharding(mesh, P(None, AXIS)))
     ev = jax.device_get(progs.evaluate(params, chunks))
     times = len(read_jsonl(log)) + 1 if split == "test" else None
     record = {

@@ -159,7 +159,9 @@ def test_eight_devices_match_one(reference, tmp_path):
         from tests.test_train import h_norm_probe
         cfg = TrainConfig.from_json({SMALL.to_json()!r})
         s = train(cfg, {str(tmp_path)!r}, probe_fn=h_norm_probe, progress=False)
-        print(json.dumps({{"devices": s["devices"], "waits": len(waits),
+        from lstm_jax.evaluate import score
+        val = score({str(tmp_path)!r}, "validation")["metrics"]
+        print(json.dumps({{"devices": s["devices"], "waits": len(waits), "val": val,
                           "in_flight": steps_in_flight(data_mesh()),
                           "one": steps_in_flight(Mesh(jax.devices()[:1], ("data",)))}}))
     """)
@@ -174,6 +176,13 @@ def test_eight_devices_match_one(reference, tmp_path):
     assert got["in_flight"] == 1 and got["one"] is None
     assert got["waits"] >= SMALL.steps  # one wait per step (the first step adds its own)
     assert_same_run(ref_out, tmp_path)
+    # scoring a run works on 8 devices too (params and batches placed on the mesh) and agrees
+    # with one device
+    from lstm_jax.evaluate import score
+
+    one = score(ref_out, "validation")["metrics"]
+    for name, m in one.items():
+        np.testing.assert_allclose(got["val"][name]["per_seed"], m["per_seed"], rtol=1e-5)
 
 
 def test_non_finite_loss_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
