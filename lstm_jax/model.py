@@ -101,6 +101,17 @@ class SequenceModel(nnx.Module):
     def bidirectional(self) -> bool:
         return self.backward_recurrence is not None
 
+    @property
+    def constrained(self) -> bool:
+        """Whether a cell constrains its parameters (:meth:`RecurrentCell.project`)."""
+        return self.recurrence.constrained
+
+    def project(self) -> None:
+        """Every cell's parameter constraint, in place (both directions)."""
+        self.recurrence.project()
+        if self.backward_recurrence is not None:
+            self.backward_recurrence.project()
+
     @classmethod
     def for_task(cls, spec: TaskSpec, cell: CellConfig, *, layers: int = 1,
                  readout: str | None = None, embed_dim: int = 32, embed_table=None,

@@ -175,6 +175,16 @@ class Recurrence(nnx.Module):
     def init_carry(self, batch: int, dtype=jnp.float32) -> list[Carry]:
         return [cell.init_carry(batch, dtype) for cell in self.cells]
 
+    @property
+    def constrained(self) -> bool:
+        """Whether any cell has a parameter constraint (:meth:`RecurrentCell.project`)."""
+        return any(type(c).constrained() for c in self.cells)
+
+    def project(self) -> None:
+        """Each cell's :meth:`~lstm_jax.cells.base.RecurrentCell.project`, in place."""
+        for c in self.cells:
+            c.project()
+
     def __call__(self, x: jax.Array, mask: jax.Array | None = None, *,
                  initial_carry: list[Carry] | None = None,
                  perturb: Sequence[Carry | None] | None = None,

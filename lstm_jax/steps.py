@@ -117,7 +117,9 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
 
     task = make_task(cfg.task, cfg.seq_len, **cfg.task_options())
     tx = optimizer(cfg)
-    graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_model(cfg, task, jax.random.key(0))))
+    shape_model = nnx.eval_shape(lambda: build_model(cfg, task, jax.random.key(0)))
+    graphdef = nnx.graphdef(shape_model)
+    constrained = shape_model.constrained  # e.g. IndRNN's |u| bound
     B = cfg.batch
 
     def init_one(key):
@@ -146,6 +148,10 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
                                           for n in task.bucket_lengths], params, batch, dkey)
         updates, opt = tx.update(grads, state["opt"], params)
         new_params = optax.apply_updates(params, updates)
+        if constrained:  # back into the cells' constraint sets (RecurrentCell.project)
+            model = nnx.merge(graphdef, new_params)
+            model.project()
+            new_params = nnx.state(model)
         finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
         ok = finite & (state["bad_step"] < 0)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)

@@ -60,3 +60,42 @@ def test_hidden_jacobian_is_diag_u_to_the_k_when_input_kernel_is_zero():
         np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=0, atol=1e-12)
         # the slope tends to log10 max|u| (the spectral norm max|u|^k)
         np.testing.assert_allclose(got[0, -1] - got[0, -2], np.log10(u.max()), atol=1e-3)
+
+
+def test_training_keeps_u_inside_the_papers_bound(monkeypatch):
+    """Li et al. (2018) clip |u| to 2^{1/T} after every update: a step with a huge learning rate
+    lands on the bound where the plain update would leave it, and equals the plain update (the
+    same program without the projection) everywhere else."""
+    from lstm_jax.cells.indrnn import IndRNNCell, u_bound
+    from lstm_jax.config import TrainConfig
+    from lstm_jax.sharding import data_mesh
+    from lstm_jax.steps import build_programs, seed_keys
+
+    def one_step(cfg):
+        progs = build_programs(cfg, data_mesh())
+        keys = seed_keys(cfg)
+        state = progs.init(keys["init"])
+        u0 = np.asarray(state["params"]["recurrence"]["cells"][0]["u"][...])
+        state, _ = progs.train_step(state, keys["data"], keys["dropout"], np.int32(0),
+                                    progs.task.device_data())
+        return u0, np.asarray(state["params"]["recurrence"]["cells"][0]["u"][...])
+
+    cfg = TrainConfig(task="adding", seq_len=6, arch="indrnn", hidden=16, chrono=4.0, steps=1,
+                      batch=8, optimizer="sgd", momentum=0.0, lr=300.0, clip=None, seeds=2,
+                      eval_every=1, eval_size=8)
+    bound = u_bound(4.0)
+    u0, u1 = one_step(cfg)
+    assert np.all(np.abs(u0) <= bound) and np.all(np.abs(u1) <= bound + 1e-6)
+    monkeypatch.setattr(IndRNNCell, "project", lambda self: None)  # the plain update
+    monkeypatch.setattr(IndRNNCell, "constrained", classmethod(lambda cls: False))
+    u0_plain, u1_plain = one_step(cfg.replace(eval_every=2))  # another program, same init
+    np.testing.assert_array_equal(u0, u0_plain)
+    np.testing.assert_allclose(u1, np.clip(u1_plain, -bound, bound), rtol=1e-6, atol=1e-7)
+    assert (np.abs(u1_plain) > bound).any(), "the step never left the bound: test is vacuous"
+
+
+def test_cells_without_a_constraint_leave_the_training_step_alone():
+    from lstm_jax.cells import cell_class
+
+    assert cell_class("indrnn").constrained()
+    assert not any(cell_class(a).constrained() for a in ("rnn", "lstm", "gru", "janet", "lru"))

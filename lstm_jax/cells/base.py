@@ -357,6 +357,16 @@ class RecurrentCell(nnx.Module):
         """Parameters besides ``w_ih``, ``w_hh``, ``bias`` (e.g. peephole weights), at init."""
         return {}
 
+    def project(self) -> None:
+        """Put the parameters back into the cell's constraint set, in place; the trainer calls
+        it after every optimiser update (e.g. IndRNN's |u| ≤ 2^{1/T}). Default: no constraint,
+        and the trainer then leaves its compiled step unchanged."""
+
+    @classmethod
+    def constrained(cls) -> bool:
+        """Whether this cell overrides :meth:`project`."""
+        return cls.project is not RecurrentCell.project
+
     @classmethod
     def check_config(cls, config: CellConfig) -> None:
         """Refuse options this cell cannot honour (:class:`UserError`); default accepts all."""

@@ -15,9 +15,10 @@ Initialisation. ``W`` LeCun normal, ``b = 0`` and, as the paper suggests for lon
 steps; the paper uses the sequence length). Without ``chrono_tmax`` the cell does not know a
 T, so ``u ~ U(0, 1)``: every unit decays, none explodes, at any length.
 
-Training does **not** clip ``u`` to ``[0, 2^{1/T}]`` after each step as the paper does: the
-trainer (``lstm_jax.train``/``steps``) has no per-step projection hook. Only the
-initialisation follows the paper's constraint.
+Training keeps the constraint as the paper does: after every optimiser update the trainer calls
+:meth:`IndRNNCell.project`, which clips ``u`` to ``[−2^{1/T_max}, 2^{1/T_max}]`` (|u| is what the
+bound is about; a negative ``u`` alternates sign but decays alike). Without ``chrono_tmax`` the
+cell has no T and ``u`` is left unconstrained.
 
 One block; carry ``{"h"}``; parameters ``w_ih (D, H)``, ``u (H,)``, ``bias (H,)`` (no
 ``w_hh``). No fast paths (generic scan and ``jax.vjp`` probes).
@@ -26,6 +27,7 @@ One block; carry ``{"h"}``; parameters ``w_ih (D, H)``, ``u (H,)``, ``bias (H,)`
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from lstm_jax.cells.base import RecurrentCell, register
 
@@ -46,6 +48,11 @@ class IndRNNCell(RecurrentCell):
     def recurrent_params(self, key, dtype):
         hi = u_bound(self.config.chrono_tmax)
         return {"u": jax.random.uniform(key, (self.hidden,), dtype, minval=0.0, maxval=hi)}
+
+    def project(self) -> None:
+        if self.config.chrono_tmax is not None:
+            bound = u_bound(self.config.chrono_tmax)
+            self.u[...] = jnp.clip(self.u[...], -bound, bound)
 
     @staticmethod
     def step(params, carry, xw):
