@@ -9,8 +9,19 @@ from flax import nnx
 from lstm_jax import CellConfig, Recurrence, UserError
 from lstm_jax.interop import load_torch_state_dict, to_torch_state_dict
 
-torch = pytest.importorskip(
-    "torch", reason="PyTorch is the independent reference here; `pip install -e .[dev]` brings it")
+
+class _Torch:
+    """PyTorch, imported when a test first uses it rather than while pytest collects every module
+    in every worker (the import costs ≈ 3 s)."""
+
+    def __getattr__(self, name):
+        module = pytest.importorskip(
+            "torch", reason="PyTorch is the independent reference here; `pip install -e .[dev]` "
+                            "brings it")
+        return getattr(module, name)
+
+
+torch = _Torch()
 
 ARCHS = ["rnn", "lstm", "gru"]
 B, T, D, H, L = 3, 11, 4, 5, 2
