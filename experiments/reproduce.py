@@ -5,7 +5,8 @@ second run only redraws and rebuilds the report):
 
 1. ``experiments/decay_init.py``      gradient decay at init (all cells, forget bias, RNN scale)
 2. ``experiments/decay_trained.py``   gradient decay after training on adding; heatmaps
-3. ``experiments/sweep_lag.py``       success against lag. Quick: adding at tiny sizes. FULL: the
+3. ``experiments/sweep_lag.py``       success against lag. Quick: adding at tiny sizes, every
+   registered cell (full size: ``experiments/protocols/adding_cells.toml``). FULL: the
    README's sweeps (adding T ≤ 1000; copy T ≤ 200, and the RNN at 500) into one folder, one
    ``--collect``, and the two longer runs the README quotes (``lstm-jax train``, ``long_runs/``)
 4. ``experiments/stability.py``       divergence without / with clipping
@@ -71,6 +72,8 @@ def _train(py: str, flags: list, run_dir: Path) -> list:
 
 
 def stages(full: bool, out: Path, report: Path, imdb: str, py: str) -> list[tuple[str, list]]:
+    from lstm_jax.cells import ARCHS
+
     q = [] if full else ["--quick"]
     sweep = ["--out", str(out / "sweep_lag")]
     lst = [
@@ -89,7 +92,7 @@ def stages(full: bool, out: Path, report: Path, imdb: str, py: str) -> list[tupl
                                                out / "long_runs" / "copy500_lstm_chrono"))]
     else:
         lst += [("sweep_lag", [py, "experiments/sweep_lag.py", "--quick", "--tasks", "adding",
-                               *sweep])]
+                               "--archs", ",".join(ARCHS), *sweep])]  # every registered cell
     lst += [
         ("stability", [py, "experiments/stability.py", *q, "--out", str(out / "stability")]),
         ("eda", [py, "-m", "lstm_jax.cli", "eda", "imdb", "--out", str(out / "eda")]),

@@ -194,7 +194,9 @@ def write_results(out: Path, rows: list[dict], plot: bool = True) -> None:
 def markdown_table(rows: list[dict]) -> str:
     """Per task: final loss / baseline (mean ± sd over seeds; copy adds recall accuracy) and the
     training wall time of each point, T down, architectures across."""
-    archs = [a for a in ("rnn", "lstm", "gru") if any(r["arch"] == a for r in rows)]
+    from lstm_jax.cells import ARCHS
+
+    archs = [a for a in ARCHS if any(r["arch"] == a for r in rows)]  # registry order
     lines = []
     for task in sorted({r["task"] for r in rows}):
         lines += [f"**{task}** — final eval loss / memoryless baseline (mean ± sd over seeds); "

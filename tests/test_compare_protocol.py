@@ -108,7 +108,7 @@ def test_points_and_configs():
     assert Point("copy", 20, "rnn+orthogonal 0.9", 1e-3).slug == "copy/T20/rnn+orthogonal_0.9/lr0.001"
 
 
-@pytest.mark.parametrize("name", ["adding", "copy"])
+@pytest.mark.parametrize("name", ["adding", "copy", "adding_cells"])
 def test_shipped_protocols(name):
     p = load_protocol(PROTOCOLS / f"{name}.toml")
     assert p.seeds >= 5 and len(p.lr_grid) >= 2
@@ -121,6 +121,15 @@ def test_shipped_protocols(name):
         assert (p.steps, p.batch) == (5000, 64)
         assert {a.name for a in p.arms} == {"rnn", "rnn+identity", "lstm", "lstm+chrono", "gru",
                                             "gru+chrono"}
+    elif name == "adding_cells":  # the budget of adding.toml, so the rows compare with it
+        base = load_protocol(PROTOCOLS / "adding.toml")
+        assert (p.steps, p.batch, p.seeds, p.lr_grid, p.eval_every, p.eval_size, p.test_size) == (
+            base.steps, base.batch, base.seeds, base.lr_grid, base.eval_every, base.eval_size,
+            base.test_size)
+        assert base.config(base.points()[0]).to_dict() | {"arch": "x"} == p.config(
+            p.points()[0]).to_dict() | {"arch": "x", "forget_bias": 1.0}
+        assert {c.arch for c in cfgs} == {"peephole", "cifg", "janet", "indrnn", "exprnn", "lru"}
+        assert {c.chrono for c in cfgs if c.arch in ("janet", "indrnn")} == {50.0, 100.0, 200.0}
     else:
         assert task.lengths[0] == 20 and (task.success.metric, task.success.threshold) == (
             "accuracy", 0.99)
