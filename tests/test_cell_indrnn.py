@@ -94,6 +94,21 @@ def test_training_keeps_u_inside_the_papers_bound(monkeypatch):
     assert (np.abs(u1_plain) > bound).any(), "the step never left the bound: test is vacuous"
 
 
+def test_project_clips_u_to_the_papers_bound():
+    from lstm_jax.cells.indrnn import u_bound
+
+    model = Recurrence(3, CellConfig(arch="indrnn", hidden=6, chrono_tmax=4.0), rngs=nnx.Rngs(0))
+    cell = model.cells[0]
+    u = np.array([-3.0, -1.0, 0.0, 0.5, 1.1, 3.0], np.float32)
+    cell.u[...] = jnp.asarray(u)
+    model.project()
+    np.testing.assert_array_equal(np.asarray(cell.u[...]), np.clip(u, -u_bound(4.0), u_bound(4.0)))
+    free = Recurrence(3, CellConfig(arch="indrnn", hidden=6), rngs=nnx.Rngs(0))  # no T: no bound
+    free.cells[0].u[...] = jnp.asarray(u)
+    free.project()
+    np.testing.assert_array_equal(np.asarray(free.cells[0].u[...]), u)
+
+
 def test_cells_without_a_constraint_leave_the_training_step_alone():
     from lstm_jax.cells import cell_class
 
