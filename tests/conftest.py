@@ -35,7 +35,8 @@ HEAVY = {
     # ^ test_train::test_eight_devices_match_one
     "tests/test_benchmarks.py::test_imdb_buckets_benchmark_on_a_small_archive",
     "tests/test_benchmarks.py::test_probe_cost_tiny_and_report",
-    "tests/test_crash_resume.py::test_same_command_twice_is_bitwise_identical",  # kill -9 test
+    "tests/test_crash_resume.py::test_same_command_twice_is_bitwise_identical",
+    # ^ test_crash_resume's default test compares a CLI run with an in-process run bitwise
     "tests/test_imdb_buckets.py::test_cli_bucketed_bidirectional_run_resumes_exactly",
     "tests/test_imdb_buckets.py::test_bucketed_step_equals_full_length_step[gru]",  # [lstm]
     "tests/test_imdb_task.py::test_train_cli_end_to_end",  # test_cli_runs
@@ -68,9 +69,10 @@ HEAVY = {
     "tests/test_probes_flax.py::test_hutchinson_agrees_with_exact_in_expectation_and_time_major_matches",
     "tests/test_imdb_task.py::test_max_readout_against_unpadded_reviews",  # mean/last readouts
     "tests/test_tasks.py::test_batches_are_a_pure_function_of_key_and_step[temporal_order]",  # [copy]
-    "tests/test_crash_resume.py",  # kill -9 / SIGTERM / corruption of real CLI runs (≈ 47 s):
-    # ^ each mechanism in-process: test_reliability (unfinished save removed, corrupt checkpoint
-    #   never loaded, torn line dropped), test_interrupts (signals), test_train (resume bitwise)
+    "tests/test_crash_resume.py::test_kill9_sigterm_and_corruption_then_resume_is_bitwise_identical",
+    # ^ test_crash_resume::test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run (one
+    #   kill -9 of a real CLI run, then --resume); SIGTERM in test_interrupts, a corrupt checkpoint
+    #   in test_reliability
     "tests/test_cell_indrnn.py::test_training_keeps_u_inside_the_papers_bound",
     # ^ test_project_clips_u_to_the_papers_bound (the projection itself, no training program)
 }
@@ -79,7 +81,7 @@ HEAVY = {
 # The longest modules of the default run (30-40 s each on a 2-core CPU, measured with
 # `--junitxml`), run first: `--dist loadscope` hands out whole modules in collection order, so a
 # long module handed out last keeps one worker busy after the other has finished.
-LONGEST_FIRST = ("test_probes", "test_fused", "test_train", "test_cell_exprnn",
+LONGEST_FIRST = ("test_probes", "test_fused", "test_train", "test_crash_resume", "test_cell_exprnn",
                  "test_probes_flax", "test_imdb_task", "test_cell_lru", "test_tasks", "test_cells",
                  "test_recurrence", "test_reliability")
 

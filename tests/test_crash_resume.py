@@ -186,3 +186,29 @@ def test_kill9_sigterm_and_corruption_then_resume_is_bitwise_identical(reference
     assert_same_run(reference, out)
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == len(STEPS)  # nothing duplicated, nothing torn
+
+
+def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(cache, tmp_path):
+    """The default run's crash-resume (the test above, with SIGTERM, a second kill -9 and a
+    corrupted checkpoint, runs in `make test-all`): a real ``lstm-jax train`` process killed
+    with -9 inside the save of step 10, then ``--resume``, ends bitwise equal to an uninterrupted
+    run of the same command's config (trained in this process through the CLI's own parser)."""
+    from lstm_jax.cli import build_parser
+    from lstm_jax.cli.train import plan
+    from lstm_jax.train import train
+
+    out, marker = tmp_path / "run", tmp_path / "hang_marker"
+    p = start(out, cache, HANG_AT_SAVE="10", HANG_MARKER=str(marker))
+    wait_for(marker.exists, p, "the save of step 10")
+    assert (out / "checkpoints" / "10.orbax-checkpoint-tmp").is_dir()
+    kill9(p)
+    check_jsonl_survived(out / "metrics.jsonl")
+    code, stdout, err = finish(start(out, cache, "--resume"))
+    assert code == 0, err[-3000:]
+    assert "checkpoint 10" in err and "incomplete and was removed" in err, err[-2000:]
+    assert "from step 5" in stdout
+
+    ref = tmp_path / "reference"
+    ((cfg, where),) = plan(build_parser().parse_args([*ARGS, "--out", str(ref)]))
+    train(cfg, where, progress=False, log=lambda *_: None)
+    assert_same_run(ref, out)
