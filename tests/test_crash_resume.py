@@ -199,6 +199,10 @@ def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(cache, tmp_
 
     out, marker = tmp_path / "run", tmp_path / "hang_marker"
     p = start(out, cache, HANG_AT_SAVE="10", HANG_MARKER=str(marker))
+    # the reference trains here while the child starts up (it then waits inside its save)
+    ref = tmp_path / "reference"
+    ((cfg, where),) = plan(build_parser().parse_args([*ARGS, "--out", str(ref)]))
+    train(cfg, where, progress=False, log=lambda *_: None)
     wait_for(marker.exists, p, "the save of step 10")
     assert (out / "checkpoints" / "10.orbax-checkpoint-tmp").is_dir()
     kill9(p)
@@ -207,8 +211,4 @@ def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(cache, tmp_
     assert code == 0, err[-3000:]
     assert "checkpoint 10" in err and "incomplete and was removed" in err, err[-2000:]
     assert "from step 5" in stdout
-
-    ref = tmp_path / "reference"
-    ((cfg, where),) = plan(build_parser().parse_args([*ARGS, "--out", str(ref)]))
-    train(cfg, where, progress=False, log=lambda *_: None)
     assert_same_run(ref, out)
