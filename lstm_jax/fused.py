@@ -58,14 +58,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from lstm_jax.cells.base import (
-    CellStep,
-    FusedPath,
-    StepResiduals,
-    cell_class,
-    fused_path,
-)
 from lstm_jax.cells.base import matmul as _dot
+from lstm_jax.cells.kernel import CellStep, FusedPath, StepResiduals, fused_path
+from lstm_jax.cells.registry import cell_class
 from lstm_jax.sharding import AXIS, mesh_to_split
 
 

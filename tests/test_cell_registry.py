@@ -17,7 +17,7 @@ import pytest
 from flax import nnx
 
 from lstm_jax import CellConfig, Recurrence, UserError
-from lstm_jax.cells import ARCHS, RecurrentCell, base, cell_class, register, registered, step_fn
+from lstm_jax.cells import ARCHS, RecurrentCell, cell_class, register, registered, registry, step_fn
 from lstm_jax.fused import fused_arch
 from lstm_jax.probes import jacobian_norms
 
@@ -124,7 +124,7 @@ def leaky():
             return {"h": h}, {}
 
     yield LeakyCell
-    base._REGISTRY.pop("test_leaky")
+    registry._REGISTRY.pop("test_leaky")
 
 
 def _loop(p, x, mask):

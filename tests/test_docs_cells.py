@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lstm_jax.cells import ARCHS, base
+from lstm_jax.cells import ARCHS, registry
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cells.md"
 
@@ -20,6 +20,6 @@ def test_add_your_own_cell_page_runs(capsys):
         exec(compile(code, str(DOC), "exec"), {"__name__": "docs_cells"})
         assert "mgu" in ARCHS
     finally:
-        base._REGISTRY.pop("mgu", None)
+        registry._REGISTRY.pop("mgu", None)
     out = capsys.readouterr().out
     assert "MSE" in out and "log10" in out

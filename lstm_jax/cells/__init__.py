@@ -3,8 +3,10 @@
 Each cell is a Flax NNX module that owns its parameters and a *pure* one-step update
 ``step(params, carry, xw_t) -> (carry, gates)``. The input projection ``xw_t = x_t @ w_ih + bias``
 is computed for all steps at once by :mod:`lstm_jax.recurrence`, so ``step`` only does the
-recurrent matmul and the element-wise gate arithmetic. The interface and the registry are in
-:mod:`lstm_jax.cells.base`; ``docs/cells.md`` shows how to add a cell.
+recurrent matmul and the element-wise gate arithmetic. The NNX base class is in
+:mod:`lstm_jax.cells.base`, the registry in :mod:`~lstm_jax.cells.registry`, the configuration in
+:mod:`~lstm_jax.cells.config`, the pure step and its fast paths in :mod:`~lstm_jax.cells.kernel`;
+``docs/cells.md`` shows how to add a cell.
 
 Parameter layout (``G`` gate blocks; ``D`` input width, ``H`` hidden size)::
 
@@ -17,26 +19,18 @@ Gate blocks along the last axis follow PyTorch's order where PyTorch has the cel
 interchange block by block (:mod:`lstm_jax.interop`): LSTM ``(i, f, g=C̃, o)``, GRU ``(r, z, n)``.
 """
 
-from lstm_jax.cells.base import (
-    ARCHS,
-    RECURRENT_INITS,
-    CellConfig,
-    CellEntry,
+from lstm_jax.cells.base import RecurrentCell, make_cell, step_fn
+from lstm_jax.cells.config import RECURRENT_INITS, CellConfig, cell_accepts
+from lstm_jax.cells.kernel import (
     CellStep,
     FusedPath,
     JacobianPath,
-    RecurrentCell,
     StepJacobian,
     StepResiduals,
-    cell_accepts,
-    cell_class,
     fused_path,
     jacobian_path,
-    make_cell,
-    register,
-    registered,
-    step_fn,
 )
+from lstm_jax.cells.registry import ARCHS, CellEntry, cell_class, register, registered
 
 # Import order is registration order, the order ``lstm-jax archs`` lists.
 # isort: off

@@ -1,4 +1,4 @@
-"""The cell interface, the registry of cells, and the helpers every cell's module shares.
+"""The cell interface (the NNX base class every cell subclasses) and the maths cells share.
 
 A recurrent cell is two things (after ``flax.nnx.nn.recurrent``: one class per cell, and optax's
 one-idea-per-object style):
@@ -49,262 +49,35 @@ Parameters are ``w_ih (D, G·H)``, ``w_hh (H, G·H)``, ``bias (G·H,)`` plus any
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Iterator, Sequence
-from typing import ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lstm_jax.errors import UserError, check_choice, check_positive
+# The interface's other parts, importable from here as before: the registry, the configuration,
+# the pure step and its fast paths.
+from lstm_jax.cells.config import RECURRENT_INITS, CellConfig, cell_accepts  # noqa: F401
+from lstm_jax.cells.kernel import (  # noqa: F401
+    CellStep,
+    FusedPath,
+    JacobianPath,
+    StepJacobian,
+    StepResiduals,
+    fused_path,
+    jacobian_path,
+)
+from lstm_jax.cells.registry import (  # noqa: F401
+    ARCHS,
+    CellEntry,
+    cell_class,
+    register,
+    registered,
+)
+from lstm_jax.errors import UserError, check_positive
 from lstm_jax.initializers import orthogonal
-
-RECURRENT_INITS = ("orthogonal", "normal", "identity")
-
-
-# ----------------------------------------------------------------------------------------------
-# Registry: name -> cell class, one-line description, paper.
-
-
-@dataclasses.dataclass(frozen=True)
-class CellEntry:
-    """One registered cell."""
-
-    name: str
-    cls: type
-    description: str
-    paper: str
-
-
-_REGISTRY: dict[str, CellEntry] = {}
-
-
-def register(name: str, description: str, paper: str):
-    """Class decorator: make a :class:`RecurrentCell` subclass available as ``arch=name``.
-
-    Registering a name twice replaces the entry (so a notebook can re-run a cell definition).
-    """
-
-    def deco(cls):
-        if not (isinstance(name, str) and name.isidentifier()):
-            raise UserError(f"cell name {name!r} must be an identifier (letters, digits, _)")
-        cls.arch = name
-        _REGISTRY[name] = CellEntry(name, cls, description, paper)
-        return cls
-
-    return deco
-
-
-def registered() -> dict[str, CellEntry]:
-    """A copy of the registry, in registration order."""
-    return dict(_REGISTRY)
-
-
-def cell_class(name: str) -> type:
-    """The cell class registered as ``name``; an unknown name is a :class:`UserError` that lists
-    the registered ones."""
-    check_choice("arch", name, _REGISTRY)
-    return _REGISTRY[name].cls
-
-
-class _ArchNames(Sequence):
-    """The registered names, read live (a cell registered later shows up)."""
-
-    def __getitem__(self, i):
-        return tuple(_REGISTRY)[i]
-
-    def __len__(self) -> int:
-        return len(_REGISTRY)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(tuple(_REGISTRY))
-
-    def __contains__(self, name) -> bool:
-        return name in _REGISTRY
-
-    def __repr__(self) -> str:
-        return repr(tuple(_REGISTRY))
-
-
-#: Every registered architecture name (live view of the registry).
-ARCHS: Sequence[str] = _ArchNames()
-
-
-# ----------------------------------------------------------------------------------------------
-# The configuration.
-
-
-@dataclasses.dataclass(frozen=True)
-class CellConfig:
-    """Everything that defines a recurrent layer's architecture and initialisation.
-
-    Attributes:
-      arch: a registered cell name (``lstm-jax archs`` lists them): ``"rnn"`` (tanh),
-        ``"lstm"``, ``"gru"``, ``"peephole"``, ``"cifg"``, ``"janet"``, ``"indrnn"``,
-        ``"exprnn"``, ``"lru"``, ...
-      hidden: hidden size H.
-      forget_bias: forget-gate bias at init for the cells with a forget gate (+1 after Jozefowicz
-        et al. 2015; Gers et al. 2000 introduced the gate). Ignored when ``chrono_tmax`` is set.
-      chrono_tmax: if set, chrono initialisation (Tallec & Ollivier 2018): LSTM
-        ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``;
-        IndRNN's recurrent weights ``u ~ U(0, 2^{1/T_max})`` (Li et al. 2018).
-        Refused by cells that do not read it.
-      recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
-        (entries N(0, 1/H), spectral radius ≈ 1 by the circular law) or ``"identity"`` (each block I,
-        Le et al. 2015's IRNN init, here with tanh rather than their ReLU).
-      recurrent_scale: multiplies the recurrent kernel. With orthogonal init every eigenvalue of the
-        tanh RNN's W_hh has modulus exactly ``recurrent_scale``, so it *is* the spectral radius
-        (Pascanu et al. 2013: < 1 is sufficient for vanishing gradients, > 1 necessary for
-        exploding ones).
-      gru_reset_after: GRU variant. True (default): ``n = tanh(W_n x + r ⊙ (U_n h + b_hn))`` as in
-        cuDNN, PyTorch and Flax (one fused recurrent matmul). False: Cho et al. (2014)'s original
-        ``n = tanh(W_n x + U_n (r ⊙ h) + b_hn)``.
-    """
-
-    arch: str = "lstm"
-    hidden: int = 128
-    forget_bias: float = 1.0
-    chrono_tmax: float | None = None
-    recurrent_init: str = "orthogonal"
-    recurrent_scale: float = 1.0
-    gru_reset_after: bool = True
-
-    def __post_init__(self):
-        cls = cell_class(self.arch)
-        check_positive("hidden", self.hidden, maximum=65536)
-        check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
-        if not (isinstance(self.recurrent_scale, int | float) and math.isfinite(self.recurrent_scale)
-                and self.recurrent_scale >= 0):
-            raise UserError(f"recurrent_scale={self.recurrent_scale!r} must be a finite number ≥ 0")
-        if not (isinstance(self.forget_bias, int | float) and math.isfinite(self.forget_bias)):
-            raise UserError(f"forget_bias={self.forget_bias!r} must be a finite number")
-        if self.chrono_tmax is not None:
-            if "chrono_tmax" not in cls.options:
-                users = [n for n, e in _REGISTRY.items() if "chrono_tmax" in e.cls.options]
-                raise UserError(f"chrono_tmax applies to arch={'/'.join(users)}, not "
-                                f"{self.arch} (it has no gate biases to set)")
-            if not (isinstance(self.chrono_tmax, int | float) and self.chrono_tmax > 2):
-                raise UserError(f"chrono_tmax={self.chrono_tmax!r} must be a number > 2 "
-                                "(the longest dependency the gates should span, in steps)")
-        cls.check_config(self)
-
-    def kernel(self) -> CellStep:
-        """The cell's pure step and fast paths for this configuration."""
-        return cell_class(self.arch).kernel(self)
-
-    def accepts(self, option: str) -> bool:
-        """Whether this config's cell reads ``option`` (e.g. ``"chrono_tmax"``)."""
-        return option in cell_class(self.arch).options
-
-
-def cell_accepts(arch: str, option: str) -> bool:
-    """Whether the cell registered as ``arch`` reads the :class:`CellConfig` field ``option``."""
-    return option in cell_class(arch).options
-
-
-# ----------------------------------------------------------------------------------------------
-# Fast paths (optional) and the pure step object.
-
-
-class StepResiduals(NamedTuple):
-    """What a fused forward loop saves of each step, stacked over steps (leading axis T).
-
-    Fields a cell does not use are None."""
-
-    big: jax.Array | None  # (T, B, G·H) activated gates, e.g. LSTM [i, f, g, o], GRU [r, z, n]
-    small: tuple  # per-step (T, B, H) residuals, e.g. LSTM (c_{t−1},), GRU (u,), RNN ()
-    h: jax.Array | None  # (T, B, H): the h the backward step reads (FusedPath.h_residual)
-    c_new: jax.Array | None  # (T, B, H): the cell state after the step (cells with one)
-    mask: jax.Array | None  # (T, B) bool
-
-
-class StepJacobian(NamedTuple):
-    """Factors of ``∂carry_t/∂carry_{t−1}`` (any leading axes, e.g. ``(T, B, ·)``); the cell's
-    ``JacobianPath.pullback`` reads them."""
-
-    scale: jax.Array  # (…, G·H): multiplies the cotangent tiled over the G blocks, before Wᵀ
-    direct: jax.Array | None  # (…, H): e.g. LSTM f (C path), GRU z (h path); RNN None
-    h_to_c: jax.Array | None  # (…, H): e.g. LSTM o(1 − tanh²C_t), how dh_t reaches C_t
-    mask: jax.Array | None  # (…,) bool, False on padded steps
-
-
-@dataclasses.dataclass(frozen=True)
-class FusedPath:
-    """A cell's factors for the hand-written backward pass of :mod:`lstm_jax.fused`.
-
-    Attributes:
-      forward: ``(xw_t, h, c, w_hh, extra, mm) -> (h', c' or None, big or None, small)``: one
-        step; ``big (B, G·H)`` is written over ``xw_t``'s row in place, ``small`` a tuple of
-        ``(B, H)`` residuals. ``mm`` is the matmul dtype (:func:`matmul`).
-      backward: ``(big, small, h_t, c_new, dh, dc) -> (dz_x, dz_h or None, dh_extra or None,
-        dc_prev or None)``: gradients w.r.t. ``xw_t`` and ``h W_hh`` (None: the same), the direct
-        h→h' path and the previous cell state.
-      h_residual: which h the backward step reads as ``h_t``: ``"new"`` (the step's output),
-        ``"prev"`` (its input) or None.
-      extra: name of one ``(H,)`` parameter inside the recurrent product (GRU ``b_hn``) or None.
-      extra_grad: ``(dz_h (N, G·H)) -> (H,)``, the gradient of ``extra``.
-      gate_blocks: ``((gate, block), …)``: which block of ``big`` holds each gate.
-    """
-
-    forward: Callable
-    backward: Callable
-    h_residual: str | None = None
-    extra: str | None = None
-    extra_grad: Callable | None = None
-    gate_blocks: tuple = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class JacobianPath:
-    """A cell's per-step Jacobian factors for the probes (:mod:`lstm_jax.probes.step_jacobian`).
-
-    Attributes:
-      factors: ``(StepResiduals) -> StepJacobian``, every step at once (time-vectorised).
-      pullback: ``(w_hh, jac_t, v) -> vᵀ ∂carry_t/∂carry_{t−1}`` for one step (padding
-        handled by the caller); needs the fused forward loop (``FusedPath``) for its residuals.
-    """
-
-    factors: Callable
-    pullback: Callable
-
-
-@dataclasses.dataclass(frozen=True)
-class CellStep:
-    """A cell's pure maths for one configuration: callable as ``step(params, carry, xw_t)``.
-
-    Hashable (a static ``jax.jit`` argument); equal for equal configurations.
-    """
-
-    fn: Callable
-    carry_names: tuple[str, ...] = ("h",)
-    gate_names: tuple[str, ...] = ()
-    forget_gate: str | None = None
-    fused: FusedPath | None = None
-    jacobian: JacobianPath | None = None
-    sequence: Callable | None = None
-
-    def __call__(self, params, carry, xw):
-        return self.fn(params, carry, xw)
-
-    @property
-    def has_cell_state(self) -> bool:
-        return "c" in self.carry_names
-
-
-def fused_path(step) -> FusedPath | None:
-    """The fused fast path of ``step`` (a :class:`CellStep`), None for any other callable."""
-    return getattr(step, "fused", None)
-
-
-def jacobian_path(step) -> JacobianPath | None:
-    """The probes' fast path of ``step``; None unless the step has a fused forward loop too."""
-    return getattr(step, "jacobian", None) if fused_path(step) is not None else None
-
-
-# ----------------------------------------------------------------------------------------------
-# The NNX module base class.
 
 
 class RecurrentCell(nnx.Module):

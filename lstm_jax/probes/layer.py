@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstm_jax import fused
-from lstm_jax.cells.base import jacobian_path
+from lstm_jax.cells.kernel import jacobian_path
 from lstm_jax.errors import UserError
 from lstm_jax.probes.step_jacobian import carry_vjp, step_jacobians
 from lstm_jax.probes.sweep import vjp_pullback

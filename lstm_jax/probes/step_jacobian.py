@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import CellStep, JacobianPath, StepJacobian, StepResiduals, cell_class
+from lstm_jax.cells.kernel import CellStep, JacobianPath, StepJacobian, StepResiduals
+from lstm_jax.cells.registry import cell_class
 
 __all__ = ["StepJacobian", "StepResiduals", "carry_vjp", "step_jacobians"]
 

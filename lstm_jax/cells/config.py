@@ -1,0 +1,84 @@
+"""The configuration of a recurrent layer: architecture (a registered cell name) and its
+initialisation options, validated against what that cell reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import TYPE_CHECKING
+
+from lstm_jax.cells.registry import _REGISTRY, cell_class
+from lstm_jax.errors import UserError, check_choice, check_positive
+
+if TYPE_CHECKING:
+    from lstm_jax.cells.kernel import CellStep
+
+RECURRENT_INITS = ("orthogonal", "normal", "identity")
+
+
+@dataclasses.dataclass(frozen=True)
+class CellConfig:
+    """Everything that defines a recurrent layer's architecture and initialisation.
+
+    Attributes:
+      arch: a registered cell name (``lstm-jax archs`` lists them): ``"rnn"`` (tanh),
+        ``"lstm"``, ``"gru"``, ``"peephole"``, ``"cifg"``, ``"janet"``, ``"indrnn"``,
+        ``"exprnn"``, ``"lru"``, ...
+      hidden: hidden size H.
+      forget_bias: forget-gate bias at init for the cells with a forget gate (+1 after Jozefowicz
+        et al. 2015; Gers et al. 2000 introduced the gate). Ignored when ``chrono_tmax`` is set.
+      chrono_tmax: if set, chrono initialisation (Tallec & Ollivier 2018): LSTM
+        ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``;
+        IndRNN's recurrent weights ``u ~ U(0, 2^{1/T_max})`` (Li et al. 2018).
+        Refused by cells that do not read it.
+      recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
+        (entries N(0, 1/H), spectral radius ≈ 1 by the circular law) or ``"identity"`` (each block I,
+        Le et al. 2015's IRNN init, here with tanh rather than their ReLU).
+      recurrent_scale: multiplies the recurrent kernel. With orthogonal init every eigenvalue of the
+        tanh RNN's W_hh has modulus exactly ``recurrent_scale``, so it *is* the spectral radius
+        (Pascanu et al. 2013: < 1 is sufficient for vanishing gradients, > 1 necessary for
+        exploding ones).
+      gru_reset_after: GRU variant. True (default): ``n = tanh(W_n x + r ⊙ (U_n h + b_hn))`` as in
+        cuDNN, PyTorch and Flax (one fused recurrent matmul). False: Cho et al. (2014)'s original
+        ``n = tanh(W_n x + U_n (r ⊙ h) + b_hn)``.
+    """
+
+    arch: str = "lstm"
+    hidden: int = 128
+    forget_bias: float = 1.0
+    chrono_tmax: float | None = None
+    recurrent_init: str = "orthogonal"
+    recurrent_scale: float = 1.0
+    gru_reset_after: bool = True
+
+    def __post_init__(self):
+        cls = cell_class(self.arch)
+        check_positive("hidden", self.hidden, maximum=65536)
+        check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        if not (isinstance(self.recurrent_scale, int | float) and math.isfinite(self.recurrent_scale)
+                and self.recurrent_scale >= 0):
+            raise UserError(f"recurrent_scale={self.recurrent_scale!r} must be a finite number ≥ 0")
+        if not (isinstance(self.forget_bias, int | float) and math.isfinite(self.forget_bias)):
+            raise UserError(f"forget_bias={self.forget_bias!r} must be a finite number")
+        if self.chrono_tmax is not None:
+            if "chrono_tmax" not in cls.options:
+                users = [n for n, e in _REGISTRY.items() if "chrono_tmax" in e.cls.options]
+                raise UserError(f"chrono_tmax applies to arch={'/'.join(users)}, not "
+                                f"{self.arch} (it has no gate biases to set)")
+            if not (isinstance(self.chrono_tmax, int | float) and self.chrono_tmax > 2):
+                raise UserError(f"chrono_tmax={self.chrono_tmax!r} must be a number > 2 "
+                                "(the longest dependency the gates should span, in steps)")
+        cls.check_config(self)
+
+    def kernel(self) -> CellStep:
+        """The cell's pure step and fast paths for this configuration."""
+        return cell_class(self.arch).kernel(self)
+
+    def accepts(self, option: str) -> bool:
+        """Whether this config's cell reads ``option`` (e.g. ``"chrono_tmax"``)."""
+        return option in cell_class(self.arch).options
+
+
+def cell_accepts(arch: str, option: str) -> bool:
+    """Whether the cell registered as ``arch`` reads the :class:`CellConfig` field ``option``."""
+    return option in cell_class(arch).options
