@@ -4,7 +4,7 @@ A tanh-RNN training step with its batch split over 2 CPU devices (so every step 
 all-reduce of the gradient), dispatched 300 times. ``WAIT_EVERY=0`` leaves JAX's asynchronous
 queue alone: on the 2-core AMD EPYC the process aborted after 64 s with "Termination timeout for
 all reduce … of 40 seconds exceeded" (exit 134). ``WAIT_EVERY=1`` waits for each step: 12 s, done.
-lstm_jax waits for each step on a multi-device CPU mesh (``lstm_jax.sharding.steps_in_flight``;
+lstm_jax waits for each step on a multi-device CPU mesh (``lstm_jax.sharding.waits_for_each_step``;
 docs/robustness.md; checked by ``tests/test_train.py::test_eight_devices_match_one``).
 
     python experiments/cpu_devices_stall_repro.py WAIT_EVERY

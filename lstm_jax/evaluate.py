@@ -60,11 +60,8 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     Returns:
       The record written to ``RUN_DIR/<split>_metrics.json``.
     """
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
-
-    from lstm_jax.sharding import AXIS, data_mesh, replicated
-    from lstm_jax.steps import build_programs
+    from lstm_jax.sharding import data_mesh, replicated
+    from lstm_jax.steps import build_programs, placed_inputs
     from lstm_jax.train import load_config, load_params
 
     check_choice("split", split, SPLITS)
@@ -90,13 +87,8 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     task = progs.task
     if size is None:
         size = getattr(task, "sizes", {}).get(split, cfg.eval_size)
-    data = task.device_data()
-    if data is not None:
-        data = jax.device_put(data, replicated(mesh))
-    # placed as train() places them: the evaluation program splits its batch over the mesh
+    _, chunks = placed_inputs(progs, mesh, split, size)  # as train() places them
     params = jax.device_put(params, replicated(mesh))
-    chunks = jax.device_put(progs.eval_chunks(data, split=split, size=size),
-                            NamedSharding(mesh, P(None, AXIS)))
     ev = jax.device_get(progs.evaluate(params, chunks))
     times = len(read_jsonl(log)) + 1 if split == "test" else None
     record = {

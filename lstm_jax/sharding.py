@@ -82,19 +82,16 @@ def data_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices), (AXIS,))
 
 
-def steps_in_flight(mesh: Mesh) -> int | None:
-    """How many training steps may be queued before the host waits for one (None: no limit).
+def waits_for_each_step(mesh: Mesh) -> bool:
+    """Whether the training loop must wait for each step before queueing the next.
 
-    1 on a CPU split into several devices: there, a deep queue of steps that all-reduce over
+    True on a CPU split into several devices: there, a deep queue of steps that all-reduce over
     the mesh (hundreds between two evaluations) can stall XLA:CPU's in-process all-reduce until
     its 40-second rendezvous timeout aborts the process (jaxlib 0.10.2; docs/robustness.md,
     "Several CPU devices"). Waiting for each step costs the host's dispatch time only (well
     under 1 % of a step). GPUs and TPUs, and a single CPU device, keep JAX's asynchronous queue.
     """
-    devices = mesh.devices.flat
-    if mesh.size > 1 and all(d.platform == "cpu" for d in devices):
-        return 1
-    return None
+    return mesh.size > 1 and all(d.platform == "cpu" for d in mesh.devices.flat)
 
 
 def check_batch(batch: int, mesh: Mesh, field: str = "batch") -> None:

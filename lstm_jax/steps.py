@@ -45,7 +45,7 @@ from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError, check_choice
 from lstm_jax.model import SequenceModel
 from lstm_jax.optim import optimizer
-from lstm_jax.sharding import constrain_batch
+from lstm_jax.sharding import batch_sharding, constrain_batch, replicated
 from lstm_jax.tasks.registry import Batch, Task
 
 
@@ -205,6 +205,17 @@ def eval_chunks(cfg: TrainConfig, task: Task, data, split: str = "validation",
         raise UserError(f"the {split} split has {full.y.shape[0]} examples, fewer than one batch "
                         f"(batch={B}); use a smaller batch or a larger {split} split")
     return jax.tree.map(lambda a: a[:size].reshape(size // B, B, *a.shape[1:]), full)
+
+
+def placed_inputs(progs: Programs, mesh, split: str, size: int | None = None):
+    """``(data, chunks)`` placed as the compiled programs expect them: the task's device data
+    (None for generated tasks) replicated, and the ``split``'s held-out chunks
+    ``(n_chunks, batch, ...)`` split over the mesh along their batch axis."""
+    data = progs.task.device_data()
+    if data is not None:
+        data = jax.device_put(data, replicated(mesh))
+    chunks = progs.eval_chunks(data, split=split, **({} if size is None else {"size": size}))
+    return data, jax.device_put(chunks, batch_sharding(mesh, leading=1))
 
 
 @jax.jit(static_argnums=1)

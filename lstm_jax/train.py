@@ -45,8 +45,8 @@ from lstm_jax.errors import UserError
 from lstm_jax.io import ensure_out_dir, read_json, run_lock, write_json
 from lstm_jax.memory import check_fits, device_memory_bytes, training_bytes_lower_bound
 from lstm_jax.metrics import append_jsonl, mean_sd, read_jsonl, truncate_after
-from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated, steps_in_flight
-from lstm_jax.steps import build_programs, seed_keys, seed_slice
+from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated, waits_for_each_step
+from lstm_jax.steps import build_programs, placed_inputs, seed_keys, seed_slice
 
 ProbeFn = Callable[[nnx.Module, object], dict]
 # The split of every held-out metric written during training. Never "test": selection (learning
@@ -177,11 +177,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
         batch=cfg.batch, seq_len=cfg.seq_len, hidden=cfg.hidden, devices=mesh.size),
         device_memory_bytes())
     state = jax.device_put(progs.init(keys["init"]), replicated(mesh))
-    data = task.device_data()
-    if data is not None:
-        data = jax.device_put(data, replicated(mesh))
-    chunks = jax.device_put(progs.eval_chunks(data, split=EVAL_SPLIT), jax.sharding.NamedSharding(
-        mesh, jax.sharding.PartitionSpec(None, "data")))
+    data, chunks = placed_inputs(progs, mesh, EVAL_SPLIT)
     n_params = sum(a.size for a in jax.tree.leaves(state["params"])) // cfg.seeds
 
     start, elapsed_before = 0, 0.0
@@ -251,7 +247,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
     status, step, signalled = "completed", start, None
     step_arr = np.int32
     first_step_s = None
-    wait_each_step = steps_in_flight(mesh) == 1
+    wait_each_step = waits_for_each_step(mesh)
     try:
         with interrupts.installed(hard=False) as intr:
             if start == 0 and cfg.probe_every and probe_fn is not None:
@@ -259,10 +255,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
             while step < cfg.steps:
                 state, loss = progs.train_step(state, keys["data"], keys["dropout"],
                                                step_arr(step), data)
-                if wait_each_step:
+                if wait_each_step or first_step_s is None:
                     jax.block_until_ready(loss)
                 if first_step_s is None:
-                    jax.block_until_ready(loss)
                     first_step_s = time.perf_counter() - t0
                     if intr is not None:  # from now on a signal stops at a step boundary
                         intr.arm()

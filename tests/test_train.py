@@ -144,7 +144,7 @@ def test_config_without_impl_resumes_as_scan():
 
 def test_eight_devices_match_one(reference, tmp_path):
     """8 fake CPU devices train the same model as one, and wait for every step: a deep queue of
-    data-parallel steps stalls XLA:CPU's all-reduce until it aborts (``steps_in_flight``;
+    data-parallel steps stalls XLA:CPU's all-reduce until it aborts (``waits_for_each_step``;
     docs/robustness.md; ``experiments/cpu_devices_stall_repro.py`` shows it without lstm_jax)."""
     ref_out, _ = reference
     script = textwrap.dedent(f"""
@@ -154,7 +154,7 @@ def test_eight_devices_match_one(reference, tmp_path):
         waits, real = [], jax.block_until_ready
         jax.block_until_ready = lambda x: (waits.append(1), real(x))[1]
         from lstm_jax.config import TrainConfig
-        from lstm_jax.sharding import data_mesh, steps_in_flight
+        from lstm_jax.sharding import data_mesh, waits_for_each_step
         from lstm_jax.train import train
         from tests.test_train import h_norm_probe
         cfg = TrainConfig.from_json({SMALL.to_json()!r})
@@ -162,8 +162,8 @@ def test_eight_devices_match_one(reference, tmp_path):
         from lstm_jax.evaluate import score
         val = score({str(tmp_path)!r}, "validation")["metrics"]
         print(json.dumps({{"devices": s["devices"], "waits": len(waits), "val": val,
-                          "in_flight": steps_in_flight(data_mesh()),
-                          "one": steps_in_flight(Mesh(jax.devices()[:1], ("data",)))}}))
+                          "waits_each": waits_for_each_step(data_mesh()),
+                          "one": waits_for_each_step(Mesh(jax.devices()[:1], ("data",)))}}))
     """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
            "JAX_PLATFORMS": "cpu"}
@@ -173,7 +173,7 @@ def test_eight_devices_match_one(reference, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(got["devices"]) == 8
-    assert got["in_flight"] == 1 and got["one"] is None
+    assert got["waits_each"] is True and got["one"] is False
     assert got["waits"] >= SMALL.steps  # one wait per step (the first step adds its own)
     assert_same_run(ref_out, tmp_path)
     # scoring a run works on 8 devices too (params and batches placed on the mesh) and agrees

@@ -227,7 +227,6 @@ def _batch_summary(log10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.nanmean(log10, axis=0), np.nanstd(log10, axis=0)
 
 
-
 def jacobian_record(jac: dict) -> dict:
     """The JSON entries of a :func:`jacobian_norms` result: lags, anchors, and per probe the
     batch summary of log10 (``log10_<probe>``, ``log10_<probe>_std``) and, for Hutchinson, the
@@ -243,6 +242,7 @@ def jacobian_record(jac: dict) -> dict:
                 rel = 10.0 ** (r["log10_se"] - 2 * r["log10"])
             rec[f"{name}_rel_se"] = np.nanmean(rel, axis=0).tolist()
     return rec
+
 
 def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "exact",
           samples: int = 8, loss_fn=None, spectral: bool = False, spectral_iters: int = 20,
