@@ -57,25 +57,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-# The interface's other parts, importable from here as before: the registry, the configuration,
-# the pure step and its fast paths.
-from lstm_jax.cells.config import RECURRENT_INITS, CellConfig, cell_accepts  # noqa: F401
-from lstm_jax.cells.kernel import (  # noqa: F401
-    CellStep,
-    FusedPath,
-    JacobianPath,
-    StepJacobian,
-    StepResiduals,
-    fused_path,
-    jacobian_path,
-)
-from lstm_jax.cells.registry import (  # noqa: F401
-    ARCHS,
-    CellEntry,
-    cell_class,
-    register,
-    registered,
-)
+from lstm_jax.cells.config import CellConfig
+from lstm_jax.cells.kernel import CellStep, FusedPath, JacobianPath
+from lstm_jax.cells.registry import cell_class
 from lstm_jax.errors import UserError, check_positive
 from lstm_jax.initializers import orthogonal
 

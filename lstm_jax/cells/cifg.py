@@ -23,8 +23,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, register
+from lstm_jax.cells.base import RecurrentCell
 from lstm_jax.cells.lstm import lstm_bias
+from lstm_jax.cells.registry import register
 
 
 @register("cifg", "coupled-gate LSTM: i = 1 − f, so C_t = f⊙C_{t−1} + (1−f)⊙C̃",

@@ -41,7 +41,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, register
+from lstm_jax.cells.base import RecurrentCell
+from lstm_jax.cells.registry import register
 
 TAYLOR_DEGREE = 18
 MAX_SQUARINGS = 20

@@ -24,17 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax.cells.base import (
-    CellStep,
-    FusedPath,
-    JacobianPath,
-    RecurrentCell,
-    StepJacobian,
-    _class_kernel,
-    chrono_bias,
-    matmul,
-    register,
-)
+from lstm_jax.cells.base import RecurrentCell, _class_kernel, chrono_bias, matmul
+from lstm_jax.cells.kernel import CellStep, FusedPath, JacobianPath, StepJacobian
+from lstm_jax.cells.registry import register
 
 
 def _forward(xw_t, h, c, w_hh, b_hn, mm=None):

@@ -29,7 +29,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, register
+from lstm_jax.cells.base import RecurrentCell
+from lstm_jax.cells.registry import register
 
 
 def u_bound(tmax: float | None) -> float:

@@ -22,7 +22,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, chrono_bias, register
+from lstm_jax.cells.base import RecurrentCell, chrono_bias
+from lstm_jax.cells.registry import register
 
 BETA = 1.0
 

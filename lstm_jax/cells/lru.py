@@ -39,7 +39,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, register
+from lstm_jax.cells.base import RecurrentCell
+from lstm_jax.cells.registry import register
 from lstm_jax.errors import UserError
 
 

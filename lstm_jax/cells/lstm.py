@@ -27,16 +27,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import (
-    FusedPath,
-    JacobianPath,
-    RecurrentCell,
-    StepJacobian,
-    block_mask,
-    chrono_bias,
-    matmul,
-    register,
-)
+from lstm_jax.cells.base import RecurrentCell, block_mask, chrono_bias, matmul
+from lstm_jax.cells.kernel import FusedPath, JacobianPath, StepJacobian
+from lstm_jax.cells.registry import register
 
 
 def lstm_bias(key, hidden: int, config, dtype, blocks: int = 4, i_block: int | None = 0,

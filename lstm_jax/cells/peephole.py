@@ -25,8 +25,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, register
+from lstm_jax.cells.base import RecurrentCell
 from lstm_jax.cells.lstm import lstm_bias
+from lstm_jax.cells.registry import register
 
 
 @register("peephole", "LSTM with diagonal peepholes: i, f see C_{t−1}, o sees C_t",

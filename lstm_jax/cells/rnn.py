@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import (
-    FusedPath,
-    JacobianPath,
-    RecurrentCell,
-    StepJacobian,
-    matmul,
-    register,
-)
+from lstm_jax.cells.base import RecurrentCell, matmul
+from lstm_jax.cells.kernel import FusedPath, JacobianPath, StepJacobian
+from lstm_jax.cells.registry import register
 
 
 def _forward(xw_t, h, c, w_hh, extra, mm=None):
