@@ -5,7 +5,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.stats
 from flax import nnx
 
 from lstm_jax import CellConfig, Recurrence, UserError
@@ -73,7 +72,9 @@ def test_ring_initialisation_and_gamma_normalisation():
     lo, hi, tmax = LRUCell.r_min, LRUCell.r_max, LRUCell.theta_max
     assert mod.min() >= lo - 1e-6 and mod.max() <= hi + 1e-6
     # uniform on the ring: |λ|² ~ U[r_min², r_max²] (Kolmogorov–Smirnov, N = 512 units)
-    assert scipy.stats.kstest((mod ** 2 - lo ** 2) / (hi ** 2 - lo ** 2), "uniform").pvalue > 0.01
+    from scipy import stats  # here, not at collection: the import costs every worker ~1 s
+
+    assert stats.kstest((mod ** 2 - lo ** 2) / (hi ** 2 - lo ** 2), "uniform").pvalue > 0.01
     assert theta.min() >= 0 and theta.max() <= tmax * (1 + 1e-6) and theta.max() > 0.95 * tmax
     np.testing.assert_allclose(np.exp(p["gamma_log"]), np.sqrt(1 - mod ** 2), rtol=1e-4)
     with pytest.raises(UserError, match="hidden=7 must be even"):

@@ -29,6 +29,9 @@ ARGS = ["train", "--task", "adding", "--seq-len", "10", "--arch", "lstm", "--hid
         "--steps", "30", "--batch", "8", "--lr", "1e-2", "--dropout", "0.1", "--eval-every", "3",
         "--eval-size", "8", "--checkpoint-every", "5", "--keep-checkpoints", "3", "--no-progress"]
 STEPS = list(range(3, 31, 3))
+# the default run's crash-resume: the same run cut to 15 steps (kill -9 in the save of step 10)
+SHORT = [*ARGS[:ARGS.index("--steps") + 1], "15", *ARGS[ARGS.index("--steps") + 2:]]
+SHORT_STEPS = list(range(3, 16, 3))
 
 WRAPPER = """
 import os, pathlib, sys, time
@@ -53,8 +56,8 @@ def env(cache, **extra):
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1", **extra}
 
 
-def start(out, cache, *extra, **env_extra):
-    return subprocess.Popen([sys.executable, "-c", WRAPPER, *ARGS, "--out", str(out), *extra],
+def start(out, cache, *extra, args=ARGS, **env_extra):
+    return subprocess.Popen([sys.executable, "-c", WRAPPER, *args, "--out", str(out), *extra],
                             cwd=ROOT, env=env(cache, **env_extra), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -86,15 +89,15 @@ def metric_steps(out):
     return [r["step"] for r in read_jsonl(out / "metrics.jsonl")]
 
 
-def check_jsonl_survived(path):
+def check_jsonl_survived(path, steps=STEPS):
     """Every line but possibly a torn last one is complete JSON; steps strictly increase."""
     lines = path.read_text().split("\n") if path.exists() else []
     body, last = lines[:-1], lines[-1]  # text after the final newline: "" or a torn line
     records = [json.loads(line) for line in body]
     assert last == "" or len(last) > 0  # a torn line is allowed, only at the end
-    steps = [r["step"] for r in records]
-    assert steps == sorted(set(steps)), steps
-    assert set(steps) <= set(STEPS)
+    logged = [r["step"] for r in records]
+    assert logged == sorted(set(logged)), logged
+    assert set(logged) <= set(steps)
 
 
 def without_time(out):
@@ -105,9 +108,9 @@ def params(out):
     return [np.asarray(a) for a in jax.tree.leaves(load_params(out)[1])]
 
 
-def assert_same_run(a, b):
+def assert_same_run(a, b, steps=STEPS):
     assert without_time(a) == without_time(b)
-    assert metric_steps(a) == STEPS
+    assert metric_steps(a) == steps
     for x, y in zip(params(a), params(b), strict=True):
         np.testing.assert_array_equal(x, y)
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
@@ -191,24 +194,24 @@ def test_kill9_sigterm_and_corruption_then_resume_is_bitwise_identical(reference
 def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(cache, tmp_path):
     """The default run's crash-resume (the test above, with SIGTERM, a second kill -9 and a
     corrupted checkpoint, runs in `make test-all`): a real ``lstm-jax train`` process killed
-    with -9 inside the save of step 10, then ``--resume``, ends bitwise equal to an uninterrupted
+    with -9 inside the save of step 10 of 15, then ``--resume``, ends bitwise equal to an uninterrupted
     run of the same command's config (trained in this process through the CLI's own parser)."""
     from lstm_jax.cli import build_parser
     from lstm_jax.cli.train import plan
     from lstm_jax.train import train
 
     out, marker = tmp_path / "run", tmp_path / "hang_marker"
-    p = start(out, cache, HANG_AT_SAVE="10", HANG_MARKER=str(marker))
+    p = start(out, cache, args=SHORT, HANG_AT_SAVE="10", HANG_MARKER=str(marker))
     # the reference trains here while the child starts up (it then waits inside its save)
     ref = tmp_path / "reference"
-    ((cfg, where),) = plan(build_parser().parse_args([*ARGS, "--out", str(ref)]))
+    ((cfg, where),) = plan(build_parser().parse_args([*SHORT, "--out", str(ref)]))
     train(cfg, where, progress=False, log=lambda *_: None)
     wait_for(marker.exists, p, "the save of step 10")
     assert (out / "checkpoints" / "10.orbax-checkpoint-tmp").is_dir()
     kill9(p)
-    check_jsonl_survived(out / "metrics.jsonl")
-    code, stdout, err = finish(start(out, cache, "--resume"))
+    check_jsonl_survived(out / "metrics.jsonl", SHORT_STEPS)
+    code, stdout, err = finish(start(out, cache, "--resume", args=SHORT))
     assert code == 0, err[-3000:]
     assert "checkpoint 10" in err and "incomplete and was removed" in err, err[-2000:]
     assert "from step 5" in stdout
-    assert_same_run(ref, out)
+    assert_same_run(ref, out, SHORT_STEPS)

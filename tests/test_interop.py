@@ -15,6 +15,9 @@ class _Torch:
     in every worker (the import costs ≈ 3 s)."""
 
     def __getattr__(self, name):
+        if name.startswith("_"):
+            # pytest's collector probes objects for ``__test__``, ``_fixture_function_marker``…
+            raise AttributeError(name)
         module = pytest.importorskip(
             "torch", reason="PyTorch is the independent reference here; `pip install -e .[dev]` "
                             "brings it")

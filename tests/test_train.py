@@ -22,9 +22,9 @@ from lstm_jax.errors import UserError
 from lstm_jax.metrics import read_jsonl
 from lstm_jax.train import Diverged, load_params, train
 
-SMALL = TrainConfig(task="adding", seq_len=12, arch="lstm", hidden=8, steps=24, batch=16,
+SMALL = TrainConfig(task="adding", seq_len=12, arch="lstm", hidden=8, steps=16, batch=16,
                     lr=3e-2, eval_every=8, eval_size=32, checkpoint_every=8, seeds=2, seed=0,
-                    dropout=0.1, warmup=4, schedule="cosine", probe_every=6)
+                    dropout=0.1, warmup=4, schedule="cosine", probe_every=4)
 
 
 @jax.jit(static_argnums=0)
@@ -68,10 +68,10 @@ def test_reference_run_writes_its_files(reference):
         assert (out / name).is_file(), name
     assert TrainConfig.from_json((out / "config.json").read_text()) == SMALL
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl")]
-    assert steps == [8, 16, 24]
-    assert [r["step"] for r in read_jsonl(out / "probes.jsonl")] == [0, 0, 6, 6, 12, 12, 18, 18,
-                                                                     24, 24]
-    assert summary["status"] == "completed" and summary["steps"] == 24
+    assert steps == [8, 16]
+    assert [r["step"] for r in read_jsonl(out / "probes.jsonl")] == [0, 0, 4, 4, 8, 8, 12, 12,
+                                                                     16, 16]
+    assert summary["status"] == "completed" and summary["steps"] == 16
     assert summary["final"]["eval/loss"]["per_seed"] == read_jsonl(out / "metrics.jsonl")[-1][
         "eval/loss"]
     assert summary["task"]["baseline"] == pytest.approx(1 / 6)
@@ -85,13 +85,13 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(reference, tmp_path):
     def interrupting_probe(model, batch):
         rec = h_norm_probe(model, batch)
         interrupting_probe.calls += 1
-        if interrupting_probe.calls == 6:  # step 12, second seed: mid-interval (eval every 8)
+        if interrupting_probe.calls == 4:  # step 4, second seed: mid-interval (eval every 8)
             os.kill(os.getpid(), signal.SIGINT)
         return rec
 
     interrupting_probe.calls = 0
     first = train(SMALL, tmp_path, probe_fn=interrupting_probe, progress=False)
-    assert first["status"] == "interrupted" and first["steps"] == 12
+    assert first["status"] == "interrupted" and first["steps"] == 4
     with pytest.raises(UserError, match="already holds a run"):
         train(SMALL, tmp_path, probe_fn=h_norm_probe, progress=False)
     with pytest.raises(UserError, match="another configuration.*hidden"):
