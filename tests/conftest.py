@@ -75,6 +75,15 @@ HEAVY = {
     #   in test_reliability
     "tests/test_cell_indrnn.py::test_training_keeps_u_inside_the_papers_bound",
     # ^ test_project_clips_u_to_the_papers_bound (the projection itself, no training program)
+    "tests/test_fused.py::test_padding_gives_unpadded_result[rnn]",
+    "tests/test_fused.py::test_padding_gives_unpadded_result[gru]",
+    "tests/test_fused.py::test_fused_matches_scan_when_only_the_final_state_is_used[rnn]",
+    "tests/test_fused.py::test_fused_matches_scan_when_only_the_final_state_is_used[gru]",
+    # ^ the [lstm] cases; every arch's masked steps in test_fused_matches_scan_float64
+    "tests/test_recurrence.py::test_remat_and_unroll_give_the_same_values_and_gradients[gru]",
+    # ^ [lstm]
+    "tests/test_tasks.py::test_batches_are_a_pure_function_of_key_and_step[adding_hochreiter]",
+    # ^ [adding], [copy]
 }
 
 
