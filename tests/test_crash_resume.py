@@ -191,7 +191,7 @@ def test_kill9_sigterm_and_corruption_then_resume_is_bitwise_identical(reference
     assert len(lines) == len(STEPS)  # nothing duplicated, nothing torn
 
 
-def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(cache, tmp_path):
+def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(tmp_path):
     """The default run's crash-resume (the test above, with SIGTERM, a second kill -9 and a
     corrupted checkpoint, runs in `make test-all`): a real ``lstm-jax train`` process killed
     with -9 inside the save of step 10 of 15, then ``--resume``, ends bitwise equal to an uninterrupted
@@ -200,12 +200,14 @@ def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(cache, tmp_
     from lstm_jax.cli.train import plan
     from lstm_jax.train import train
 
-    out, marker = tmp_path / "run", tmp_path / "hang_marker"
-    p = start(out, cache, args=SHORT, HANG_AT_SAVE="10", HANG_MARKER=str(marker))
-    # the reference trains here while the child starts up (it then waits inside its save)
+    # The reference trains here first, into this worker's compilation cache, which the children
+    # then read: they compile nothing (racing them against it would compile everything twice).
     ref = tmp_path / "reference"
     ((cfg, where),) = plan(build_parser().parse_args([*SHORT, "--out", str(ref)]))
     train(cfg, where, progress=False, log=lambda *_: None)
+    cache = os.environ["JAX_COMPILATION_CACHE_DIR"]
+    out, marker = tmp_path / "run", tmp_path / "hang_marker"
+    p = start(out, cache, args=SHORT, HANG_AT_SAVE="10", HANG_MARKER=str(marker))
     wait_for(marker.exists, p, "the save of step 10")
     assert (out / "checkpoints" / "10.orbax-checkpoint-tmp").is_dir()
     kill9(p)
