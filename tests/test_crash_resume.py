@@ -25,13 +25,18 @@ from lstm_jax.metrics import read_jsonl
 from lstm_jax.train import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["train", "--task", "adding", "--seq-len", "10", "--arch", "lstm", "--hidden", "8",
-        "--steps", "30", "--batch", "8", "--lr", "1e-2", "--dropout", "0.1", "--eval-every", "3",
-        "--eval-size", "8", "--checkpoint-every", "5", "--keep-checkpoints", "3", "--no-progress"]
-STEPS = list(range(3, 31, 3))
+
+
+def cli_args(steps: int) -> list[str]:
+    return ["train", "--task", "adding", "--seq-len", "10", "--arch", "lstm", "--hidden", "8",
+            "--steps", str(steps), "--batch", "8", "--lr", "1e-2", "--dropout", "0.1",
+            "--eval-every", "3", "--eval-size", "8", "--checkpoint-every", "5",
+            "--keep-checkpoints", "3", "--no-progress"]
+
+
+ARGS, STEPS = cli_args(30), list(range(3, 31, 3))
 # the default run's crash-resume: the same run cut to 15 steps (kill -9 in the save of step 10)
-SHORT = [*ARGS[:ARGS.index("--steps") + 1], "15", *ARGS[ARGS.index("--steps") + 2:]]
-SHORT_STEPS = list(range(3, 16, 3))
+SHORT, SHORT_STEPS = cli_args(15), list(range(3, 16, 3))
 
 WRAPPER = """
 import os, pathlib, sys, time
@@ -194,8 +199,9 @@ def test_kill9_sigterm_and_corruption_then_resume_is_bitwise_identical(reference
 def test_kill9_inside_a_save_then_resume_equals_an_uninterrupted_run(tmp_path):
     """The default run's crash-resume (the test above, with SIGTERM, a second kill -9 and a
     corrupted checkpoint, runs in `make test-all`): a real ``lstm-jax train`` process killed
-    with -9 inside the save of step 10 of 15, then ``--resume``, ends bitwise equal to an uninterrupted
-    run of the same command's config (trained in this process through the CLI's own parser)."""
+    with -9 inside the save of step 10 of 15, then ``--resume``, ends bitwise equal to an
+    uninterrupted run of the same command's config (trained in this process through the CLI's
+    own parser)."""
     from lstm_jax.cli import build_parser
     from lstm_jax.cli.train import plan
     from lstm_jax.train import train

@@ -18,7 +18,8 @@ from lstm_jax.errors import UserError
 from lstm_jax.io import run_lock
 from lstm_jax.metrics import read_jsonl
 
-# test_cli_runs' configuration: its compiled programs come from the shared compilation cache
+# test_cli_runs' configuration: whichever module trains it second reads its programs from the
+# shared compilation cache
 TINY_CFG = TrainConfig(task="adding", seq_len=8, hidden=4, steps=4, batch=4, seeds=2, seed=3,
                        eval_every=2, eval_size=4, checkpoint_every=2, keep_checkpoints=3)
 
