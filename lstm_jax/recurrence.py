@@ -198,8 +198,16 @@ class Recurrence(nnx.Module):
           initial_carry: per layer, default zeros.
           perturb: per layer, None or ``{name: (B, T, H)}`` added to the carry after each step.
           collect: per-step carries/gates to return besides ``h`` (e.g. ``("c", "f")``).
+
+        Called outside any JAX transformation, the whole stack runs as one compiled program
+        (cached per shape and config) rather than op by op.
         """
         check_inputs(x, mask, self.in_features)
+        if _concrete((nnx.state(self), x, mask, initial_carry, perturb)):
+            return _run_compiled(self, x, mask, initial_carry, perturb, tuple(collect))
+        return self._run(x, mask, initial_carry, perturb, collect)
+
+    def _run(self, x, mask, initial_carry, perturb, collect) -> StackResult:
         B = x.shape[0]
         carries = self.init_carry(B, x.dtype) if initial_carry is None else initial_carry
         perturb = [None] * self.layers if perturb is None else list(perturb)
@@ -218,3 +226,13 @@ class Recurrence(nnx.Module):
             finals.append(result.final_carry)
             sequences.append({k: jnp.swapaxes(v, 0, 1) for k, v in result.sequences.items()})
         return StackResult(jnp.swapaxes(xs, 0, 1), finals, sequences)
+
+
+def _concrete(tree) -> bool:
+    """True when no leaf of ``tree`` is being traced (a plain eager call)."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+# Eager calls compile once per shape and config: op by op, every call would dispatch (and at
+# first compile) each einsum, swapaxes and the scan separately.
+_run_compiled = nnx.jit(lambda model, *args: model._run(*args), static_argnums=(5,))

@@ -174,3 +174,29 @@ def test_bad_stack_arguments():
         Recurrence(0, CellConfig(), rngs=nnx.Rngs(0))
     with pytest.raises(UserError, match="unroll"):
         Recurrence(D, CellConfig(), unroll=0, rngs=nnx.Rngs(0))
+
+
+def test_eager_call_is_one_compiled_program_equal_to_the_op_by_op_run():
+    """A call outside any transformation runs compiled (once per shape), and gives what the
+    same stack computes op by op with ``jax.disable_jit`` (the scan then a Python loop)."""
+    model = _model("lstm", layers=2)
+    x = jax.random.normal(jax.random.key(1), (B, T, D))
+    mask = jnp.arange(T)[None, :] < jnp.array([[T], [5], [1]])
+    with jax.disable_jit():
+        ref = model(x, mask, collect=("c", "f"))
+    got = model(x, mask, collect=("c", "f"))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    x2, x3, mask3 = x + 1.0, x[:, :3], mask[:, :3]
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, _secs, **_: compiles.append(event)
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+    try:
+        model(x2, mask, collect=("c", "f"))  # same shapes: nothing new to compile
+        assert compiles == []
+        model(x3, mask3)  # a new shape: one program for the whole stack
+        assert len(compiles) == 1
+    finally:
+        jax.monitoring.clear_event_listeners()
