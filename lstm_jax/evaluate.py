@@ -54,7 +54,8 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
       split: ``"test"`` (refused if already scored, unless ``force``) or ``"validation"``.
       step: the checkpoint to score (default: the newest).
       size: held-out examples (default: the whole split of a data-backed task, else the run's
-        ``eval_size``); rounded to whole batches as during training.
+        ``eval_size``); rounded to whole batches as during training, except that a whole split
+        of a task with an exact evaluator (IMDB) is scored review by review, every one once.
       force: score test again although it was scored before (counted in ``times_scored``).
 
     Returns:
@@ -85,14 +86,19 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     mesh = data_mesh()
     progs = build_programs(cfg, mesh)
     task = progs.task
-    if size is None:
-        size = getattr(task, "sizes", {}).get(split, cfg.eval_size)
-    _, chunks = placed_inputs(progs, mesh, split, size)  # as train() places them
-    params = jax.device_put(params, replicated(mesh))
-    ev = jax.device_get(progs.evaluate(params, chunks))
+    whole = getattr(task, "sizes", {}).get(split)
+    exact = getattr(task, "evaluate_exact", None)
+    if exact is not None and (size is None or size >= whole):
+        # every example of the split counts once (batches would drop the remainder)
+        ev, examples = _exact_per_seed(exact, graphdef, params, cfg.seeds, split), whole
+    else:
+        _, chunks = placed_inputs(progs, mesh, split, size or whole or cfg.eval_size)
+        params = jax.device_put(params, replicated(mesh))  # as train() places them
+        ev = jax.device_get(progs.evaluate(params, chunks))
+        examples = int(chunks.y.shape[0] * chunks.y.shape[1])
     times = len(read_jsonl(log)) + 1 if split == "test" else None
     record = {
-        "split": split, "step": int(step), "examples": int(chunks.y.shape[0] * chunks.y.shape[1]),
+        "split": split, "step": int(step), "examples": int(examples),
         "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
         "metrics": {k: mean_sd(v.tolist()) for k, v in ev.items()},
         "times_scored": times, "trained_steps_saved": steps[-1],
@@ -104,3 +110,14 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
                            "metrics": {k: v["mean"] for k, v in record["metrics"].items()}})
     write_json(out, record)
     return record
+
+
+def _exact_per_seed(exact, graphdef, params, seeds: int, split: str) -> dict:
+    """``{"loss": [per seed], "accuracy": [...]}`` of the task's exact whole-split evaluator."""
+    import numpy as np
+    from flax import nnx
+
+    from lstm_jax.steps import seed_slice
+
+    runs = [exact(nnx.merge(graphdef, seed_slice(params, i)), split) for i in range(seeds)]
+    return {k: np.array([r[k] for r in runs]) for k in ("loss", "accuracy")}

@@ -66,6 +66,8 @@ BAD = [
     ("arms.x", {"arch": "lstm", "hidden": 64}, "arms.x.hidden"),
     ("arms.x", {"arch": "rnn", "chrono": "T"}, "arms.x"),  # the tanh RNN has no gates
     ("arms.x", {"arch": "rnn", "recurrent_init": "eye"}, "arms.x"),
+    ("arms.x", {"arch": "lstm", "readout": "first"}, "arms.x"),
+    ("arms.x", {"arch": "lstm", "bidirectional": "yes"}, "arms.x"),
     ("arms", {}, "arms"),
     ("tasks", {}, "tasks"),
     ("colour", "blue", "protocol.colour"),
@@ -96,6 +98,20 @@ def test_chrono_specs():
     assert chrono_tmax(40.0, 1000) == 40.0 and chrono_tmax(None, 10) is None
 
 
+def test_readout_per_arm_or_for_every_arm_never_both():
+    raw = _with("arms.lstm", {"arch": "lstm", "readout": "mean", "bidirectional": True})
+    p = parse_protocol(raw)
+    by_arm = {q.arm: p.config(q) for q in p.points()}
+    assert (by_arm["lstm"].readout, by_arm["lstm"].bidirectional) == ("mean", True)
+    assert (by_arm["rnn"].readout, by_arm["rnn"].bidirectional) == ("task", False)
+    raw["train"]["readout"] = "max"  # [train] for every arm, but the lstm arm sets its own
+    with pytest.raises(UserError, match=r"arms\.lstm\.readout is also set in \[train\]"):
+        parse_protocol(raw)
+    del raw["arms"]["lstm"]
+    shared = parse_protocol(raw)
+    assert {shared.config(q).readout for q in shared.points()} == {"max"}
+
+
 def test_points_and_configs():
     p = parse_protocol(BASE)
     pts = p.points()
@@ -108,10 +124,10 @@ def test_points_and_configs():
     assert Point("copy", 20, "rnn+orthogonal 0.9", 1e-3).slug == "copy/T20/rnn+orthogonal_0.9/lr0.001"
 
 
-@pytest.mark.parametrize("name", ["adding", "copy", "adding_cells"])
+@pytest.mark.parametrize("name", ["adding", "copy", "adding_cells", "imdb"])
 def test_shipped_protocols(name):
     p = load_protocol(PROTOCOLS / f"{name}.toml")
-    assert p.seeds >= 5 and len(p.lr_grid) >= 2
+    assert p.seeds >= (3 if name == "imdb" else 5) and len(p.lr_grid) >= 2
     cfgs = [p.config(q) for q in p.points()]
     assert len({(c.steps, c.batch, c.optimizer, c.hidden, c.clip) for c in cfgs}) == 1
     (task,) = p.tasks
@@ -130,6 +146,12 @@ def test_shipped_protocols(name):
             p.points()[0]).to_dict() | {"arch": "x", "forget_bias": 1.0}
         assert {c.arch for c in cfgs} == {"peephole", "cifg", "janet", "indrnn", "exprnn", "lru"}
         assert {c.chrono for c in cfgs if c.arch in ("janet", "indrnn")} == {50.0, 100.0, 200.0}
+    elif name == "imdb":  # the 3 x 3 table: every arch with every readout, test = whole split
+        assert {(c.arch, c.readout) for c in cfgs} == {
+            (a, r) for a in ("rnn", "lstm", "gru") for r in ("last", "mean", "max")}
+        assert (task.success.metric, task.success.op, task.success.when) == (
+            "accuracy", "at_least", "final")
+        assert p.test_size == 25_000 and {c.seq_len for c in cfgs} == {200}
     else:
         assert task.lengths[0] == 20 and (task.success.metric, task.success.threshold) == (
             "accuracy", 0.99)

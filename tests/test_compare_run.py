@@ -112,3 +112,49 @@ def test_refuses_foreign_point_and_changed_protocol(tmp_path):
     changed.write_text(SMOKE.read_text().replace("below = 0.1", "below = 0.2"))
     with pytest.raises(UserError, match="another protocol.*tasks"):
         run_comparison(changed, out, log=lambda m: None)
+
+
+@pytest.mark.slow
+def test_the_imdb_protocol_shrunk_runs_end_to_end_on_a_small_archive(tmp_path, monkeypatch):
+    """experiments/protocols/imdb.toml with its sizes shrunk (two of its arms, one rate) on a
+    small archive of the original layout: each arm trains with its own readout, is evaluated on
+    the validation hold-out during training, and the whole test split is scored once."""
+    import re
+
+    from lstm_jax.tasks import imdb as imdb_task
+    from tests.test_imdb_task import V, write_archive
+
+    monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(imdb_task, "EXPECTED_SIZES", None)
+    monkeypatch.setenv("LSTM_JAX_IMDB", str(write_archive(tmp_path / "aclImdb_v1.tar.gz",
+                                                          n_train=20, n_test=9)))
+    text = (SMOKE.parent / "imdb.toml").read_text()
+    keep = ("rnn/last", "lstm/mean")
+    arms = re.split(r'\n(?=\[arms\.")', text)
+    text = "\n".join([arms[0]] + [a for a in arms[1:] if any(f'"{k}"' in a for k in keep)])
+    for old, new in [("seeds = 3", "seeds = 2"), ("lr_grid = [1e-3, 3e-3]", "lr_grid = [3e-3]"),
+                     ("steps = 400", "steps = 6"), ("batch = 128", "batch = 4"),
+                     ("every = 50", "every = 3"), ("size = 1024", "size = 4"),
+                     ("test_size = 25000", "test_size = 100000"), ("hidden = 128", "hidden = 4"),
+                     ("embed_dim = 64", "embed_dim = 3"), ("vocab_size = 20000", f"vocab_size = {V}"),
+                     ("warmup = 20", "warmup = 1"), ("checkpoint_every = 100", "checkpoint_every = 6"),
+                     ("lengths = [200]", "lengths = [12]")]:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "imdb_small.toml"
+    path.write_text(text)
+    proto = load_protocol(path)
+    assert [a.name for a in proto.arms] == list(keep)
+
+    res = run_comparison(path, tmp_path / "cmp", log=lambda m: None)
+    assert (res["status"], res["trained"]) == ("completed", 2)
+    for point, readout in zip(proto.points(), ("last", "mean"), strict=True):
+        where = run_dir(tmp_path / "cmp", point)
+        cfg = json.loads((where / "config.json").read_text())
+        assert (cfg["task"], cfg["readout"], cfg["seq_len"]) == ("imdb", readout, 12)
+        assert {x["eval_split"] for x in read_jsonl(where / "metrics.jsonl")} == {"validation"}
+        test = json.loads((where / "test_metrics.json").read_text())
+        assert (test["split"], test["times_scored"], test["examples"]) == ("test", 1, 9)
+        for acc in test["metrics"]["accuracy"]["per_seed"]:  # whole reviews out of all 9
+            assert acc * 9 == pytest.approx(round(acc * 9), abs=1e-4)
+    assert [r["arm"] for r in res["results"]["rows"]] == list(keep)

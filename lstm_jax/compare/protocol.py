@@ -30,6 +30,9 @@ learning-rate grid shared by every arm, the seeds, and the training settings eve
     arch = "lstm"
     chrono = "T"                   # T_max: "T", "3T/2", "2*T" (of each point's T) or a number
 
+An arm may also set ``readout`` and ``bidirectional`` (e.g. IMDB's ``lstm/mean``), unless
+``[train]`` sets them for every arm.
+
 :func:`load_protocol` parses and checks the file; every problem is a :class:`UserError` naming
 the field (``arms.rnn.chrono``, ``tasks.copy.success.below``, ...). Each (task, T, arm, lr) is
 one training run (:meth:`Protocol.config`).
@@ -48,12 +51,14 @@ from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
 
 ARM_FIELDS = ("arch", "forget_bias", "chrono", "recurrent_init", "recurrent_scale",
-              "gru_reset_after")
+              "gru_reset_after", "readout", "bidirectional")
+# Arm fields that [train] may set for every arm instead (never both for one arm).
+SHARED_ARM_FIELDS = frozenset({"readout", "bidirectional"})
 TOP_FIELDS = ("name", "description", "seeds", "first_seed", "lr_grid", "budget", "eval", "train",
               "tasks", "arms")
 # TrainConfig fields the protocol sets itself (so [train] may not).
 RESERVED = frozenset({"task", "seq_len", "steps", "batch", "lr", "seeds", "seed", "eval_every",
-                      "eval_size", "probe_every", *ARM_FIELDS})
+                      "eval_size", "probe_every", *ARM_FIELDS}) - SHARED_ARM_FIELDS
 WHEN = ("any", "final")
 _CHRONO = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*\*?\s*)?T\s*(?:/\s*(\d+(?:\.\d*)?))?\s*$")
 
@@ -260,6 +265,11 @@ def parse_protocol(raw: dict, default_name: str = "comparison") -> Protocol:
     if len(arms_raw) < 1:
         raise _field_error("arms", arms_raw, "declare at least one [arms.NAME] table")
     arms = tuple(_parse_arm(n, _table(f"arms.{n}", a)) for n, a in arms_raw.items())
+    for arm in arms:
+        for k, _ in arm.options:
+            if k in train:
+                raise UserError(f"arms.{arm.name}.{k} is also set in [train]; declare it in one "
+                                "place (in [train] for every arm, or per arm)")
     proto = Protocol(name=name, description=str(raw.get("description", "")), seeds=seeds,
                      first_seed=first_seed, lr_grid=grid, steps=steps, batch=batch,
                      eval_every=every, eval_size=size, test_size=test_size,

@@ -162,6 +162,12 @@ class Imdb(Task):
         return {s: {k: jnp.asarray(v) for k, v in split.items()}
                 for s, split in self.splits.items()}
 
+    def evaluate_exact(self, model, split: str) -> dict:
+        """Loss and accuracy of one model on every review of ``split``
+        (:func:`evaluate_split`: no review dropped to fill whole batches)."""
+        check_choice("split", split, ("validation", "test"))
+        return evaluate_split(model, self.splits[split])
+
     def split_info(self) -> dict:
         return {"sizes": dict(self.sizes), "validation": "stratified hold-out of the train split",
                 "val_size": self.options["val_size"], "val_seed": self.options["val_seed"]}
