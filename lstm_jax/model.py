@@ -173,6 +173,12 @@ class SequenceModel(nnx.Module):
         inputs = self.inputs(x)
         if self.input_dropout > 0 and dropout_key is not None:
             inputs = _dropout(jax.random.fold_in(dropout_key, 1), self.input_dropout, inputs)
+        return self.run_inputs(inputs, mask, dropout_key=dropout_key, perturb=perturb,
+                               collect=collect)
+
+    def run_inputs(self, inputs, mask=None, *, dropout_key=None, perturb=None, collect=()):
+        """:meth:`run` from what the recurrence reads, ``inputs`` ``(B, T, D)`` (the embeddings
+        of symbol inputs): differentiate it with respect to ``inputs`` for ∂L/∂e_t."""
         result = self.recurrence(inputs, mask, perturb=perturb, collect=collect)
         outputs, last = result.outputs, result.final_carry[-1]["h"]
         if self.backward_recurrence is not None:
