@@ -78,7 +78,7 @@ def check_gradients(arch, step_ref, **cfg):
             return (jnp.sum(out.outputs * r)
                     + sum(jnp.sum(v ** 2) for v in out.final_carry[0].values()))
 
-        got = jax.grad(loss)(state)
+        got = jax.jit(jax.grad(loss))(state)
         cell = got["cells"][0]
         for name, g in want.items():
             np.testing.assert_allclose(cell[name][...], g, rtol=1e-6, atol=1e-8,

@@ -57,7 +57,8 @@ def test_bidirectional_gradients_match_scan_impl():
                               bidirectional=True, impl=impl,
                               rngs=nnx.Rngs(params=jax.random.key(4)))
         graphdef, params = nnx.split(model)
-        grads[impl] = jax.grad(lambda p, g=graphdef: jnp.sum(nnx.merge(g, p)(x, mask) ** 2))(params)
+        grads[impl] = jax.jit(jax.grad(
+            lambda p, g=graphdef: jnp.sum(nnx.merge(g, p)(x, mask) ** 2)))(params)
     for a, b in zip(jax.tree.leaves(grads["fused"]), jax.tree.leaves(grads["scan"]), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
     back = grads["fused"]["backward_recurrence"]

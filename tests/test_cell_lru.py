@@ -50,10 +50,10 @@ def test_parallel_scan_equals_sequential_scan_outputs_and_gradients():
             return (jnp.sum(out.sequences["h"] * r)
                     + sum(jnp.sum(v ** 3) for v in out.final_carry.values())), out
 
-        (l1, o1), g1 = jax.value_and_grad(lambda p, c: loss(fast, p, c), (0, 1),
-                                          has_aux=True)(params, carry0)
-        (l2, o2), g2 = jax.value_and_grad(lambda p, c: loss(plain, p, c), (0, 1),
-                                          has_aux=True)(params, carry0)
+        (l1, o1), g1 = jax.jit(jax.value_and_grad(lambda p, c: loss(fast, p, c), (0, 1),
+                                                  has_aux=True))(params, carry0)
+        (l2, o2), g2 = jax.jit(jax.value_and_grad(lambda p, c: loss(plain, p, c), (0, 1),
+                                                  has_aux=True))(params, carry0)
         np.testing.assert_allclose(o1.sequences["h"], o2.sequences["h"], rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(o1.sequences["h"][0, 0], carry0["h"][0], atol=1e-12)
         for k in ("h", "c"):

@@ -91,7 +91,7 @@ def test_fused_matches_scan_when_only_the_final_state_is_used(arch):
             return lambda p, x, c: sum(jnp.sum(jnp.sin(v)) for v in layer(p, x, c)[0].values())
 
         scan = loss(lambda p, x, c: tuple(scan_layer(step, p, x, mask, c)))
-        want = jax.grad(scan, argnums=(0, 1, 2))(params, xs, carry0)
+        want = jax.jit(jax.grad(scan, argnums=(0, 1, 2)))(params, xs, carry0)
         for remat, segment in [(False, None), (True, 4)]:
             fused = loss(lambda p, x, c, r=remat, s=segment:
                          fused_layer(arch, p, x, mask, c, remat=r, segment=s))
