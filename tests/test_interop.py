@@ -51,7 +51,8 @@ def test_outputs_and_gradients_match_pytorch(arch):
         def loss(model, x):
             return jnp.sum(model(x).outputs * w)
 
-        value, (g_params, g_x) = nnx.value_and_grad(loss, argnums=(0, 1))(ours, jnp.asarray(x))
+        value, (g_params, g_x) = nnx.jit(nnx.value_and_grad(loss, argnums=(0, 1)))(
+            ours, jnp.asarray(x))
 
     xt = torch.tensor(x, requires_grad=True)
     out, _ = theirs(xt)
