@@ -18,7 +18,6 @@ import csv
 import functools
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -50,6 +49,7 @@ def compare(tmp_path_factory):
     them fill a 16-token window); test is not scored, no training-curve figures are drawn."""
     from lstm_jax.compare.run import run_comparison
     from lstm_jax.tasks import imdb as imdb_task
+    from tests.imdb_protocol import shrunk_imdb_protocol
     from tests.test_imdb_task import V, write_archive
 
     tmp = tmp_path_factory.mktemp("retention")
@@ -59,20 +59,7 @@ def compare(tmp_path_factory):
         mp.setattr("lstm_jax.train._plot", lambda out: None)  # training-curve figures: 3 s
         mp.setenv("LSTM_JAX_IMDB", str(write_archive(tmp / "aclImdb_v1.tar.gz", n_train=60,
                                                      n_test=9)))
-        text = (ROOT / "experiments" / "protocols" / "imdb.toml").read_text()
-        arms = re.split(r'\n(?=\[arms\.")', text)
-        text = "\n".join([arms[0]] + [a for a in arms[1:] if any(f'"{k}"' in a for k in ARMS)])
-        for old, new in [("seeds = 3", "seeds = 2"), ("lr_grid = [1e-3, 3e-3]", "lr_grid = [3e-2]"),
-                         ("steps = 400", "steps = 6"), ("batch = 128", "batch = 4"),
-                         ("every = 50", "every = 3"), ("size = 1024", "size = 4"),
-                         ("hidden = 128", "hidden = 4"), ("embed_dim = 64", "embed_dim = 3"),
-                         ("vocab_size = 20000", f"vocab_size = {V}"), ("warmup = 20", "warmup = 1"),
-                         ("checkpoint_every = 100", "checkpoint_every = 6"),
-                         ("lengths = [200]", "lengths = [12]")]:
-            assert old in text, old
-            text = text.replace(old, new)
-        path = tmp / "imdb_small.toml"
-        path.write_text(text)
+        path = shrunk_imdb_protocol(tmp / "imdb_small.toml", ARMS, lr=3e-2, vocab_size=V)
         res = run_comparison(path, tmp / "cmp", score_test=False, log=lambda m: None)
         assert res["status"] == "completed"
         yield tmp / "cmp"
