@@ -80,6 +80,7 @@ def plot_success(proto, results: dict, path: Path) -> Path:
     import numpy as np
 
     from lstm_jax.plots.common import plt, save
+    from lstm_jax.plots.style import legend_outside
 
     tasks = proto.tasks
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), dpi=110,
@@ -96,15 +97,16 @@ def plot_success(proto, results: dict, path: Path) -> Path:
                             [r["wilson_high"] - r["success_rate"] for r in rs]])
             ax.errorbar(Ts, p, yerr=err, marker="o", capsize=3, label=arm.name)
         ax.set_xscale("log")
+        ax.set_xticks(t.lengths, [str(T) for T in t.lengths])  # the declared T, written plainly
+        ax.minorticks_off()
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel("T")
-        ax.set_ylabel("success rate")
+        ax.set_xlabel("T (lag)")
+        ax.set_ylabel(f"success rate over {proto.seeds} seeds (Wilson 95 % bars)")
         ax.set_title(f"{t.name}: {t.success.metric} "
                      f"{'<' if t.success.op == 'below' else '≥'} {t.success.threshold:g}, "
                      f"{proto.steps} steps × {proto.batch}", fontsize=9)
         ax.grid(True, alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        legend_outside(ax, fontsize=8)
     return save(fig, path)
 
 
