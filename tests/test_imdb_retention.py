@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "experiments"))
 
 import imdb_retention as ret  # noqa: E402
+import retention_measure as measure  # noqa: E402
 
 WINDOW, MAX_D, OCCLUDE, REVIEWS = 16, 6, 3, 5
 ARGS = ["--window", str(WINDOW), "--max-distance", str(MAX_D), "--norm-range", "1,2",
@@ -121,7 +122,7 @@ def test_step_gradients_summed_by_token_are_the_embedding_table_gradient(compare
 
     @nnx.jit
     def both(model):
-        got = ret.loss_gradients(model, tokens, labels, mask)
+        got = measure.loss_gradients(model, tokens, labels, mask)
         table = jnp.zeros_like(model.embed.embedding[...]).at[tokens].add(got["embedding"])
         want = nnx.grad(lambda m: own_loss(m, tokens, labels, mask))(model).embed.embedding[...]
         return got["embedding"], got["cell"], table, want
@@ -132,7 +133,7 @@ def test_step_gradients_summed_by_token_are_the_embedding_table_gradient(compare
         assert (cell is not None) == (rec["arch"] == "lstm") == rec["cell_gradient"]
 
         norms = np.linalg.norm(np.asarray(step_grads, np.float64), axis=-1)
-        log, _ = ret.log10_retention(norms, MAX_D, (1, 2))
+        log, _ = measure.log10_retention(norms, MAX_D, (1, 2))
         curve = [np.nan if v is None else v
                  for v in rec["per_seed"][i]["embedding"]["log10_retention"]]
         np.testing.assert_allclose(curve, np.nanmean(log, axis=0), rtol=1e-4, atol=1e-4)
@@ -166,7 +167,7 @@ def test_cell_gradient_equals_finite_differences_of_a_numpy_loop(measured):
     rows = np.asarray(res["reviews"]["rows"])
     model, cfg = seed_model(rec, 1)
     tokens, labels, mask, _ = reviews(cfg, rows)
-    got = np.asarray(nnx.jit(ret.loss_gradients)(model, tokens, labels, mask)["cell"])
+    got = np.asarray(nnx.jit(measure.loss_gradients)(model, tokens, labels, mask)["cell"])
     p = {k: np.asarray(v, np.float64) for k, v in model.recurrence.cells[0].params().items()}
     p.update(kernel=np.asarray(model.head.kernel[...], np.float64),
              head_bias=np.asarray(model.head.bias[...], np.float64))
@@ -241,23 +242,23 @@ def test_normalisation_on_hand_made_norms():
     by_distance = np.array([[8.0, 1.0, 2.0, 4.0, 0.5, 0.0, 7.0, 7.0],
                             [10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]])
     norms = by_distance[:, ::-1]  # step t = W − 1 − d
-    log, zeros = ret.log10_retention(norms, max_distance=5, norm_range=(1, 3))
+    log, zeros = measure.log10_retention(norms, max_distance=5, norm_range=(1, 3))
     want0 = [math.log10(4), math.log10(0.5), 0.0, math.log10(2), math.log10(0.25), np.nan]
     np.testing.assert_allclose(log[0], want0)
     np.testing.assert_allclose(log[1], np.zeros(6))
     np.testing.assert_array_equal(zeros, [0, 0, 0, 0, 0, 1])
-    mean, sd = ret.nan_mean_sd(log)
+    mean, sd = measure.nan_mean_sd(log)
     np.testing.assert_allclose(mean, [math.log10(2), math.log10(0.5) / 2, 0, math.log10(2) / 2,
                                       math.log10(0.25) / 2, 0.0])
     assert sd[5] != sd[5] and sd[1] == pytest.approx(abs(math.log10(0.5)) / math.sqrt(2))
 
-    even, _ = ret.log10_retention(norms[:1], max_distance=2, norm_range=(1, 2))  # median 1.5
+    even, _ = measure.log10_retention(norms[:1], max_distance=2, norm_range=(1, 2))  # median 1.5
     np.testing.assert_allclose(even[0], np.log10(np.array([8.0, 1.0, 2.0]) / 1.5))
-    assert np.all(np.isnan(ret.log10_retention(np.zeros((1, 8)), 3, (1, 2))[0]))
+    assert np.all(np.isnan(measure.log10_retention(np.zeros((1, 8)), 3, (1, 2))[0]))
 
     tiny = jnp.full((1, 4), 1e-30, jnp.float32)  # squares would underflow in float32
-    np.testing.assert_allclose(ret.scaled_norm(tiny), [2e-30], rtol=1e-6)
-    assert float(ret.scaled_norm(jnp.zeros((1, 4)))[0]) == 0.0
+    np.testing.assert_allclose(measure.scaled_norm(tiny), [2e-30], rtol=1e-6)
+    assert float(measure.scaled_norm(jnp.zeros((1, 4)))[0]) == 0.0
 
 
 @trains
