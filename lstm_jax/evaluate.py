@@ -8,6 +8,9 @@ scored here, for a final configuration, and the score is written apart from the 
                                      per-seed values, how many times test has been scored
     RUN_DIR/test_log.jsonl           one line per scoring of test (append-only, even with force)
     RUN_DIR/validation_metrics.json  the same for ``split="validation"`` (no limit)
+    RUN_DIR/<split>_per_example.npz  with a whole-split exact evaluator (IMDB): ``correct`` and
+                                     ``nll`` ``(seeds, n)`` per review, in the split's row order,
+                                     so two configurations can be compared on the same reviews
 
 Scoring test again is refused unless ``force=True``, and ``times_scored`` says how often it
 happened, so a reader can tell a test number that was looked at once from one that was tuned on.
@@ -29,6 +32,10 @@ SPLITS = ("validation", "test")
 
 def metrics_path(run_dir: str | Path, split: str) -> Path:
     return Path(run_dir) / f"{split}_metrics.json"
+
+
+def per_example_path(run_dir: str | Path, split: str) -> Path:
+    return Path(run_dir) / f"{split}_per_example.npz"
 
 
 def saved_steps(run_dir: str | Path) -> list[int]:
@@ -90,7 +97,9 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     exact = getattr(task, "evaluate_exact", None)
     if exact is not None and (size is None or size >= whole):
         # every example of the split counts once (batches would drop the remainder)
-        ev, examples = _exact_per_seed(exact, graphdef, params, cfg.seeds, split), whole
+        ev, rows = _exact_per_seed(exact, graphdef, params, cfg.seeds, split)
+        examples = whole
+        _write_per_example(run_dir, split, step, rows)
     else:
         _, chunks = placed_inputs(progs, mesh, split, size or whole or cfg.eval_size)
         params = jax.device_put(params, replicated(mesh))  # as train() places them
@@ -112,12 +121,72 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     return record
 
 
-def _exact_per_seed(exact, graphdef, params, seeds: int, split: str) -> dict:
-    """``{"loss": [per seed], "accuracy": [...]}`` of the task's exact whole-split evaluator."""
+def per_example(run_dir: str | Path, split: str = "test") -> dict:
+    """Per-review outcomes ``{"correct", "nll"}`` ``(seeds, n)`` of the scored checkpoint.
+
+    Read from ``RUN_DIR/<split>_per_example.npz``. A run scored before that file existed is
+    evaluated again at the checkpoint step its ``<split>_metrics.json`` records; the recount must
+    reproduce the recorded accuracy of every seed exactly, or this raises. It informs no choice
+    and is not a new score, so ``times_scored`` is unchanged (the file says ``recomputed``).
+    """
+    import numpy as np
+
+    path = per_example_path(run_dir, split)
+    if not path.is_file():
+        _recompute_per_example(Path(run_dir), split)
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
+def _recompute_per_example(run_dir: Path, split: str) -> None:
+    from lstm_jax.sharding import data_mesh
+    from lstm_jax.steps import build_programs
+    from lstm_jax.train import load_config, load_params
+
+    rec_path = metrics_path(run_dir, split)
+    if not rec_path.is_file():
+        raise UserError(f"{run_dir} has no {rec_path.name}: score {split} first")
+    rec = read_json(rec_path)
+    cfg = load_config(run_dir)
+    task = build_programs(cfg, data_mesh()).task
+    exact = getattr(task, "evaluate_exact", None)
+    if exact is None or rec["examples"] != task.sizes.get(split):
+        raise UserError(f"{run_dir}: per-example outcomes need a whole-split exact evaluator "
+                        f"(task {cfg.task!r} scored {rec['examples']} examples)")
+    graphdef, params = load_params(run_dir, cfg, step=rec["step"])
+    ev, rows = _exact_per_seed(exact, graphdef, params, cfg.seeds, split)
+    recorded = rec["metrics"]["accuracy"]["per_seed"]
+    if [round(a * rec["examples"]) for a in recorded] != rows["correct"].sum(axis=1).tolist():
+        raise UserError(f"{run_dir}: re-evaluating {split} at step {rec['step']} gave accuracy "
+                        f"{ev['accuracy'].tolist()}, not the recorded {recorded}")
+    _write_per_example(run_dir, split, rec["step"], rows, recomputed=True)
+
+
+def _write_per_example(run_dir: Path, split: str, step: int, rows: dict,
+                       recomputed: bool = False) -> None:
+    import io
+
+    import numpy as np
+
+    from lstm_jax.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, correct=rows["correct"], nll=rows["nll"], step=np.int64(step),
+                        recomputed=np.bool_(recomputed))
+    atomic_write_bytes(per_example_path(run_dir, split), buf.getvalue())
+
+
+def _exact_per_seed(exact, graphdef, params, seeds: int, split: str) -> tuple[dict, dict]:
+    """The task's exact whole-split evaluator on every seed: ``({"loss": (seeds,),
+    "accuracy": (seeds,)}, {"correct": (seeds, n) bool, "nll": (seeds, n)})``."""
     import numpy as np
     from flax import nnx
 
     from lstm_jax.steps import seed_slice
 
-    runs = [exact(nnx.merge(graphdef, seed_slice(params, i)), split) for i in range(seeds)]
-    return {k: np.array([r[k] for r in runs]) for k in ("loss", "accuracy")}
+    runs = [exact(nnx.merge(graphdef, seed_slice(params, i)), split, per_example=True)
+            for i in range(seeds)]
+    metrics = {k: np.array([r[k] for r in runs]) for k in ("loss", "accuracy")}
+    rows = {"correct": np.stack([r["correct_per_example"] for r in runs]),
+            "nll": np.stack([r["nll_per_example"] for r in runs])}
+    return metrics, rows

@@ -144,3 +144,33 @@ def test_the_imdb_protocol_shrunk_runs_end_to_end_on_a_small_archive(tmp_path, m
         for acc in test["metrics"]["accuracy"]["per_seed"]:  # whole reviews out of all 9
             assert acc * 9 == pytest.approx(round(acc * 9), abs=1e-4)
     assert [r["arm"] for r in res["results"]["rows"]] == list(keep)
+
+    # per-review test outcomes: they recount the recorded score, and pair the arms by review
+    import numpy as np
+
+    from lstm_jax.evaluate import per_example, per_example_path
+
+    rows = res["results"]["rows"]
+    per = [per_example(r["run_dir"], "test") for r in rows]
+    for r, p in zip(rows, per, strict=True):
+        assert p["correct"].shape == (2, 9) and not p["recomputed"]
+        np.testing.assert_allclose(p["correct"].mean(axis=1), r["test_per_seed"], atol=1e-6)
+    by_review = [d for d in res["results"]["differences"]
+                 if d["quantity"] == "test accuracy, paired by review"]
+    assert len(by_review) == 1 and by_review[0]["n"] == 9
+    assert by_review[0]["mean"] == pytest.approx(rows[0]["test_mean"] - rows[1]["test_mean"])
+
+    # a run scored before the file existed: the outcomes are recomputed at the recorded step and
+    # must reproduce the recorded accuracy; test is not counted as scored again
+    where = Path(rows[0]["run_dir"])
+    per_example_path(where, "test").unlink()
+    again = per_example(where, "test")
+    np.testing.assert_array_equal(again["correct"], per[0]["correct"])
+    assert again["recomputed"]
+    assert json.loads((where / "test_metrics.json").read_text())["times_scored"] == 1
+    per_example_path(where, "test").unlink()
+    rec = json.loads((where / "test_metrics.json").read_text())
+    rec["metrics"]["accuracy"]["per_seed"][0] += 1 / 9  # a record the checkpoint does not match
+    (where / "test_metrics.json").write_text(json.dumps(rec))
+    with pytest.raises(UserError, match="not the recorded"):
+        per_example(where, "test")

@@ -65,6 +65,22 @@ def test_bootstrap_matches_scipy_percentile():
     assert ours["high"] == pytest.approx(ref.high, abs=0.05 * se)
 
 
+def test_bootstrap_over_reviews_counts_path():
+    """25,000 per-review differences with 7 distinct values (3 seeds' correctness averaged) take
+    the counts path; its interval matches resampling the reviews themselves, and the normal
+    approximation mean ± z·sd/√n."""
+    rng = np.random.default_rng(0)
+    d = rng.choice(np.arange(-3, 4) / 3, size=25_000, p=[.02, .05, .1, .6, .12, .07, .04])
+    ours = paired_bootstrap(d, n_resamples=4000, seed=1)
+    idx = rng.integers(0, d.size, size=(4000, d.size))
+    ref_lo, ref_hi = np.quantile(d[idx].mean(axis=1), [0.025, 0.975])
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    assert ours["mean"] == pytest.approx(d.mean())
+    assert ours["low"] == pytest.approx(ref_lo, abs=0.1 * se)
+    assert ours["high"] == pytest.approx(ref_hi, abs=0.1 * se)
+    assert ours["low"] == pytest.approx(d.mean() - 1.96 * se, abs=0.1 * se)
+
+
 def _records():
     """Seed 0 succeeds at 20 and stays; seed 1 only at 40 (past the budget of 30); seed 2 at 10,
     then loses it; a NaN never counts."""

@@ -192,7 +192,8 @@ def test_evaluate_split_is_exact(small):
     task = make_task("imdb", 20, vocab_size=V)
     model, _ = _models(task)
     arrays = task.arrays["test"]
-    got = imdb_task.evaluate_split(model, arrays, chunk=3)  # 7 = 3 + 3 + 1 (padded chunk)
+    got = imdb_task.evaluate_split(model, arrays, chunk=3,  # 7 = 3 + 3 + 1 (padded chunk)
+                                   per_example=True)
     nll, right = [], []
     for t, n, y in zip(arrays["tokens"], arrays["lengths"], arrays["labels"], strict=True):
         logits = model(jnp.asarray(t[None, :n]))[0]
@@ -201,6 +202,9 @@ def test_evaluate_split_is_exact(small):
     assert got["n"] == 7 and got["correct"] == sum(right)
     assert got["accuracy"] == pytest.approx(sum(right) / 7)
     assert got["loss"] == pytest.approx(np.mean(nll), rel=1e-5)
+    # per review, in the split's row order (chunks go shortest first)
+    np.testing.assert_array_equal(got["correct_per_example"], right)
+    np.testing.assert_allclose(got["nll_per_example"], nll, rtol=1e-5)
 
 
 def test_bad_options(small, tmp_path):

@@ -65,7 +65,8 @@ def markdown(proto, results: dict) -> str:
         lines.append("")
     diffs = results["differences"]
     if diffs:
-        lines += ["## Paired differences (arm a − arm b, same seeds; percentile bootstrap 95 % CI)",
+        lines += [("## Paired differences (arm a − arm b on the same seeds, or on the same test reviews "
+                   "where the quantity says so; percentile bootstrap 95 % CI)"),
                   "", "| task | T | a − b | quantity | mean | 95 % CI |", "|---" * 6 + "|"]
         for d in diffs:
             ci = "—" if d["low"] is None else f"[{d['low']:.4g}, {d['high']:.4g}]"

@@ -202,19 +202,40 @@ def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, lo
     else:
         return {}
     m = rec["metrics"].get(metric, {})
-    return {"test_metric": metric, "test_mean": m.get("mean"), "test_sd": m.get("sd"),
-            "test_per_seed": m.get("per_seed"), "test_step": rec["step"],
-            "test_examples": rec["examples"], "test_times_scored": rec["times_scored"],
-            "test_step_not_budget": rec["step"] != budget}
+    out = {"test_metric": metric, "test_mean": m.get("mean"), "test_sd": m.get("sd"),
+           "test_per_seed": m.get("per_seed"), "test_step": rec["step"],
+           "test_examples": rec["examples"], "test_times_scored": rec["times_scored"],
+           "test_step_not_budget": rec["step"] != budget}
+    if rec["examples"] == rec.get("splits", {}).get("sizes", {}).get("test"):
+        # a whole split scored review by review: keep per-review outcomes for paired CIs
+        from lstm_jax.evaluate import per_example, per_example_path
+
+        have = per_example_path(where, "test").is_file()
+        if not have and score_test and (where / "checkpoints").is_dir():
+            log(f"  per-review test outcomes (a recount of the recorded score): {where}")
+            per_example(where, "test")
+            have = True
+        if have:
+            out["test_per_example"] = str(per_example_path(where, "test"))
+    return out
 
 
 def _differences(a: dict, b: dict, metric: str) -> list[dict]:
-    """Paired (by seed) bootstrap CIs of arm a − arm b: test metric and success."""
+    """Paired bootstrap CIs of arm a − arm b: test metric and success paired by seed, and, where
+    both test splits were scored review by review, accuracy paired by review (averaged over seeds;
+    this interval covers the sampling of test reviews, not the spread over seeds)."""
     out = []
     base = {"task": a["task"], "T": a["T"], "arm_a": a["arm"], "arm_b": b["arm"]}
     if a.get("test_per_seed") and b.get("test_per_seed"):
         d = [x - y for x, y in zip(a["test_per_seed"], b["test_per_seed"], strict=True)]
         out.append({**base, "quantity": f"test {metric}", "per_seed": d, **paired_bootstrap(d)})
+    if a.get("test_per_example") and b.get("test_per_example"):
+        from lstm_jax.evaluate import per_example
+
+        ra, rb = (per_example(Path(r["run_dir"]), "test")["correct"] for r in (a, b))
+        d = ra.mean(axis=0) - rb.mean(axis=0)  # (reviews,)
+        out.append({**base, "quantity": "test accuracy, paired by review", "per_seed": None,
+                    **paired_bootstrap(d)})
     d = [int(x) - int(y) for x, y in zip(a["success_per_seed"], b["success_per_seed"], strict=True)]
     out.append({**base, "quantity": "success", "per_seed": d, **paired_bootstrap(d)})
     return out

@@ -162,11 +162,11 @@ class Imdb(Task):
         return {s: {k: jnp.asarray(v) for k, v in split.items()}
                 for s, split in self.splits.items()}
 
-    def evaluate_exact(self, model, split: str) -> dict:
+    def evaluate_exact(self, model, split: str, *, per_example: bool = False) -> dict:
         """Loss and accuracy of one model on every review of ``split``
         (:func:`evaluate_split`: no review dropped to fill whole batches)."""
         check_choice("split", split, ("validation", "test"))
-        return evaluate_split(model, self.splits[split])
+        return evaluate_split(model, self.splits[split], per_example=per_example)
 
     def split_info(self) -> dict:
         return {"sizes": dict(self.sizes), "validation": "stratified hold-out of the train split",
@@ -257,7 +257,7 @@ def _batch(split: dict, rows: jax.Array) -> Batch:
 
 
 def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000,
-                   cut_steps: int = 8) -> dict:
+                   cut_steps: int = 8, per_example: bool = False) -> dict:
     """Exact loss and accuracy of ``model`` (a :class:`~lstm_jax.model.SequenceModel`) on a
     whole split (``arrays`` = ``{"tokens", "lengths", "labels"}``).
 
@@ -266,7 +266,9 @@ def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000,
     most ``cut_steps`` shapes are compiled). The last chunk is padded and its padding rows get
     weight 0, so every review counts once.
 
-    Returns ``{"loss", "accuracy", "n", "correct"}``.
+    Returns ``{"loss", "accuracy", "n", "correct"}``, and with ``per_example`` also
+    ``"correct_per_example"`` ``(n,)`` bool and ``"nll_per_example"`` ``(n,)`` float32, in the
+    split's row order (for paired comparisons of two models on the same reviews).
     """
     from flax import nnx
 
@@ -279,12 +281,13 @@ def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000,
         logits = m(tokens, mask)
         nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
         right = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
-        return jnp.sum(nll * weight), jnp.sum(right * weight)
+        return jnp.sum(nll * weight), jnp.sum(right * weight), nll, right
 
     n, L = len(arrays["labels"]), arrays["tokens"].shape[1]
     quantum = -(-L // max(1, cut_steps))
     order = np.argsort(arrays["lengths"], kind="stable")
     loss_sum, correct = 0.0, 0.0
+    row_nll, row_right = np.zeros(n, np.float32), np.zeros(n, bool)
     for start in range(0, n, chunk):
         rows = order[start:start + chunk]
         pad = chunk - len(rows)
@@ -297,11 +300,16 @@ def evaluate_split(model, arrays: dict[str, np.ndarray], *, chunk: int = 1000,
         weight = np.concatenate([np.ones(len(rows), np.float32), np.zeros(pad, np.float32)])
         lengths = take(arrays["lengths"])
         lengths[len(rows):] = 1  # padding rows: one PAD step (weight 0)
-        ls, c = chunk_sums(params, take(arrays["tokens"][:, :cut]), lengths,
-                           take(arrays["labels"]), weight)
+        ls, c, nll, right = chunk_sums(params, take(arrays["tokens"][:, :cut]), lengths,
+                                       take(arrays["labels"]), weight)
         loss_sum += float(ls)
         correct += float(c)
-    return {"loss": loss_sum / n, "accuracy": correct / n, "n": n, "correct": int(round(correct))}
+        row_nll[rows] = np.asarray(nll)[:len(rows)]
+        row_right[rows] = np.asarray(right)[:len(rows)] > 0.5
+    out = {"loss": loss_sum / n, "accuracy": correct / n, "n": n, "correct": int(round(correct))}
+    if per_example:
+        out |= {"correct_per_example": row_right, "nll_per_example": row_nll}
+    return out
 
 
 register_task("imdb")(Imdb)
