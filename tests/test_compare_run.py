@@ -4,6 +4,7 @@ retraining it, test scored once per selected configuration, budget flags; the re
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,13 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     d = [x for x in results["differences"] if x["quantity"] == "test loss"][0]
     want = [a - b for a, b in zip(rows[0]["test_per_seed"], rows[1]["test_per_seed"], strict=True)]
     assert d["per_seed"] == pytest.approx(want)
+    for r, where in zip(rows, (first, second), strict=True):  # the final validation values
+        last = read_jsonl(where / "metrics.jsonl")[-1]["eval/loss"]
+        assert r["val_final_mean"] == pytest.approx(sum(last) / 2)
+    (best,) = results["best_on_validation"]  # chosen on validation, never on test
+    want = max(rows, key=lambda r: (r["successes"], -r["val_final_mean"]))
+    assert (best["arm"], best["test_mean"]) == (want["arm"], want["test_mean"])
+    assert f"on validation at T={want['T']}: **{want['arm']}**" in (out / "results.md").read_text()
 
     # a third run trains nothing and does not score test again
     res = run_comparison(smoke_one_lr, out, log=lambda m: None)
@@ -115,6 +123,24 @@ def test_refuses_foreign_point_and_changed_protocol(tmp_path):
 
 
 @pytest.mark.slow
+def test_best_on_validation_ignores_test():
+    from lstm_jax.compare.protocol import Criterion
+    from lstm_jax.compare.run import _best_on_validation
+
+    def row(arm, successes, finals, test):
+        return {"task": "t", "T": 5, "arm": arm, "lr": 1e-3, "successes": successes,
+                "val_final_per_seed": finals, "val_final_mean": sum(finals) / len(finals),
+                "test_mean": test, "test_sd": 0.0, "test_per_seed": [test]}
+
+    acc = Criterion("accuracy", "at_least", 0.85, "final")
+    rows = [row("a", 2, [0.86, 0.84], 0.99), row("b", 2, [0.87, 0.86], 0.50),
+            row("c", 1, [0.99, 0.70], 0.99), row("d", 2, [0.99, math.nan], 0.99)]
+    assert _best_on_validation(rows, acc)["arm"] == "b"  # ties on successes: higher mean
+    mse = Criterion("mse", "below", 0.01)
+    rows = [row("a", 0, [0.2, 0.3], 0.0), row("b", 0, [0.1, 0.1], 1.0)]
+    assert _best_on_validation(rows, mse)["arm"] == "b"  # lower is better
+
+
 def test_the_imdb_protocol_shrunk_runs_end_to_end_on_a_small_archive(tmp_path, monkeypatch):
     """experiments/protocols/imdb.toml with its sizes shrunk (two of its arms, one rate) on a
     small archive of the original layout: each arm trains with its own readout, is evaluated on

@@ -18,6 +18,7 @@ from lstm_jax.io import atomic_write_text, write_json
 
 ROW_FIELDS = ("task", "T", "arm", "arch", "status", "lr", "seeds", "successes", "success_rate",
               "wilson_low", "wilson_high", "median_steps_to_success", "steps_to_success",
+              "val_final_mean", "val_final_sd",
               "test_metric", "test_mean", "test_sd", "test_per_seed", "test_step",
               "test_examples", "test_times_scored", "budget_steps", "batch", "trained_steps",
               "past_budget", "diverged", "criterion", "run_dir")
@@ -47,22 +48,31 @@ def markdown(proto, results: dict) -> str:
     for t in proto.tasks:
         lines += [f"## {t.name}: success = {t.success}", "",
                   "| T | arm | success [95 % Wilson] | median steps to success | "
-                  f"test {t.success.metric} (mean ± sd) | lr | flags |", "|---" * 7 + "|"]
+                  f"validation {t.success.metric} (final, mean ± sd) | "
+                  f"test {t.success.metric} (mean ± sd) | lr | flags |", "|---" * 8 + "|"]
         for r in (r for r in rows if r["task"] == t.name):
             if r["status"] != "done":
-                lines.append(f"| {r['T']} | {r['arm']} | pending | | | | |")
+                lines.append(f"| {r['T']} | {r['arm']} | pending | | | | | |")
                 continue
             flags = [f for f in ("past_budget", "diverged", "test_step_not_budget") if r.get(f)]
             if (r.get("test_times_scored") or 1) > 1:
                 flags.append(f"test scored {r['test_times_scored']}×")
             test = (f"{_fmt(r.get('test_mean'), '.4g')} ± {_fmt(r.get('test_sd'), '.2g')}"
                     if r.get("test_mean") is not None else "—")
+            val = (f"{_fmt(r.get('val_final_mean'), '.4g')} ± {_fmt(r.get('val_final_sd'), '.2g')}"
+                   if r.get("val_final_mean") is not None else "—")
             lines.append(
                 f"| {r['T']} | {r['arm']} | {r['successes']}/{r['seeds']} "
                 f"[{r['wilson_low']:.2f}, {r['wilson_high']:.2f}] | "
-                f"{_fmt(r['median_steps_to_success'], 'g')} | {test} | {r['lr']:g} | "
+                f"{_fmt(r['median_steps_to_success'], 'g')} | {val} | {test} | {r['lr']:g} | "
                 f"{', '.join(flags)} |")
         lines.append("")
+        for b in (b for b in results.get("best_on_validation", []) if b["task"] == t.name):
+            test = ("not scored" if b["test_mean"] is None else
+                    f"{b['test_mean']:.4g} ± {_fmt(b['test_sd'], '.2g')}")
+            lines += [f"Best of the {b['arms_compared']} arms on validation at T={b['T']}: "
+                      f"**{b['arm']}** (lr {b['lr']:g}, validation {b['val_final_mean']:.4g}); "
+                      f"its test {t.success.metric}, scored once: {test}.", ""]
     diffs = results["differences"]
     if diffs:
         lines += [("## Paired differences (arm a − arm b on the same seeds, or on the same test reviews "

@@ -140,14 +140,32 @@ def collect(proto: Protocol, out: Path, *, score_test: bool = True,
         for T in t.lengths:
             for arm in proto.arms:
                 rows.append(_row(proto, out, t, T, arm.name, score_test, log))
-    diffs = []
+    diffs, best = [], []
     for t in proto.tasks:
         for T in t.lengths:
-            done = [r for r in rows if (r["task"], r["T"]) == (t.name, T) and r["status"] == "done"]
+            here = [r for r in rows if (r["task"], r["T"]) == (t.name, T)]
+            done = [r for r in here if r["status"] == "done"]
             for a, b in itertools.combinations(done, 2):
                 diffs += _differences(a, b, t.success.metric)
+            if done and len(done) == len(here):
+                best.append(_best_on_validation(done, t.success))
     return {"protocol": proto.name, "budget": {"steps": proto.steps, "batch": proto.batch},
-            "rows": rows, "differences": diffs}
+            "rows": rows, "differences": diffs, "best_on_validation": best}
+
+
+def _best_on_validation(rows: list[dict], crit) -> dict:
+    """The arm a reader would deploy, chosen on VALIDATION only (as each arm's learning rate:
+    most successes, then the best mean final value); its test score was already written once."""
+    def key(r):
+        finals = r["val_final_per_seed"]
+        ok = all(math.isfinite(v) for v in finals)
+        return (r["successes"], crit.sign() * statistics.fmean(finals) if ok else -math.inf)
+
+    r = max(rows, key=key)
+    return {"task": r["task"], "T": r["T"], "arm": r["arm"], "lr": r["lr"],
+            "val_final_mean": r["val_final_mean"], "test_mean": r.get("test_mean"),
+            "test_sd": r.get("test_sd"), "test_per_seed": r.get("test_per_seed"),
+            "arms_compared": len(rows)}
 
 
 def _row(proto: Protocol, out: Path, task, T: int, arm: str, score_test: bool, log) -> dict:
@@ -178,12 +196,21 @@ def _row(proto: Protocol, out: Path, task, T: int, arm: str, score_test: bool, l
         "success_rate": k / n, "wilson_low": lo, "wilson_high": hi,
         "success_per_seed": o["success"], "steps_to_success": o["steps_to_success"],
         "median_steps_to_success": statistics.median(steps) if steps else None,
-        "val_final_per_seed": o["final"], "last_eval_step": o["last_step"],
+        "val_final_per_seed": o["final"], "val_final_mean": _mean(o["final"]),
+        "val_final_sd": _sd(o["final"]), "last_eval_step": o["last_step"],
         "trained_steps": summary.get("steps"), "diverged": summary.get("status") == "diverged",
         "past_budget": o["past_budget"] or (summary.get("steps") or 0) > budget,
     })
     row.update(_test(where, budget, proto.test_size, crit.metric, score_test, log))
     return row
+
+
+def _mean(v: list[float]) -> float | None:
+    return statistics.fmean(v) if v and all(math.isfinite(x) for x in v) else None
+
+
+def _sd(v: list[float]) -> float | None:
+    return statistics.stdev(v) if len(v) > 1 and _mean(v) is not None else None
 
 
 def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, log) -> dict:
