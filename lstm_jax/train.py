@@ -43,6 +43,7 @@ from lstm_jax.checkpoint import Checkpoints
 from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
 from lstm_jax.io import ensure_out_dir, read_json, run_lock, write_json
+from lstm_jax.machine import machine_info
 from lstm_jax.memory import check_fits, device_memory_bytes, training_bytes_lower_bound
 from lstm_jax.metrics import append_jsonl, mean_sd, read_jsonl, truncate_after
 from lstm_jax.sharding import check_batch, data_mesh, is_primary, replicated, waits_for_each_step
@@ -320,6 +321,7 @@ def _summary(cfg, spec, out, status, step, wall, n_params, rec, splits) -> dict:
         "steps_per_s": round(step / wall, 3) if wall > 0 else None,
         "parameters_per_model": int(n_params), "seeds": cfg.seeds,
         "devices": [str(d) for d in jax.devices()],
+        "machine": machine_info(),  # of the session that wrote this summary (the last, if resumed)
         "task": {"name": spec.name, "seq_len": spec.seq_len, "max_len": spec.max_len,
                  "loss": spec.loss_name, "baseline": spec.baseline,
                  "baseline_note": spec.baseline_note, "metric_baselines": spec.metric_baselines},

@@ -17,7 +17,7 @@ def test_info_reports_backend_and_devices(capsys):
 
 
 def test_cpuinfo_reads_the_first_cpu_and_its_isa(tmp_path, monkeypatch):
-    from lstm_jax.cli import info
+    from lstm_jax import machine as info
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"

@@ -77,6 +77,10 @@ def test_reference_run_writes_its_files(reference):
     assert summary["task"]["baseline"] == pytest.approx(1 / 6)
     # 4 gate blocks of (2 + 8 + 1)·8 plus the head 8 + 1
     assert summary["parameters_per_model"] == 4 * 8 * (2 + 8 + 1) + 9
+    # the CPU is recorded: float32 results repeat bit for bit only on the same instruction sets
+    from lstm_jax.machine import machine_info
+
+    assert summary["machine"]["cpu_detail"] == machine_info()["cpu_detail"]
 
 
 def test_interrupted_and_resumed_run_is_bitwise_identical(reference, tmp_path):
