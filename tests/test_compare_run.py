@@ -45,7 +45,8 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     assert "completed: 1 point(s) trained now; 2/2" in capsys.readouterr().out
     assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp  # not retrained
     results = json.loads((out / "results.json").read_text())
-    for f in ("results.md", "results.csv", "differences.csv", "success_vs_T.png"):
+    for f in ("results.md", "results.csv", "differences.csv", "success_vs_T.png",
+              "final_by_arm.png"):
         assert (out / f).is_file(), f
     assert (out / "protocol.toml").read_text() == smoke_one_lr.read_text()
     rows = results["rows"]

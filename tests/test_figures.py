@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from lstm_jax.compare import report as compare_report
+from lstm_jax.compare.protocol import load_protocol
 from lstm_jax.plots import compare, imdb, probes, states, style, training
 
 K = 12
@@ -62,6 +64,15 @@ def _figures(tmp_path, probe_results):
         tmp_path / "states.png")
     runs = {a: _run_dir(tmp_path, f"run_{a}", a) for a in ("rnn", "lstm")}
     yield "runs", compare.plot_runs(runs, tmp_path / "runs.png", title="t")
+    proto = load_protocol(Path(__file__).parent.parent / "experiments/protocols/smoke.toml")
+    result_rows = [{"task": "adding", "T": 10, "arm": arm, "status": "done", "success_rate": p,
+                    "wilson_low": p / 2, "wilson_high": (1 + p) / 2,
+                    "val_final_per_seed": [v, 2 * v], "test_per_seed": [v, 1.5 * v]}
+                   for arm, p, v in (("rnn", 0.0, 0.17), ("lstm+chrono", 1.0, 1e-3))]
+    yield "success_vs_T", compare_report.plot_success(proto, {"rows": result_rows},
+                                                       tmp_path / "success.png")
+    yield "final_by_arm", compare_report.plot_final_by_arm(proto, {"rows": result_rows},
+                                                            tmp_path / "final_by_arm.png")
     for p in training.plot_run(runs["lstm"]):
         yield p.stem, p
     rows = [{"task": task, "arch": a, "seq_len": T, "hidden": 8,
@@ -121,7 +132,7 @@ def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_resul
             assert ax.get_ylabel(), f"{name}: a panel without a y label"
             if ax.get_yscale() == "log":
                 _check_log_ticks(ax, name)
-    assert len(names) >= 11
+    assert len(names) >= 13
     if os.environ.get("LSTM_JAX_KEEP_FIGURES"):  # to look at them: copy the PNGs out
         import shutil
 

@@ -36,5 +36,5 @@ def run(args) -> int:
     print(f"{res['status']}: {res['trained']} point(s) trained now; {done}/{len(rows)} "
           f"(task, T, arm) configurations done")
     print(f"wrote {args.out}/results.md, results.csv, results.json, differences.csv, "
-          "success_vs_T.png, protocol.toml")
+          "success_vs_T.png, final_by_arm.png, protocol.toml")
     return 130 if res["status"] == "interrupted" else 0

@@ -6,6 +6,8 @@
     results.md         Markdown tables: success rate [Wilson 95 % CI], median steps-to-success,
                        test metric mean ± sd, the selected lr, flags
     success_vs_T.png   success rate against T per arm, one panel per task, Wilson bars
+    final_by_arm.png   every seed's final validation and test metric per arm, one panel per
+                       (task, T), the success threshold drawn
 """
 
 from __future__ import annotations
@@ -121,6 +123,48 @@ def plot_success(proto, results: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+def plot_final_by_arm(proto, results: dict, path: Path) -> Path:
+    """Every seed's final validation metric (open circle) and test metric (filled dot) per arm,
+    one panel per (task, T), with the success threshold: the spread a mean ± sd hides."""
+    import numpy as np
+
+    from lstm_jax.plots.common import save
+    from lstm_jax.plots.style import legend_outside, new_figure, percent
+
+    panels = sorted({(r["task"], r["T"]) for r in results["rows"] if r["status"] == "done"})
+    if not panels:
+        panels = [(t.name, t.lengths[0]) for t in proto.tasks[:1]]
+    fig, axes = new_figure(max(4.5, 0.55 * len(proto.arms) + 1) * len(panels) + 2.5, 4.4,
+                           ncols=len(panels))
+    axes = np.atleast_1d(axes)
+    for ax, (task, T) in zip(axes, panels, strict=True):
+        crit = next(t.success for t in proto.tasks if t.name == task)
+        acc = crit.metric == "accuracy"
+        scale = percent if acc else (lambda v: v)
+        rows = [r for r in results["rows"] if (r["task"], r["T"]) == (task, T)]
+        for i, r in enumerate(rows):
+            for values, dx, kw, label in (
+                    (r.get("val_final_per_seed"), -0.12, {"mfc": "none"}, "validation (final)"),
+                    (r.get("test_per_seed"), 0.12, {}, "test (scored once)")):
+                if values:
+                    ax.plot(np.full(len(values), i + dx), [scale(v) for v in values], "o",
+                            color="C0" if dx < 0 else "C1", ms=5, alpha=0.8,
+                            label=label if i == 0 else None, **kw)
+        ax.axhline(scale(crit.threshold), color="0.4", ls="--", lw=1,
+                   label=f"success threshold ({'≥' if crit.op != 'below' else '<'} "
+                         f"{crit.threshold:g}, on validation)")
+        ax.set_xticks(range(len(rows)), [r["arm"] for r in rows], rotation=30, ha="right")
+        ax.set_xlabel("arm (each at its learning rate chosen on validation)")
+        ax.set_ylabel(f"{'accuracy (%)' if acc else crit.metric} per seed")
+        if not acc:
+            ax.set_yscale("log")
+        ax.set_title(f"{task}, T={T}: {proto.steps} steps × {proto.batch}, {proto.seeds} seeds",
+                     fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    legend_outside(axes[-1], fontsize=8)
+    return save(fig, path)
+
+
 def write_report(out: Path, proto, results: dict, plot: bool = True) -> None:
     write_json(out / "results.json", {**results, "protocol_fields": proto.to_dict()})
     atomic_write_text(out / "results.csv", _csv(results["rows"], ROW_FIELDS))
@@ -128,3 +172,4 @@ def write_report(out: Path, proto, results: dict, plot: bool = True) -> None:
     atomic_write_text(out / "results.md", markdown(proto, results))
     if plot:
         plot_success(proto, results, out / "success_vs_T.png")
+        plot_final_by_arm(proto, results, out / "final_by_arm.png")
