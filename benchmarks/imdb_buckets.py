@@ -93,8 +93,8 @@ def run(*, seq_len: int = 800, buckets: int = 8, bidirectional: bool = False, re
 
 
 def main(argv=None) -> int:
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import write_json
+    from lstm_jax.machine import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seq-len", type=int, default=800)

@@ -88,8 +88,8 @@ def run(data=None, *, vocab_size: int = 20_000, max_len: int = 400, batch: int =
 
 
 def main(argv=None) -> int:
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import write_json
+    from lstm_jax.machine import machine_info
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="aclImdb_v1.tar.gz (default: $LSTM_JAX_IMDB "

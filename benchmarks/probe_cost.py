@@ -14,7 +14,7 @@ architecture runs in a fresh process (``--same-process`` opts out), as the train
 The Hutchinson probes alternate with training steps in one loop, the exact ones in a second
 loop with training steps of their own; each ratio is that of medians in its loop. Medians of
 ``--reps`` calls after warm-up; the first call (compile) is reported separately.
-Writes ``probe_cost.json`` with :func:`lstm_jax.cli.info.machine_info`, in ``benchmarks/results``
+Writes ``probe_cost.json`` with :func:`lstm_jax.machine.machine_info`, in ``benchmarks/results``
 by default (``make bench`` runs it as the ``probe_cost`` section of :mod:`benchmarks.run`)::
 
     .venv/bin/python -m benchmarks.probe_cost [--arch lstm,rnn,gru] [--reps 9]
@@ -35,8 +35,8 @@ from flax import nnx
 from benchmarks import steps
 from benchmarks.timing import in_fresh_process, interleaved_medians
 from lstm_jax import CellConfig, Recurrence
-from lstm_jax.cli.info import machine_info
 from lstm_jax.io import write_json
+from lstm_jax.machine import machine_info
 from lstm_jax.probes import default_probes, jacobian_norms
 
 OUT = Path(__file__).parent / "results" / "probe_cost.json"

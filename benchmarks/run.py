@@ -89,8 +89,8 @@ def main(argv=None) -> int:
         set_cpu_devices(args.cpu_devices)
     torch = None if args.no_torch else setup_torch(cpu_threads())
     from benchmarks import report
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import ensure_out_dir, write_json
+    from lstm_jax.machine import machine_info
 
     out = ensure_out_dir(args.out)
     only = [s for s in args.only.split(",") if s]

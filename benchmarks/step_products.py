@@ -110,8 +110,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     torch = None if args.no_torch else setup_torch(cpu_threads())
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import write_json
+    from lstm_jax.machine import machine_info
 
     res = run(torch, hidden=tuple(int(h) for h in args.hidden.split(",")), batch=args.batch,
               steps=args.steps, reps=args.reps, dtype=args.dtype)

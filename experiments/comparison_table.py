@@ -127,8 +127,8 @@ def imdb_accuracy(folders: list[str]) -> tuple[dict, str | None]:
 
 
 def build(args) -> dict:
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import ensure_out_dir
+    from lstm_jax.machine import machine_info
 
     out = ensure_out_dir(args.out)
     R = Path(args.results)

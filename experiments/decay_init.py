@@ -108,7 +108,7 @@ def measure(opts: dict, args, seed: int) -> dict:
 
 def run(args, res: dict | None = None) -> dict:
     """Measure every setting that ``res`` (a previous result of the same config) lacks."""
-    from lstm_jax.cli.info import machine_info
+    from lstm_jax.machine import machine_info
 
     T = args.seq_len
     k = np.arange(T)

@@ -87,8 +87,8 @@ def run_one(args, arch: str, readout: str) -> dict:
 
 def collect(args) -> list[dict]:
     """Gather finished runs into results.json/csv, curves.csv and the figure."""
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import write_json
+    from lstm_jax.machine import machine_info
     from lstm_jax.metrics import read_jsonl
 
     out = Path(args.out)

@@ -185,8 +185,8 @@ def plot(res: dict, path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import ensure_out_dir, write_json
+    from lstm_jax.machine import machine_info
 
     args = parse_args(argv)
     out = ensure_out_dir(args.out)

@@ -138,8 +138,8 @@ def row_from_run(run_dir: Path) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from lstm_jax.cli.info import machine_info
     from lstm_jax.io import ensure_out_dir, write_json
+    from lstm_jax.machine import machine_info
 
     out = ensure_out_dir(args.out)
     if args.collect:

@@ -1,8 +1,7 @@
 """A description of the machine a result was measured on: CPU model and instruction sets,
 cores, backend, devices and the installed stack. Written beside benchmark results and into every
-training run's ``summary.json``: float32 reductions are vectorised differently on CPUs with and
-without AVX-512, so a run repeated on another CPU is equal only to rounding at first, and training
-can amplify that (``docs/robustness.md``)."""
+training run's ``summary.json``: a run repeated on another CPU agrees only to rounding at first,
+and training can amplify that (measured in ``docs/robustness.md``)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lstm_jax.machine import machine_info  # noqa: F401  (experiments import it from here)
+from lstm_jax.machine import machine_info
 
 
 def register(sub) -> None:

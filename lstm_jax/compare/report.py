@@ -142,6 +142,7 @@ def plot_final_by_arm(proto, results: dict, path: Path) -> Path:
         acc = crit.metric == "accuracy"
         scale = percent if acc else (lambda v: v)
         rows = [r for r in results["rows"] if (r["task"], r["T"]) == (task, T)]
+        labelled = set()
         for i, r in enumerate(rows):
             for values, dx, kw, label in (
                     (r.get("val_final_per_seed"), -0.12, {"mfc": "none"}, "validation (final)"),
@@ -149,7 +150,8 @@ def plot_final_by_arm(proto, results: dict, path: Path) -> Path:
                 if values:
                     ax.plot(np.full(len(values), i + dx), [scale(v) for v in values], "o",
                             color="C0" if dx < 0 else "C1", ms=5, alpha=0.8,
-                            label=label if i == 0 else None, **kw)
+                            label=None if label in labelled else label, **kw)
+                    labelled.add(label)
         ax.axhline(scale(crit.threshold), color="0.4", ls="--", lw=1,
                    label=f"success threshold ({'≥' if crit.op != 'below' else '<'} "
                          f"{crit.threshold:g}, on validation)")
