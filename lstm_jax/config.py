@@ -22,8 +22,9 @@ EMBED_INITS = ("random", "ppmi-svd")  # see lstm_jax.data.embeddings
 
 DATA_TASKS = ("imdb",)  # tasks that take the data options below
 DATA_TRUNCATE = ("last", "first")
+VAL_SPLITS = ("review", "movie")  # see lstm_jax.tasks.imdb
 _DATA_DEFAULTS = {"data": None, "vocab_size": 20_000, "truncate": "last", "buckets": 1,
-                  "val_size": None, "val_seed": 0}
+                  "val_size": None, "val_seed": 0, "val_split": "review"}
 
 # Fields a resumed run may change without changing what it computes.
 RESUME_MAY_CHANGE = frozenset({"steps"})
@@ -58,8 +59,10 @@ class TrainConfig:
     ``embed_init`` (``"random"`` or ``"ppmi-svd"``: the embedding starts from word vectors of
     the train and unlabelled reviews, see :mod:`lstm_jax.data.embeddings`), ``val_size`` reviews
     held out of the train split as the validation split (None: a fifth, 5,000 of 25,000;
-    stratified by label, drawn from ``val_seed``). Every metric during training is on the
-    validation split; the test split is scored afterwards (:mod:`lstm_jax.evaluate`).
+    per-class quotas, drawn from ``val_seed``), ``val_split`` (``"review"``: reviews stratified
+    by label; ``"movie"``: whole movies, so validation shares no movie with train, as test does
+    not). Every metric during training is on the validation split; the test split is scored
+    afterwards (:mod:`lstm_jax.evaluate`).
     """
 
     task: str = "adding"
@@ -105,6 +108,7 @@ class TrainConfig:
     buckets: int = 1
     val_size: int | None = None
     val_seed: int = 0
+    val_split: str = "review"
 
     def __post_init__(self):
         from lstm_jax.tasks import task_names
@@ -160,14 +164,14 @@ class TrainConfig:
         check_positive("buckets", self.buckets, maximum=1024)
         if self.val_size is not None:
             check_positive("val_size", self.val_size, maximum=10**7)
+        check_choice("val_split", self.val_split, VAL_SPLITS)
         if isinstance(self.val_seed, bool) or not isinstance(self.val_seed, int) or self.val_seed < 0:
             raise UserError(f"val_seed={self.val_seed!r} must be an integer ≥ 0")
         if self.data is not None and not isinstance(self.data, str):
             raise UserError(f"data={self.data!r} must be a path (string) or None")
         if self.task not in DATA_TASKS and self.task_options(all_tasks=True) != _DATA_DEFAULTS:
-            raise UserError(f"data/vocab_size/truncate/buckets/val_size/val_seed apply to --task "
-                            f"{'/'.join(DATA_TASKS)} "
-                            f"only, not task={self.task!r}")
+            raise UserError(f"data/vocab_size/truncate/buckets/val_size/val_seed/val_split apply to "
+                            f"--task {'/'.join(DATA_TASKS)} only, not task={self.task!r}")
         if self.task not in DATA_TASKS and self.embed_init != "random":
             raise UserError(f"embed_init={self.embed_init!r} applies to --task "
                             f"{'/'.join(DATA_TASKS)} only (word vectors of its corpus), not "
@@ -178,7 +182,8 @@ class TrainConfig:
         if self.task not in DATA_TASKS and not all_tasks:
             return {}
         return {"data": self.data, "vocab_size": self.vocab_size, "truncate": self.truncate,
-                "buckets": self.buckets, "val_size": self.val_size, "val_seed": self.val_seed}
+                "buckets": self.buckets, "val_size": self.val_size, "val_seed": self.val_seed,
+                "val_split": self.val_split}
 
     def cell(self) -> CellConfig:
         return CellConfig(arch=self.arch, hidden=self.hidden, forget_bias=self.forget_bias,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstm_jax.data import imdb
+from lstm_jax.data import imdb, prepare
 from lstm_jax.data.prepare import load_imdb_arrays, prepare_corpus
 from lstm_jax.data.text import (
     OOV,
@@ -69,8 +69,12 @@ def _add(tar, name, data: bytes | None):
         tar.addfile(info, io.BytesIO(data))
 
 
-def write_archive(path: Path, reviews=REVIEWS, root="aclImdb", skip=()) -> Path:
-    """A tar.gz of the original layout: README, vocab, urls files, directory entries, reviews."""
+def write_archive(path: Path, reviews=REVIEWS, root="aclImdb", skip=(), urls=None) -> Path:
+    """A tar.gz of the original layout: README, vocab, urls files, directory entries, reviews.
+
+    ``urls``: ``{(folder, class): text of urls_<class>.txt, or None for no such file}``; a class
+    not named gets one ``tt0000000`` line per review."""
+    urls = urls or {}
     with tarfile.open(path, "w:gz") as tar:
         _add(tar, root, None)
         _add(tar, f"{root}/README", b"Large Movie Review Dataset v1.0\n")
@@ -79,8 +83,10 @@ def write_archive(path: Path, reviews=REVIEWS, root="aclImdb", skip=()) -> Path:
             if (folder, cls) in skip:
                 continue
             _add(tar, f"{root}/{folder}/{cls}", None)
-            _add(tar, f"{root}/{folder}/urls_{cls}.txt",
-                 b"".join(b"http://www.imdb.com/title/tt0000000/usercomments\n" for _ in files))
+            text = urls.get((folder, cls), "http://www.imdb.com/title/tt0000000/usercomments\n"
+                            * len(files))
+            if text is not None:
+                _add(tar, f"{root}/{folder}/urls_{cls}.txt", text.encode())
             for name, text in files.items():
                 _add(tar, f"{root}/{folder}/{cls}/{name}", text.encode("utf-8"))
     return path
@@ -388,6 +394,58 @@ def test_cache_env_var(archive, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTM_JAX_CACHE", str(tmp_path / "envcache"))
     load_imdb_arrays(archive, vocab_size=5, max_len=4, splits=("train",), progress=False, **SMALL)
     assert any((tmp_path / "envcache" / "imdb").iterdir())
+
+
+def _url(title: str) -> str:
+    return f"http://www.imdb.com/title/{title}/usercomments\n"
+
+
+MOVIE_URLS = {
+    ("train", "pos"): _url("tt0406816") * 2 + _url("tt0113749"),
+    ("train", "neg"): _url("tt0113749") + "not a url\n",  # 2_4.txt has no line
+    ("test", "pos"): None,  # no urls file
+}
+
+
+def test_movies_from_urls_files(tmp_path):
+    path = write_archive(tmp_path / "aclImdb_v1.tar.gz", urls=MOVIE_URLS)
+    data = imdb.read_archive(path, order="tfds", **SMALL)
+    got = {k: m for split in data.values() for k, m in zip(split.keys, split.movies.tolist(),
+                                                            strict=True)}
+    assert got == {
+        "aclImdb/train/pos/0_9.txt": 406816, "aclImdb/train/pos/1_10.txt": 406816,
+        "aclImdb/train/pos/2_8.txt": 113749, "aclImdb/train/neg/0_2.txt": 113749,
+        "aclImdb/train/neg/1_1.txt": -1, "aclImdb/train/neg/2_4.txt": -1,  # bad line, no line
+        "aclImdb/train/unsup/0_0.txt": 0, "aclImdb/train/unsup/1_0.txt": 0,
+        "aclImdb/test/pos/0_7.txt": -1, "aclImdb/test/pos/1_9.txt": -1,  # no urls file
+        "aclImdb/test/neg/0_3.txt": 0, "aclImdb/test/neg/1_2.txt": 0}
+    assert all(split.movies.dtype == np.int64 for split in data.values())
+    # the urls files come after the reviews in the real archive: read after the pass
+    urls = {}
+    assert all(s == "test" for s, *_ in imdb.iter_archive(path, ["test"], urls=urls))
+    assert set(urls) == {"aclImdb/test/neg"}
+
+
+def test_cache_carries_movies_and_its_format_version(tmp_path):
+    path = write_archive(tmp_path / "aclImdb_v1.tar.gz", urls=MOVIE_URLS)
+    kw = dict(splits=("train", "test"), cache_dir=tmp_path / "c", progress=False, **SMALL)
+    a = load_imdb_arrays(path, vocab_size=10, max_len=6, **kw)
+    ref = imdb.read_archive(path, ["train", "test"], **SMALL)
+    for s in ("train", "test"):
+        assert a[s]["movies"].dtype == np.int32
+        np.testing.assert_array_equal(a[s]["movies"], ref[s].movies)
+    entries = sorted((tmp_path / "c" / "imdb").iterdir())
+    assert all(f"-v{prepare.CACHE_FORMAT}-" in e.name for e in entries)
+    assert load_imdb_arrays(path, vocab_size=10, max_len=6, **kw).info["cache_hit"] == {
+        "train": True, "test": True}
+    # an entry without the movies (the format before them) is rebuilt, never misread
+    (train,) = [e for e in entries if e.name.endswith("-train.npz")]
+    with np.load(train) as z:
+        old = {k: z[k] for k in z.files if k != "movies"}
+    np.savez(train, **old)
+    again = load_imdb_arrays(path, vocab_size=10, max_len=6, **kw)
+    assert again.info["cache_hit"] == {"train": False, "test": True}
+    np.testing.assert_array_equal(again["train"]["movies"], a["train"]["movies"])
 
 
 # ---------------------------------------------------------------- tfds path

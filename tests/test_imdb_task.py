@@ -33,9 +33,19 @@ def _review(rng, n_words: int) -> str:
     return " ".join(rng.choice(WORDS, n_words)) + "."
 
 
-def write_archive(path, n_train=12, n_test=7, seed=0, n_unsup=0):
+def movie_of(folder: str, cls: str, i: int, movies: int) -> int:
+    """The movie (IMDB title number) :func:`write_archive` gives review ``i`` of ``cls``: one of
+    ``movies`` per folder (train 1000.., test 2000.., disjoint as in the real archive), shared by
+    reviews of both classes."""
+    return (1000 if folder == "train" else 2000) + (3 * i + (cls == "neg")) % movies
+
+
+def write_archive(path, n_train=12, n_test=7, seed=0, n_unsup=0, movies=None):
     """``aclImdb/{train,test}/{pos,neg}/i_r.txt`` reviews of 1–30 words (+ a full stop), and
-    ``n_unsup`` unlabelled ones in ``aclImdb/train/unsup/i_0.txt``."""
+    ``n_unsup`` unlabelled ones in ``aclImdb/train/unsup/i_0.txt``. With ``movies`` (an int),
+    also ``aclImdb/{train,test}/urls_{pos,neg}.txt`` after each folder's reviews, as in the real
+    archive: line ``i`` is the IMDB URL of review ``i`` (:func:`movie_of`, so reviews share
+    movies); without it there are no urls files, as in a user's own archive."""
     rng = np.random.default_rng(seed)
 
     def add(tar, name, data=None):
@@ -56,6 +66,10 @@ def write_archive(path, n_train=12, n_test=7, seed=0, n_unsup=0):
                 for i in range(count):
                     text = _review(rng, int(rng.integers(1, 31))).encode()
                     add(tar, f"aclImdb/{folder}/{cls}/{i}_{8 if cls == 'pos' else 2}.txt", text)
+            for cls, count in (("pos", (n + 1) // 2), ("neg", n // 2)) if movies else ():
+                lines = "".join(f"http://www.imdb.com/title/tt{movie_of(folder, cls, i, movies):07d}"
+                                f"/usercomments\n" for i in range(count))
+                add(tar, f"aclImdb/{folder}/urls_{cls}.txt", lines.encode())
         if n_unsup:
             add(tar, "aclImdb/train/unsup")
             for i in range(n_unsup):
@@ -233,7 +247,7 @@ def test_train_cli_end_to_end(small, tmp_path, capsys):
         assert (out / f).is_file(), f
     cfg = TrainConfig.from_json((out / "config.json").read_text())
     assert cfg.task_options() == {"data": None, "vocab_size": V, "truncate": "first", "buckets": 1,
-                                  "val_size": 4, "val_seed": 0}
+                                  "val_size": 4, "val_seed": 0, "val_split": "review"}
     lines = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in lines] == [2, 4]
     assert all(0 <= a <= 1 for r in lines for a in r["eval/accuracy"])

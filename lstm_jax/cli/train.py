@@ -86,9 +86,12 @@ def register(sub) -> None:
                    help="train batches from K length buckets, each cut to its longest review "
                         "(1 = off; 8 cuts the work at --seq-len 800 to ~40 %%)")
     d.add_argument("--val-size", type=positive_int,
-                   help="reviews held out of the train split for validation, stratified by "
-                        "label (default: a fifth, 5000)")
+                   help="reviews held out of the train split for validation, with the "
+                        "train split's label proportions (default: a fifth, 5000)")
     d.add_argument("--val-seed", type=_nonneg_int, help="seed of the validation split")
+    d.add_argument("--val-split", help="review (hold out reviews) or movie (hold out whole "
+                                       "movies, as the test split's are disjoint from train's; "
+                                       "needs the archive's urls files)")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, help="run directory (with several --arch: one "
                                                 "sub-directory per architecture)")

@@ -11,7 +11,11 @@ Two sources, one record format (``{"text": str, "label": int}``; ``label`` 0 = n
   ASCII whitespace, decoded as UTF-8; the example key is the member path
   (``aclImdb/train/pos/0_9.txt``); and by default (``order="tfds"``) records come in tfds'
   order, which sorts examples by ``md5(split_name + key)`` (``tfds.core.hashing.Hasher`` with the
-  split name as salt, used by its shuffler when writing).
+  split name as salt, used by its shuffler when writing). Each review's *movie* comes from the
+  archive's ``aclImdb/{train,test}/urls_{pos,neg,unsup}.txt``: line ``i`` is the IMDB URL
+  (``http://www.imdb.com/title/tt0406816/usercomments``) of review ``{pos,neg,unsup}/i_*.txt``,
+  kept as the title number (406816). Up to 30 reviews share a movie, and the train and test
+  splits use disjoint movies (Maas et al. 2011); a review without a urls line gets -1.
 * **tfds** (online users): ``tfds.data_source("imdb_reviews/plain_text")`` from a built
   array_record data set in a tfds ``data_dir`` (reading needs no TensorFlow; building does:
   ``pip install 'lstm_jax[tf]'``).
@@ -49,6 +53,10 @@ TFDS_NAME = "imdb_reviews/plain_text"
 
 # member path -> (split, label); same directories as tfds' builder reads.
 _MEMBER = re.compile(r"^aclImdb/(train|test)/(neg|pos|unsup)/([^/]+)$")
+# urls file of a review directory: line i is the IMDB URL of review i_<rating>.txt.
+_URLS = re.compile(r"^aclImdb/(train|test)/urls_(neg|pos|unsup)\.txt$")
+_TITLE = re.compile(r"/title/tt(\d+)")
+_INDEX = re.compile(r"^(\d+)_")
 _LABEL = {"neg": 0, "pos": 1, "unsup": -1}
 _LAYOUT = ("aclImdb/train/{pos,neg,unsup}/<id>_<rating>.txt and "
            "aclImdb/test/{pos,neg}/<id>_<rating>.txt")
@@ -56,12 +64,19 @@ _LAYOUT = ("aclImdb/train/{pos,neg,unsup}/<id>_<rating>.txt and "
 
 @dataclasses.dataclass(frozen=True)
 class ImdbSplit:
-    """One split: ``texts[i]``, ``labels[i]`` (int64 (N,)), ``keys[i]`` (archive path or index)."""
+    """One split: ``texts[i]``, ``labels[i]`` (int64 (N,)), ``keys[i]`` (archive path or index),
+    ``movies[i]`` (int64 (N,): the IMDB title number of review ``i``'s movie, -1 if unknown; all
+    -1 when not given, e.g. from tfds or an archive without urls files)."""
 
     name: str
     texts: list[str]
     labels: np.ndarray
     keys: list[str]
+    movies: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.movies is None:
+            object.__setattr__(self, "movies", np.full(len(self.texts), -1, np.int64))
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -108,19 +123,24 @@ def _split_of(folder: str, cls: str) -> str | None:
     return folder
 
 
-def iter_archive(path: Path, splits: Iterable[str] = SPLITS, progress=None):
+def iter_archive(path: Path, splits: Iterable[str] = SPLITS, progress=None,
+                 urls: dict[str, np.ndarray] | None = None):
     """Yield ``(split, key, text)`` for every review of ``splits``, in archive order (one pass).
 
     Streams the gzip and the tar (no seeking, nothing extracted to disk); the gzip stream is
     read to its end, so a truncated or corrupt archive is an error, not a short split.
 
     ``progress``: an optional callable called once per tar member (for a progress bar).
+    ``urls``: an optional dict, filled with ``{review directory: (n,) int64 title numbers}``
+    (``"aclImdb/train/pos"``: line ``i`` of ``urls_pos.txt``, -1 where a line names no title)
+    for the urls files of ``splits``. The original archive stores them after the reviews, so the
+    movies are complete only once the generator is exhausted (:func:`movie_ids` maps keys).
     """
     wanted = set(splits)
     try:
         with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw) as gz, \
                 tarfile.open(fileobj=gz, mode="r|") as tar:
-            yield from _members(tar, path, wanted, progress)
+            yield from _members(tar, path, wanted, progress, urls)
             # tarfile stops quietly at a truncated header; draining the gzip stream to its end
             # raises EOFError on a truncated file and checks the CRC.
             while gz.read(1 << 20):
@@ -131,7 +151,7 @@ def iter_archive(path: Path, splits: Iterable[str] = SPLITS, progress=None):
             f"expected aclImdb_v1.tar.gz from {URL}") from None
 
 
-def _members(tar, path, wanted, progress):
+def _members(tar, path, wanted, progress, urls):
     for member in tar:
         if progress is not None:
             progress()
@@ -140,6 +160,10 @@ def _members(tar, path, wanted, progress):
         key = os.path.normpath(member.name)
         m = _MEMBER.match(key)
         if not m:
+            u = _URLS.match(key)
+            if u and urls is not None and _split_of(u.group(1), u.group(2)) in wanted:
+                raw = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                urls[f"aclImdb/{u.group(1)}/{u.group(2)}"] = _titles(raw)
             continue
         split = _split_of(m.group(1), m.group(2))
         if split not in wanted:
@@ -152,6 +176,25 @@ def _members(tar, path, wanted, progress):
         yield split, key, text
 
 
+def _titles(text: str) -> np.ndarray:
+    """``(lines,)`` int64: the IMDB title number of each line of a urls file, -1 if none."""
+    found = (_TITLE.search(line) for line in text.splitlines())
+    return np.asarray([int(m.group(1)) if m else -1 for m in found], np.int64)
+
+
+def movie_ids(keys: Iterable[str], urls: dict[str, np.ndarray]) -> np.ndarray:
+    """``(N,)`` int64 movie (IMDB title number) of each review key (``aclImdb/train/pos/7_9.txt``
+    → line 7 of ``aclImdb/train/urls_pos.txt``, from :func:`iter_archive`'s ``urls``); -1 for a
+    review whose urls file or line is missing."""
+    out = []
+    for key in keys:
+        folder, name = key.rsplit("/", 1)
+        titles, m = urls.get(folder), _INDEX.match(name)
+        i = int(m.group(1)) if m else -1
+        out.append(int(titles[i]) if titles is not None and 0 <= i < len(titles) else -1)
+    return np.asarray(out, np.int64)
+
+
 def read_archive(path: str | os.PathLike | None = None, splits: Iterable[str] = SPLITS, *,
                  order: str = "tfds", expected_sizes: dict[str, int] | None = SPLIT_SIZES,
                  progress: bool = False) -> dict[str, ImdbSplit]:
@@ -159,7 +202,8 @@ def read_archive(path: str | os.PathLike | None = None, splits: Iterable[str] = 
 
     ``expected_sizes``: split → number of reviews to require (default: the real data set's;
     ``None`` only requires each split to be non-empty, for small test archives). A wrong layout
-    or size raises :class:`UserError` naming what was expected and what was found.
+    or size raises :class:`UserError` naming what was expected and what was found. Each split's
+    ``movies`` come from the archive's urls files (-1 where they are missing).
     """
     splits = tuple(dict.fromkeys(splits))
     for s in splits:
@@ -167,6 +211,7 @@ def read_archive(path: str | os.PathLike | None = None, splits: Iterable[str] = 
     check_choice("order", order, ORDERS)
     path = resolve_archive(path)
     found: dict[str, list[tuple[str, str]]] = {s: [] for s in splits}
+    urls: dict[str, np.ndarray] = {}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -174,7 +219,8 @@ def read_archive(path: str | os.PathLike | None = None, splits: Iterable[str] = 
         total = 100_016 if expected_sizes == SPLIT_SIZES else None
         bar = tqdm(total=total, desc=f"reading {path.name}", unit=" files", mininterval=0.5)
     try:
-        for split, key, text in iter_archive(path, splits, bar.update if bar is not None else None):
+        for split, key, text in iter_archive(path, splits, bar.update if bar is not None else None,
+                                             urls):
             found[split].append((key, text))
     finally:
         if bar is not None:
@@ -191,7 +237,7 @@ def read_archive(path: str | os.PathLike | None = None, splits: Iterable[str] = 
             items.sort(key=lambda kt, s=s: tfds_order_key(s, kt[0]))
         keys = [k for k, _ in items]
         labels = np.asarray([_LABEL[k.split("/")[2]] for k in keys], np.int64)
-        split = ImdbSplit(s, [t for _, t in items], labels, keys)
+        split = ImdbSplit(s, [t for _, t in items], labels, keys, movie_ids(keys, urls))
         _check_size(split, expected_sizes, str(path))
         result[s] = split
     return result

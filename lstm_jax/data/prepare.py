@@ -3,7 +3,8 @@
 :func:`prepare_corpus` tokenises each split once into *full-vocabulary* ids (train-ranked,
 ``OOV`` for words never seen in train) and caches them; :func:`load_imdb_arrays` then cuts any
 ``vocab_size`` / ``max_len`` / truncation from the cache in well under a second, so only the
-tokeniser's settings and the data's content are part of the cache key.
+tokeniser's settings, the data's content and the entries' format (:data:`CACHE_FORMAT`) are part
+of the cache key.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from lstm_jax.data.text import (
 )
 from lstm_jax.errors import UserError, check_choice
 
+#: Version of the cache entries' contents, part of their names: an entry of another format is
+#: never read (it is rebuilt). 2: each split also stores ``movies``.
+CACHE_FORMAT = 2
+_SPLIT_FIELDS = ("ids", "offsets", "labels", "words", "keys", "movies")
+
 
 @dataclasses.dataclass(frozen=True)
 class Corpus:
@@ -35,7 +41,8 @@ class Corpus:
 
     ``labels (N,)`` int64 (0 neg, 1 pos, -1 unlabelled); ``words (N,)`` how many of a row's
     tokens are words (``\\w`` first character) rather than punctuation; ``keys`` the records'
-    archive paths (or tfds indices), in the split's order.
+    archive paths (or tfds indices), in the split's order; ``movies (N,)`` int64 each review's
+    IMDB title number, -1 if unknown (see :mod:`lstm_jax.data.imdb`).
     """
 
     name: str
@@ -44,6 +51,7 @@ class Corpus:
     labels: np.ndarray
     words: np.ndarray
     keys: list[str]
+    movies: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -84,12 +92,15 @@ def source_fingerprint(source: str, path=None, data_dir=None) -> tuple[str | Non
 
 
 def _entry(root: Path, src: str, tok: str, name: str) -> Path:
-    return root / "imdb" / f"{src[:23]}-tok{tok}-{name}.npz"
+    return root / "imdb" / f"{src[:23]}-tok{tok}-v{CACHE_FORMAT}-{name}.npz"
 
 
-def _corpus_from(name: str, z: dict) -> Corpus:
+def _corpus_from(name: str, z: dict | None) -> Corpus | None:
+    """The cached split, or ``None`` if the entry is missing or lacks a field (then rebuilt)."""
+    if z is None or any(f not in z for f in _SPLIT_FIELDS):
+        return None
     return Corpus(name, z["ids"], z["offsets"], z["labels"], z["words"],
-                  _cache.split_strings(z["keys"]))
+                  _cache.split_strings(z["keys"]), z["movies"])
 
 
 def prepare_corpus(splits: Iterable[str] = ("train", "test"), *, source: str = "archive",
@@ -122,9 +133,9 @@ def prepare_corpus(splits: Iterable[str] = ("train", "test"), *, source: str = "
         if zv is not None:
             vocab = Vocabulary(tuple(_cache.split_strings(zv["words"])), zv["counts"])
             for s in splits:
-                z = _cache.load_npz(_entry(root, src, tok, s))
-                if z is not None:
-                    corpora[s] = _corpus_from(s, z)
+                c = _corpus_from(s, _cache.load_npz(_entry(root, src, tok, s)))
+                if c is not None:
+                    corpora[s] = c
     missing = [s for s in splits if s not in corpora]
     for s in splits:
         info["cache_hit"][s] = s not in missing
@@ -141,7 +152,8 @@ def prepare_corpus(splits: Iterable[str] = ("train", "test"), *, source: str = "
                         counts=vocab.counts)
         for s, c in built.items():
             _cache.save_npz(_entry(root, src, tok, s), ids=c.ids, offsets=c.offsets,
-                            labels=c.labels, words=c.words, keys=_cache.join_strings(c.keys))
+                            labels=c.labels, words=c.words, keys=_cache.join_strings(c.keys),
+                            movies=c.movies)
     corpora.update({s: built[s] for s in missing})
     return {s: corpora[s] for s in splits}, vocab, info
 
@@ -194,7 +206,7 @@ def _tokenise(data: dict, vocab: Vocabulary | None, config: TokenizerConfig, pro
         cum = np.concatenate([[0], np.cumsum(is_word[flat])])
         result[name] = Corpus(name, table[flat] if len(flat) else np.zeros(0, np.int32), offsets,
                               split.labels.astype(np.int64), (cum[offsets[1:]] - cum[offsets[:-1]]),
-                              list(split.keys))
+                              list(split.keys), split.movies.astype(np.int64))
     return result
 
 
@@ -202,9 +214,10 @@ def _tokenise(data: dict, vocab: Vocabulary | None, config: TokenizerConfig, pro
 class ImdbArrays:
     """Fixed-length IMDB for training.
 
-    ``arrays[split]`` = ``{"tokens": (N, L) int32, "lengths": (N,) int32, "labels": (N,) int32}``
-    (tokens right-padded with PAD = 0; ``mask = arange(L) < lengths[:, None]``); ``itos`` the id
-    → string table (``len(itos) == vocab_size``); ``info`` the settings and cache provenance.
+    ``arrays[split]`` = ``{"tokens": (N, L) int32, "lengths": (N,) int32, "labels": (N,) int32,
+    "movies": (N,) int32}`` (tokens right-padded with PAD = 0; ``mask = arange(L) <
+    lengths[:, None]``; ``movies`` each review's IMDB title number, -1 if unknown); ``itos`` the
+    id → string table (``len(itos) == vocab_size``); ``info`` the settings and cache provenance.
     """
 
     arrays: dict[str, dict[str, np.ndarray]]
@@ -243,7 +256,7 @@ def load_imdb_arrays(path: str | os.PathLike | None = None, *, vocab_size: int =
     for name, c in corpora.items():
         tokens, lengths = pad_truncate(restrict(c.ids, size), c.offsets, max_len, truncate)
         arrays[name] = {"tokens": tokens, "lengths": lengths,
-                        "labels": c.labels.astype(np.int32)}
+                        "labels": c.labels.astype(np.int32), "movies": c.movies.astype(np.int32)}
     info = {**info, "vocab_size": size, "max_len": max_len, "truncate": truncate,
             "tokenizer_config": dataclasses.asdict(tokenizer),
             "seconds": round(time.perf_counter() - t0, 3)}

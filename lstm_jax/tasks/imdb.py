@@ -15,14 +15,19 @@ skipped, a different set each epoch); at step ``s`` the epoch is ``e = s // E``,
 every epoch visits ``E·B`` distinct training reviews.
 
 Splits: a *validation* split of ``val_size`` reviews (default a fifth of the train split: 5,000 of
-25,000) is held out of the train split, stratified by label (:func:`validation_rows`, a NumPy
-permutation per class fixed by ``val_seed``), and never trained on; training batches come from the
-rest (20,000). During training the held-out metrics are on a fixed subset of *validation* (a
-permutation drawn from the eval key, first ``size`` rows; all of it when ``size`` ≥ its size); the
-*test* split (25,000) is scored only after training (``eval_set(..., split="test")``, see
-:mod:`lstm_jax.evaluate`). :func:`evaluate_split` scores a whole split exactly (no rows dropped).
-The vocabulary and the optional PPMI word vectors use the text of all 25,000 train reviews (and the
-unlabelled ones), never a label of the validation split.
+25,000) is held out of the train split and never trained on; training batches come from the rest
+(20,000). ``val_split="review"`` (the default) holds out reviews, stratified by label
+(:func:`validation_rows`, a NumPy permutation per class fixed by ``val_seed``); such a hold-out
+shares movies with the training reviews (up to 30 reviews per movie), while the test split's movies
+are disjoint from train's (the likely reason it read 2.5–4.6 points above test in
+experiments/results/compare_imdb). ``val_split="movie"`` holds out whole movies with the same
+per-class quotas (:func:`validation_rows_by_movie`; it needs the archive's urls files), so no movie
+is in both validation and train. During training the held-out metrics are on a fixed subset of
+*validation* (a permutation drawn from the eval key, first ``size`` rows; all of it when ``size`` ≥
+its size); the *test* split (25,000) is scored only after training (``eval_set(...,
+split="test")``, see :mod:`lstm_jax.evaluate`). :func:`evaluate_split` scores a whole split exactly
+(no rows dropped). The vocabulary and the optional PPMI word vectors use the text of all 25,000
+train reviews (and the unlabelled ones), never a label of the validation split.
 
 Length buckets (``buckets=K > 1``): most reviews are far shorter than ``L`` (at ``L = 800`` the
 mean kept length is 264), and a recurrence over a padded step costs as much as over a word. So the
@@ -40,7 +45,8 @@ Options (``make_task("imdb", L, data=..., vocab_size=..., truncate=..., buckets=
 the archive (else ``$LSTM_JAX_IMDB``, else ``../shared/data/aclImdb_v1.tar.gz``, see
 :func:`lstm_jax.data.resolve_archive`), ``vocab_size`` (PAD, OOV and the most frequent train
 tokens), ``truncate`` (``"last"`` keeps a review's last L tokens, ``"first"`` its first L),
-``buckets`` (1 = off), ``val_size`` (None: a fifth of the train split), ``val_seed``.
+``buckets`` (1 = off), ``val_size`` (None: a fifth of the train split), ``val_seed``,
+``val_split`` (``"review"`` or ``"movie"``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.tasks.registry import Batch, Task, TaskSpec, register_task
 
 TRUNCATE = ("last", "first")
+VAL_SPLITS = ("review", "movie")
+# What a split's device data holds (``movies`` stays on the host: the model never reads it).
+DEVICE_FIELDS = ("tokens", "lengths", "labels")
 # Split sizes the archive must have (None skips the check: tests set it for small archives).
 EXPECTED_SIZES: dict[str, int] | None = SPLIT_SIZES
 MAX_LEN = 100_000
@@ -95,18 +104,20 @@ class Imdb(Task):
     """IMDB reviews → positive/negative (see the module docstring for batches and options).
 
     ``device_data()`` = ``{"train": {tokens (N, L), lengths (N,), labels (N,)},
-    "validation": {...}, "test": {...}}`` (:attr:`splits`, on the host).
+    "validation": {...}, "test": {...}}`` (:attr:`splits`, on the host, which also hold each
+    review's ``movies (N,)``).
     """
 
     def __init__(self, seq_len: int, *, data: str | os.PathLike | None = None,
                  vocab_size: int = 20_000, truncate: str = "last", buckets: int = 1,
-                 val_size: int | None = None, val_seed: int = 0):
+                 val_size: int | None = None, val_seed: int = 0, val_split: str = "review"):
         check_positive("seq_len", seq_len, maximum=MAX_LEN)
         check_positive("buckets", buckets, maximum=1024)
         check_positive("vocab_size", vocab_size, maximum=10**7)
         if vocab_size < 3:
             raise UserError(f"vocab_size={vocab_size} must be ≥ 3 (PAD, OOV and one word)")
         check_choice("truncate", truncate, TRUNCATE)
+        check_choice("val_split", val_split, VAL_SPLITS)
         if isinstance(val_seed, bool) or not isinstance(val_seed, int) or val_seed < 0:
             raise UserError(f"val_seed={val_seed!r} must be an integer ≥ 0")
         self.arrays = load_arrays(data, vocab_size, seq_len, truncate)
@@ -117,7 +128,7 @@ class Imdb(Task):
         if val_size is None:
             val_size = max(1, round(full["train"] / 5))
         check_positive("val_size", val_size, maximum=full["train"] - 1)
-        held = validation_rows(self.arrays["train"]["labels"], val_size, val_seed)
+        held = self._held_out(val_split, val_size, val_seed)
         keep = np.setdiff1d(np.arange(full["train"]), held)
         train = self.arrays["train"]
         self.splits = {"train": {k: v[keep] for k, v in train.items()},
@@ -125,7 +136,7 @@ class Imdb(Task):
                        "test": self.arrays["test"]}
         self.options = {"data": self.arrays.info.get("data"), "vocab_size": vocab_size,
                         "truncate": truncate, "buckets": buckets, "val_size": val_size,
-                        "val_seed": val_seed}
+                        "val_seed": val_seed, "val_split": val_split}
         self.sizes = {s: int(len(v["labels"])) for s, v in self.splits.items()}
         self._tables: dict[int, np.ndarray] = {}
         self.spec = TaskSpec(
@@ -143,6 +154,27 @@ class Imdb(Task):
         else:
             self.bucket_lengths = None
 
+    def _held_out(self, val_split: str, size: int, seed: int) -> np.ndarray:
+        """Sorted train rows of the validation split (see the module docstring)."""
+        labels = self.arrays["train"]["labels"]
+        if val_split == "review":
+            return validation_rows(labels, size, seed)
+        movies = self.arrays["train"]["movies"]
+        unknown = int((movies < 0).sum())
+        if unknown:
+            raise UserError(
+                f"val_split='movie' holds out whole movies, so it needs each train review's movie, "
+                f"which the archive's aclImdb/train/urls_pos.txt and urls_neg.txt give (line i: "
+                f"the IMDB URL of review i_*.txt); {unknown:,} of the {len(movies):,} train reviews "
+                f"of {self.arrays.info.get('data')!r} have none. Use the original aclImdb_v1.tar.gz "
+                f"or val_split='review' (the default)")
+        held = validation_rows_by_movie(labels, movies, size, seed)
+        if len(held) == 0:
+            raise UserError(f"val_split='movie' held out no review: every movie has more reviews "
+                            f"of some class than that class's share of val_size={size}; use a "
+                            f"larger val_size")
+        return held
+
     def embedding_table(self, dim: int, method: str = "ppmi-svd") -> np.ndarray:
         """``(vocab_size, dim)`` float32 initial word vectors (:mod:`lstm_jax.data.embeddings`,
         from the train and unlabelled reviews; cached), scaled to the standard deviation of
@@ -159,7 +191,7 @@ class Imdb(Task):
         return self._tables[dim]
 
     def device_data(self):
-        return {s: {k: jnp.asarray(v) for k, v in split.items()}
+        return {s: {k: jnp.asarray(split[k]) for k in DEVICE_FIELDS}
                 for s, split in self.splits.items()}
 
     def evaluate_exact(self, model, split: str, *, per_example: bool = False) -> dict:
@@ -169,8 +201,15 @@ class Imdb(Task):
         return evaluate_split(model, self.splits[split], per_example=per_example)
 
     def split_info(self) -> dict:
-        return {"sizes": dict(self.sizes), "validation": "stratified hold-out of the train split",
-                "val_size": self.options["val_size"], "val_seed": self.options["val_seed"]}
+        by_movie = self.options["val_split"] == "movie"
+        how = ("whole movies held out of the train split, per-class quotas (no movie in both)"
+               if by_movie else "stratified hold-out of the train split")
+        info = {"sizes": dict(self.sizes), "validation": how,
+                "val_size": self.options["val_size"], "val_seed": self.options["val_seed"],
+                "val_split": self.options["val_split"]}
+        if by_movie:
+            info["validation_movies"] = int(len(np.unique(self.splits["validation"]["movies"])))
+        return info
 
     def steps_per_epoch(self, batch_size: int) -> int:
         n = self.sizes["train"]
@@ -239,15 +278,52 @@ def validation_rows(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     keeps the train split's label proportions, and the same seed gives the same split.
     """
     labels = np.asarray(labels)
+    classes, quota = class_quotas(labels, size)
+    rng = np.random.default_rng(seed)
+    rows = [rng.permutation(np.flatnonzero(labels == c))[:q]
+            for c, q in zip(classes, quota, strict=True)]
+    return np.sort(np.concatenate(rows))
+
+
+def class_quotas(labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes (C,), quota (C,))``: the sorted classes of ``labels`` ``(N,)`` and how many of
+    ``size`` held-out rows each gives, ``⌊size·n_c/N⌋`` plus one for the classes with the largest
+    remainders until the total is ``size`` (Hamilton's rule; ties to the smaller class value)."""
     classes, counts = np.unique(labels, return_counts=True)
     exact = size * counts / len(labels)
     quota = np.floor(exact).astype(int)
     for i in np.argsort(-(exact - quota), kind="stable")[:size - quota.sum()]:
         quota[i] += 1
-    rng = np.random.default_rng(seed)
-    rows = [rng.permutation(np.flatnonzero(labels == c))[:q]
-            for c, q in zip(classes, quota, strict=True)]
-    return np.sort(np.concatenate(rows))
+    return classes, quota
+
+
+def validation_rows_by_movie(labels: np.ndarray, movies: np.ndarray, size: int,
+                             seed: int) -> np.ndarray:
+    """Sorted rows of a hold-out of whole movies from ``labels`` and ``movies`` ``(N,)`` (each
+    distinct value of ``movies`` is one movie), with :func:`validation_rows`' per-class quotas.
+
+    The movies are visited in a NumPy permutation drawn from ``seed``; a movie is taken, all its
+    reviews at once, when that keeps every class's count within its quota, and the pass stops
+    once every quota is met. Guaranteed: no movie has rows both inside and outside the result;
+    each class's count is at most its quota (so the total is at most ``size``); the result is
+    maximal (every movie left out would push some class over its quota); the same inputs and
+    seed give the same rows. Not guaranteed: meeting the quotas exactly. When no remaining movie
+    fits, a class falls short of its quota, typically by a few reviews when most movies have few
+    reviews (and a movie with more reviews of a class than its quota is never taken).
+    """
+    labels, movies = np.asarray(labels), np.asarray(movies)
+    classes, quota = class_quotas(labels, size)
+    ids, movie_of = np.unique(movies, return_inverse=True)
+    per_movie = np.zeros((len(ids), len(classes)), np.int64)  # (M, C) reviews per movie, class
+    np.add.at(per_movie, (movie_of.reshape(-1), np.searchsorted(classes, labels)), 1)
+    taken, chosen = np.zeros(len(classes), np.int64), []
+    for m in np.random.default_rng(seed).permutation(len(ids)):
+        if (taken + per_movie[m] <= quota).all():
+            taken += per_movie[m]
+            chosen.append(m)
+            if (taken == quota).all():
+                break
+    return np.flatnonzero(np.isin(movie_of.reshape(-1), chosen))
 
 
 def _batch(split: dict, rows: jax.Array) -> Batch:
