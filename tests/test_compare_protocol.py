@@ -158,3 +158,17 @@ def test_shipped_protocols(name):
         assert (cfgs[0].optimizer, p.batch) == ("rmsprop", 32)
         chrono = {c.seq_len: c.chrono for c in cfgs if c.arch == "lstm" and c.chrono}
         assert chrono == {20: 30.0, 100: 150.0, 200: 300.0}  # T_max = 3T/2
+
+
+@pytest.mark.parametrize("name, val_split", [("imdb_pair", "review"), ("imdb_pair_movie", "movie")])
+def test_imdb_pair_protocols_are_imdb_toml_restricted(name, val_split):
+    """The LSTM − RNN replicates: exactly imdb.toml's last-readout RNN and LSTM points (every
+    setting, seed and learning rate), differing only in the validation split."""
+    base = load_protocol(PROTOCOLS / "imdb.toml")
+    pair = load_protocol(PROTOCOLS / f"{name}.toml")
+    wanted = {"rnn/last", "lstm/last"}
+    base_cfgs = [base.config(q).to_dict() for q in base.points() if q.arm in wanted]
+    pair_cfgs = [pair.config(q).to_dict() for q in pair.points()]
+    assert {a.name for a in pair.arms} == wanted
+    assert [c | {"val_split": val_split} for c in base_cfgs] == pair_cfgs
+    assert (pair.test_size, pair.seeds, pair.tasks) == (base.test_size, base.seeds, base.tasks)
