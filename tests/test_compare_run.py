@@ -39,6 +39,13 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     assert (first / "summary.json").is_file() and not second.exists()
     assert [r["status"] for r in res["results"]["rows"]] == ["done", "pending"]
     stamp = (first / "metrics.jsonl").stat().st_mtime_ns
+    figures = [out / "success_vs_T.png", out / "final_by_arm.png"]
+    assert all(f.is_file() for f in figures)  # drawn after every finished point
+    for f in figures:
+        f.unlink()
+    code = main(["compare", str(smoke_one_lr), "--out", str(out), "--max-points", "0"])
+    assert code == 0 and "stopped: 0 point(s) trained now; 1/2" in capsys.readouterr().out
+    assert all(f.is_file() for f in figures) and not second.exists()  # report only
 
     code = main(["compare", str(smoke_one_lr), "--out", str(out)])  # continues: one point left
     assert code == 0, capsys.readouterr().err

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from lstm_jax.cli.common import positive_int
+from lstm_jax.cli.common import nonneg_int
 
 
 def register(sub) -> None:
@@ -19,9 +19,9 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("protocol", help="the protocol file, e.g. experiments/protocols/adding.toml")
     p.add_argument("--out", required=True, help="comparison directory (resumable)")
-    p.add_argument("--max-points", type=positive_int,
+    p.add_argument("--max-points", type=nonneg_int,
                    help="train at most N points in this call, then stop (run again to "
-                        "continue; default: all)")
+                        "continue; 0: only rewrite the tables and figures; default: all)")
     p.add_argument("--progress", action="store_true", help="a progress bar per point")
     p.set_defaults(func=run)
 

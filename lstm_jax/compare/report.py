@@ -152,9 +152,10 @@ def plot_final_by_arm(proto, results: dict, path: Path) -> Path:
                             color="C0" if dx < 0 else "C1", ms=5, alpha=0.8,
                             label=None if label in labelled else label, **kw)
                     labelled.add(label)
+        bound = f"{scale(crit.threshold):g} %" if acc else f"{crit.threshold:g}"
         ax.axhline(scale(crit.threshold), color="0.4", ls="--", lw=1,
-                   label=f"success threshold ({'≥' if crit.op != 'below' else '<'} "
-                         f"{crit.threshold:g}, on validation)")
+                   label=f"success threshold ({'≥' if crit.op != 'below' else '<'} {bound}, "
+                         "on validation)")
         ax.set_xticks(range(len(rows)), [r["arm"] for r in rows], rotation=30, ha="right")
         ax.set_xlabel("arm (each at its learning rate chosen on validation)")
         ax.set_ylabel(f"{'accuracy (%)' if acc else crit.metric} per seed")

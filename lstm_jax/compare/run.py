@@ -87,7 +87,8 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
     Args:
       protocol: the protocol TOML file.
       out: the comparison directory (created; resumable).
-      max_points: stop after training this many points in this call (None: all).
+      max_points: stop after training this many points in this call (None: all; 0 trains
+        nothing and only rewrites the tables and figures from the finished points).
       progress: a tqdm bar per point.
       score_test: score test for every (task, T, arm) whose learning rates are all done.
 
@@ -123,7 +124,8 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
         if summary["status"] not in FINISHED:
             status = "interrupted"
             break
-        write_report(out, proto, collect(proto, out, score_test=score_test, log=log), plot=False)
+        # figures too: a comparison stopped hard (a second signal) still has them up to here
+        write_report(out, proto, collect(proto, out, score_test=score_test, log=log))
     results = collect(proto, out, score_test=score_test, log=log)
     write_report(out, proto, results)
     if status != "completed":
