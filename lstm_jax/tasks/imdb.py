@@ -19,8 +19,8 @@ Splits: a *validation* split of ``val_size`` reviews (default a fifth of the tra
 (20,000). ``val_split="review"`` (the default) holds out reviews, stratified by label
 (:func:`validation_rows`, a NumPy permutation per class fixed by ``val_seed``); such a hold-out
 shares movies with the training reviews (up to 30 reviews per movie), while the test split's movies
-are disjoint from train's (the likely reason it read 2.5–4.6 points above test in
-experiments/results/compare_imdb). ``val_split="movie"`` holds out whole movies with the same
+are disjoint from train's (why it read 0.9–4.6 points above test in experiments/results/
+compare_imdb and compare_imdb_pair, and within a point of test under ``"movie"``). ``val_split="movie"`` holds out whole movies with the same
 per-class quotas (:func:`validation_rows_by_movie`; it needs the archive's urls files), so no movie
 is in both validation and train. During training the held-out metrics are on a fixed subset of
 *validation* (a permutation drawn from the eval key, first ``size`` rows; all of it when ``size`` ≥
