@@ -111,6 +111,7 @@ def plot_success(proto, results: dict, path: Path) -> Path:
             ax.errorbar(Ts, p, yerr=err, marker="o", capsize=3, label=arm.name)
         ax.set_xscale("log")
         ax.set_xticks(t.lengths, [str(T) for T in t.lengths])  # the declared T, written plainly
+        ax.set_xlim(min(t.lengths) / 1.3, max(t.lengths) * 1.3)  # the end points off the frame
         ax.minorticks_off()
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("T (lag)")
