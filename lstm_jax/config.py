@@ -22,7 +22,7 @@ EMBED_INITS = ("random", "ppmi-svd")  # see lstm_jax.data.embeddings
 
 DATA_TASKS = ("imdb",)  # tasks that take the data options below
 DATA_TRUNCATE = ("last", "first")
-VAL_SPLITS = ("review", "movie")  # see lstm_jax.tasks.imdb
+VAL_SPLITS = ("review", "movie")  # validation split of IMDB, see lstm_jax.tasks.imdb
 _DATA_DEFAULTS = {"data": None, "vocab_size": 20_000, "truncate": "last", "buckets": 1,
                   "val_size": None, "val_seed": 0, "val_split": "review"}
 

@@ -104,7 +104,7 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
     points = proto.points()
     for p in points:  # refuse a foreign point before training anything
         check_point(proto.config(p), run_dir(out, p))
-    trained, status = 0, "completed"
+    trained, status, results = 0, "completed", None
     for i, p in enumerate(points, 1):
         where = run_dir(out, p)
         state = point_status(where, proto.steps)
@@ -125,9 +125,11 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
             status = "interrupted"
             break
         # figures too: a comparison stopped hard (a second signal) still has them up to here
-        write_report(out, proto, collect(proto, out, score_test=score_test, log=log))
-    results = collect(proto, out, score_test=score_test, log=log)
-    write_report(out, proto, results)
+        results = collect(proto, out, score_test=score_test, log=log)
+        write_report(out, proto, results)
+    if results is None:  # nothing finished in this call (all done before, stopped, interrupted)
+        results = collect(proto, out, score_test=score_test, log=log)
+        write_report(out, proto, results)
     if status != "completed":
         log(f"comparison {status} after {trained} point(s) this session; continue with: "
             f"lstm-jax compare {protocol} --out {out}")

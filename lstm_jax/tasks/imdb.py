@@ -19,10 +19,11 @@ Splits: a *validation* split of ``val_size`` reviews (default a fifth of the tra
 (20,000). ``val_split="review"`` (the default) holds out reviews, stratified by label
 (:func:`validation_rows`, a NumPy permutation per class fixed by ``val_seed``); such a hold-out
 shares movies with the training reviews (up to 30 reviews per movie), while the test split's movies
-are disjoint from train's (why it read 0.9–4.6 points above test in experiments/results/
-compare_imdb and compare_imdb_pair, and within a point of test under ``"movie"``). ``val_split="movie"`` holds out whole movies with the same
-per-class quotas (:func:`validation_rows_by_movie`; it needs the archive's urls files), so no movie
-is in both validation and train. During training the held-out metrics are on a fixed subset of
+are disjoint from train's: why validation read 0.9–4.6 points above test in
+experiments/results/compare_imdb and compare_imdb_pair, and within a point of test under
+``"movie"``. ``val_split="movie"`` holds out whole movies with the same per-class quotas
+(:func:`validation_rows_by_movie`; it needs the archive's urls files), so no movie is in both
+validation and train. During training the held-out metrics are on a fixed subset of
 *validation* (a permutation drawn from the eval key, first ``size`` rows; all of it when ``size`` ≥
 its size); the *test* split (25,000) is scored only after training (``eval_set(...,
 split="test")``, see :mod:`lstm_jax.evaluate`). :func:`evaluate_split` scores a whole split exactly
@@ -60,12 +61,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lstm_jax.config import VAL_SPLITS
 from lstm_jax.data.imdb import SPLIT_SIZES
 from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.tasks.registry import Batch, Task, TaskSpec, register_task
 
 TRUNCATE = ("last", "first")
-VAL_SPLITS = ("review", "movie")
 # What a split's device data holds (``movies`` stays on the host: the model never reads it).
 DEVICE_FIELDS = ("tokens", "lengths", "labels")
 # Split sizes the archive must have (None skips the check: tests set it for small archives).
