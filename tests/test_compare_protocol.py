@@ -172,3 +172,21 @@ def test_imdb_pair_protocols_are_imdb_toml_restricted(name, val_split):
     assert {a.name for a in pair.arms} == wanted
     assert [c | {"val_split": val_split} for c in base_cfgs] == pair_cfgs
     assert (pair.test_size, pair.seeds, pair.tasks) == (base.test_size, base.seeds, base.tasks)
+
+
+def test_imdb_best_protocol_is_the_documented_setting():
+    """imdb_best.toml re-measures the 89.50 % attempt (attempts/11): its bidirectional arm has
+    that run's every model, data and optimiser setting; the other arm differs only in direction."""
+    import json
+
+    attempt = json.loads((PROTOCOLS.parent / "results" / "imdb" / "attempts" /
+                          "11_imdb_L800_ppmi_id025_b8_bi.json").read_text())["runs"][0]["config"]
+    p = load_protocol(PROTOCOLS / "imdb_best.toml")
+    cfgs = {q.arm: p.config(q).to_dict() for q in p.points()}
+    protocol_owned = {"seeds", "seed", "eval_every", "eval_size", "checkpoint_every",
+                      "keep_checkpoints", "val_split", "val_size", "val_seed", "eval_seed"}
+    for key, value in attempt.items():
+        if key not in protocol_owned:
+            assert cfgs["bilstm/max"][key] == value, key
+    assert cfgs["lstm/max"] | {"bidirectional": True} == cfgs["bilstm/max"]
+    assert (p.seeds, p.test_size, cfgs["lstm/max"]["val_split"]) == (3, 25_000, "movie")
