@@ -99,8 +99,9 @@ def section_decay_init(R: Path, man: dict) -> list:
         bound = "—" if b is None else f"{b:+.4f}"
         norms = ("—" if b is None else
                  f"{e['w_hh_spectral_norm']:.3f} / {e['w_hh_spectral_radius']:.3f}")
+        rate = h.get("fitted_rate_log10_per_step")  # None: fewer than two nonzero lags to fit
         rows.append(
-            f"| {name} | {h['fitted_rate_log10_per_step']:+.4f} | {bound} | {norms} | "
+            f"| {name} | {'—' if rate is None else f'{rate:+.4f}'} | {bound} | {norms} | "
             f"{_fmt_pow(h['ratio_k100_log10'])} | "
             f"{_fmt_pow(e['cell']['ratio_k100_log10']) if 'cell' in e else '—'} | "
             f"{_fmt_pow(e['cec']['ratio_k100_log10']) if 'cec' in e else '—'} |")

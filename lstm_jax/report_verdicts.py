@@ -15,7 +15,10 @@ def _read(path: Path):
 
 
 def _fmt_pow(log10v) -> str:
-    return "—" if log10v is None else f"10^{log10v:.1f}"
+    """``10^x`` from a log10 value; −1e308 is how results files store log10 0 (−inf)."""
+    if log10v is None:
+        return "—"
+    return "0 (exactly)" if log10v <= -1e300 else f"10^{log10v:.1f}"
 
 
 def _eda_verdict(stats: dict) -> str:
@@ -67,9 +70,9 @@ def disagreements(R: Path, imdb_dirs: list[Path]) -> list[str]:
         g = c["gru"].get("imdb_last")
         if g is not None and c["lstm"].get("imdb_last") is not None:
             out.append(f"GRU (not in the essay's table): IMDB {100 * g:.2f} % (last) / "
-                       f"{100 * (c['gru'].get('imdb_mean') or 0):.2f} % (mean); on the "
-                       f"adding sweep it solved T = {c['gru'].get('longest_lag_solved')}, the "
-                       f"LSTM T = {c['lstm'].get('longest_lag_solved')}.")
+                       f"{100 * (c['gru'].get('imdb_mean') or 0):.2f} % (mean); the longest "
+                       f"adding lag it solved is T = {c['gru'].get('longest_lag_solved')}, the "
+                       f"LSTM's T = {c['lstm'].get('longest_lag_solved')}.")
     for di in imdb_dirs:
         g = _read(di / "gradients.json")
         if not g:

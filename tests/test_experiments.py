@@ -36,7 +36,7 @@ def results(tmp_path_factory):
                             "--batch", "2", "--seeds", "2", "--out", str(R / "decay_init")]) == 0
     assert decay_trained.main(["--archs", "lstm", "--seq-len", "8", "--hidden", "4",
                                "--steps", "4", "--batch", "8", "--probe-every", "2",
-                               "--seeds", "1", "--out", str(R / "decay_trained")]) == 0
+                               "--seeds", "2", "--out", str(R / "decay_trained")]) == 0
     assert stability.main(["--archs", "rnn", "--seq-len", "6", "--hidden", "4", "--steps", "3",
                            "--batch", "8", "--seeds", "1", "--clips", "none",
                            "--out", str(R / "stability")]) == 0
@@ -83,12 +83,22 @@ def test_decay_trained_files(results):
                  "heatmap_lstm.png", "runs/lstm/probes.jsonl"):
         assert (d / name).is_file(), name
     steps = [json.loads(x)["step"] for x in (d / "runs/lstm/probes.jsonl").read_text().splitlines()]
-    assert steps == [0, 2, 4]
+    assert sorted(set(steps)) == [0, 2, 4] and len(steps) == 6  # 2 seeds
     e = json.loads((d / "results.json").read_text())["archs"]["lstm"]
     assert e["ratio_k"] == 7
     for key in ("init_hidden_log10_ratio", "trained_hidden_log10_ratio", "init_cell_log10_ratio",
                 "trained_cec_log10_ratio"):
         assert math.isfinite(e[key]) and e[key] < 1.0, key
+    # every seed's ratio, straight from probes.jsonl, and their median
+    recs = [json.loads(x) for x in (d / "runs/lstm/probes.jsonl").read_text().splitlines()]
+    last = {r["seed"]: r["log10_hidden"] for r in recs if r["step"] == 4}
+    per_seed = [last[i][7] - last[i][0] for i in (0, 1)]
+    assert e["seeds"] == [0, 1] and e["per_seed"]["trained_hidden"] == pytest.approx(per_seed)
+    assert e["trained_hidden_log10_ratio"] == pytest.approx(np.median(per_seed))
+    with pytest.raises(SystemExit, match="other settings"):  # a finished run is not reused blindly
+        decay_trained.main(["--archs", "lstm", "--seq-len", "8", "--hidden", "4", "--steps", "4",
+                            "--batch", "8", "--probe-every", "2", "--seeds", "3",
+                            "--out", str(d)])
 
 
 def test_stability_rows(results):
@@ -272,3 +282,4 @@ def test_mixed_precision_tiny_run_and_reuse(tmp_path):
     mtime = (tmp_path / "runs" / "lstm_float32" / "summary.json").stat().st_mtime
     assert mixed_precision.main(argv) == 0
     assert (tmp_path / "runs" / "lstm_float32" / "summary.json").stat().st_mtime == mtime
+
