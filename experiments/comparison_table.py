@@ -124,6 +124,12 @@ def longest_solved(sweep: list[dict] | None, arch: str, solved: float):
     return (max(ok) if ok else 0), sorted(r["seq_len"] for r in rows)
 
 
+def _usage_error(message: str):
+    """One line on stderr and exit code 2, as for a bad argument."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _compare_results(folder: str | None, task: str) -> dict | None:
     """``results.json`` of a ``lstm-jax compare`` folder, checked to hold ``task``; None if no
     folder was given. A folder given but missing is an error, not a silent fallback."""
@@ -131,9 +137,9 @@ def _compare_results(folder: str | None, task: str) -> dict | None:
         return None
     res = _read(Path(folder) / "results.json")
     if res is None:
-        raise SystemExit(f"error: {folder}/results.json not found (a `lstm-jax compare` folder)")
+        _usage_error(f"{folder}/results.json not found (give a `lstm-jax compare` folder)")
     if not any(r["task"] == task for r in res["rows"]):
-        raise SystemExit(f"error: {folder} holds no {task!r} points")
+        _usage_error(f"{folder} holds no {task!r} points")
     return res
 
 

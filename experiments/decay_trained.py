@@ -65,8 +65,9 @@ def run_arch(args, arch: str, out: Path) -> Path:
     s = run_dir / "summary.json"
     saved = run_dir / "config.json"
     if saved.is_file() and read_json(saved) != cfg.to_dict():
-        raise SystemExit(f"error: {run_dir} holds a run with other settings (e.g. --seeds); "
-                         "use another --out or delete it")
+        print(f"error: {run_dir} holds a run with other settings (e.g. --seeds); use another "
+              "--out or delete it", file=sys.stderr)
+        raise SystemExit(2)
     if not (s.is_file() and read_json(s).get("status") == "completed"):
         train(cfg, run_dir, resume=(run_dir / "checkpoints").is_dir(),
               probe_fn=default_probe_fn(method="hutchinson", samples=4), progress=False)

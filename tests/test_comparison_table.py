@@ -29,7 +29,7 @@ def _row(task, T, arm, status="done", successes=0, seeds=5, **extra):
             "seeds": seeds, "criterion": "validation loss < 0.01", **extra}
 
 
-def test_comparison_table_reads_protocol_runs(tmp_path):
+def test_comparison_table_reads_protocol_runs(tmp_path, capsys):
     """With ``--compare-adding/--compare-imdb`` the long-lag and IMDB rows come from `lstm-jax
     compare` results: seeds solved per T and arm, the longest T most seeds of an arm solve
     (a minority does not count), unfinished points shown as such, and the paired RNN − LSTM
@@ -65,12 +65,12 @@ def test_comparison_table_reads_protocol_runs(tmp_path):
     assert "80.00 ± 1.00 %" in md and "85.00 ± 0.20 %" in md
     assert "LSTM − RNN = +5.00 pp (95 % CI over 3 seeds +4.00 to +6.00): LSTM better" in md
     assert "LSTM − RNN = -0.50 pp (95 % CI over 3 seeds -1.00 to +0.10): no clear difference" in md
-    with pytest.raises(SystemExit, match="results.json not found"):
-        comparison_table.main(["--results", str(tmp_path / "none"), "--no-timing",
-                               "--compare-adding", str(tmp_path / "nowhere"), "--out", str(out)])
-    with pytest.raises(SystemExit, match="no 'adding' points"):
-        comparison_table.main(["--results", str(tmp_path / "none"), "--no-timing",
-                               "--compare-adding", imdb, "--out", str(out)])
+    for folder, message in ((str(tmp_path / "nowhere"), "results.json not found"),
+                            (imdb, "holds no 'adding' points")):
+        with pytest.raises(SystemExit) as stop:
+            comparison_table.main(["--results", str(tmp_path / "none"), "--no-timing",
+                                   "--compare-adding", folder, "--out", str(out)])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_comparison_table_on_the_committed_protocol_runs(tmp_path):
