@@ -124,22 +124,18 @@ def longest_solved(sweep: list[dict] | None, arch: str, solved: float):
     return (max(ok) if ok else 0), sorted(r["seq_len"] for r in rows)
 
 
-def _usage_error(message: str):
-    """One line on stderr and exit code 2, as for a bad argument."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
 def _compare_results(folder: str | None, task: str) -> dict | None:
     """``results.json`` of a ``lstm-jax compare`` folder, checked to hold ``task``; None if no
-    folder was given. A folder given but missing is an error, not a silent fallback."""
+    folder was given. A folder given but missing is a :class:`UserError`, not a silent fallback."""
+    from lstm_jax.errors import UserError
+
     if folder is None:
         return None
     res = _read(Path(folder) / "results.json")
     if res is None:
-        _usage_error(f"{folder}/results.json not found (give a `lstm-jax compare` folder)")
+        raise UserError(f"{folder}/results.json not found (give a `lstm-jax compare` folder)")
     if not any(r["task"] == task for r in res["rows"]):
-        _usage_error(f"{folder} holds no {task!r} points")
+        raise UserError(f"{folder} holds no {task!r} points")
     return res
 
 
@@ -201,7 +197,8 @@ def build(args) -> dict:
         imdb, imdb_diffs = protocol_imdb(cmp_imdb)
         imdb_dir = args.compare_imdb
     else:
-        (imdb, imdb_dir), imdb_diffs = imdb_accuracy(args.imdb.split(",")), {}
+        imdb, imdb_dir = imdb_accuracy(args.imdb.split(","))
+        imdb_diffs = {}
     cols = {}
     for arch in ARCHS:
         c = {"gates": GATES[arch], "memory": MEMORY[arch],
@@ -430,10 +427,15 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from lstm_jax.errors import UserError
     from lstm_jax.io import atomic_write_text, write_json
 
     args = parse_args(argv)
-    res = build(args)
+    try:
+        res = build(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     write_json(out / "comparison.json", res)
     md = markdown(res)

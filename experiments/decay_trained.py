@@ -54,6 +54,7 @@ def parse_args(argv=None):
 
 def run_arch(args, arch: str, out: Path) -> Path:
     from lstm_jax.config import TrainConfig
+    from lstm_jax.errors import UserError
     from lstm_jax.io import read_json
     from lstm_jax.train import default_probe_fn, train
 
@@ -65,9 +66,8 @@ def run_arch(args, arch: str, out: Path) -> Path:
     s = run_dir / "summary.json"
     saved = run_dir / "config.json"
     if saved.is_file() and read_json(saved) != cfg.to_dict():
-        print(f"error: {run_dir} holds a run with other settings (e.g. --seeds); use another "
-              "--out or delete it", file=sys.stderr)
-        raise SystemExit(2)
+        raise UserError(f"{run_dir} holds a run with other settings (e.g. --seeds); use another "
+                        "--out or delete it")
     if not (s.is_file() and read_json(s).get("status") == "completed"):
         train(cfg, run_dir, resume=(run_dir / "checkpoints").is_dir(),
               probe_fn=default_probe_fn(method="hutchinson", samples=4), progress=False)
@@ -82,6 +82,7 @@ def retained(rec: dict, name: str = "hidden", k: int = 100) -> tuple[int, float]
 
 
 def main(argv=None) -> int:
+    from lstm_jax.errors import UserError
     from lstm_jax.io import ensure_out_dir, read_json, write_json
     from lstm_jax.plots.probes import load_probe_records, plot_decay, plot_training_heatmap
 
@@ -90,7 +91,11 @@ def main(argv=None) -> int:
     res = {"config": vars(args), "archs": {}}
     first, last = {}, {}
     for arch in args.archs.split(","):
-        run_dir = run_arch(args, arch, out)
+        try:
+            run_dir = run_arch(args, arch, out)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         every = load_probe_records(run_dir / "probes.jsonl")
         seeds = sorted({r.get("seed", 0) for r in every})
         by_seed = {i: sorted((r for r in every if r.get("seed", 0) == i), key=lambda r: r["step"])
