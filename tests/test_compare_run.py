@@ -47,6 +47,13 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     assert code == 0 and "stopped: 0 point(s) trained now; 1/2" in capsys.readouterr().out
     assert all(f.is_file() for f in figures) and not second.exists()  # report only
 
+    # the second point as a checkout on another machine holds it: started (config and a metrics
+    # line) but without its checkpoints, which are not committed; it must start again from step 0
+    from lstm_jax.io import write_json
+
+    second.mkdir(parents=True)
+    write_json(second / "config.json", proto.config(proto.points()[1]).to_dict())
+    (second / "metrics.jsonl").write_text('{"step": 10, "stale": true}\n')
     code = main(["compare", str(smoke_one_lr), "--out", str(out)])  # continues: one point left
     assert code == 0, capsys.readouterr().err
     assert "completed: 1 point(s) trained now; 2/2" in capsys.readouterr().out
@@ -61,6 +68,7 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     for r, where in zip(rows, (first, second), strict=True):
         lines = read_jsonl(where / "metrics.jsonl")
         assert [x["step"] for x in lines] == [10, 20, 30]
+        assert not any("stale" in x for x in lines)
         assert {x["eval_split"] for x in lines} == {"validation"}
         test = json.loads((where / "test_metrics.json").read_text())
         assert (test["split"], test["step"], test["times_scored"]) == ("test", 30, 1)

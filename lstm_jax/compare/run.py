@@ -53,10 +53,17 @@ def check_point(cfg: TrainConfig, where: Path) -> None:
 
 
 def point_status(where: Path, budget: int) -> str:
-    """``"done"`` (finished at or past the budget, or diverged), ``"partial"`` or ``"new"``."""
+    """``"done"`` (finished at or past the budget, or diverged), ``"partial"`` or ``"new"``.
+
+    A point that was started (its ``config.json`` is there) counts as partial even without a
+    checkpoint directory: checkpoints are not committed, so a point cut off on another machine
+    arrives with its config and metrics only, and starts again from step 0 (``train`` does that
+    on resume when no complete checkpoint exists).
+    """
     path = where / "summary.json"
     if not path.is_file():
-        return "partial" if (where / "checkpoints").is_dir() else "new"
+        started = (where / "checkpoints").is_dir() or (where / "config.json").is_file()
+        return "partial" if started else "new"
     s = read_json(path)
     if s.get("status") == "diverged" or (s.get("status") == "completed" and s["steps"] >= budget):
         return "done"
@@ -114,6 +121,8 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
             status = "stopped"
             break
         log(f"[{i}/{len(points)}] {p.task} T={p.T} {p.arm} lr={p.lr:g} → {where}")
+        if state == "partial":
+            (where / "checkpoints").mkdir(exist_ok=True)  # see point_status
         try:
             summary = train(proto.config(p), where, resume=state == "partial",
                             progress=progress, log=log)
