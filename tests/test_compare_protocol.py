@@ -190,3 +190,18 @@ def test_imdb_best_protocol_is_the_documented_setting():
             assert cfgs["bilstm/max"][key] == value, key
     assert cfgs["lstm/max"] | {"bidirectional": True} == cfgs["bilstm/max"]
     assert (p.seeds, p.test_size, cfgs["lstm/max"]["val_split"]) == (3, 25_000, "movie")
+
+
+def test_indrnn_paper_protocol_differs_from_adding_cells_only_in_layers_and_rate():
+    """adding_indrnn_paper.toml is adding_cells.toml's IndRNN arm with the paper's two layers and
+    learning rate 2e-4 (the favour it declares), and nothing else changed."""
+    cells = load_protocol(PROTOCOLS / "adding_cells.toml")
+    paper = load_protocol(PROTOCOLS / "adding_indrnn_paper.toml")
+    base = {q.T: cells.config(q).to_dict() for q in cells.points()
+            if q.arm == "indrnn+bound" and q.lr == 1e-3}
+    got = {q.T: paper.config(q).to_dict() for q in paper.points()}
+    assert sorted(got) == sorted(base) == [50, 100, 200]
+    for T, cfg in got.items():
+        assert cfg == base[T] | {"layers": 2, "lr": 2e-4}, T
+        assert cfg["chrono"] == T  # |u| <= 2^(1/T), as in the paper
+    assert (paper.seeds, paper.test_size, paper.tasks) == (cells.seeds, cells.test_size, cells.tasks)
