@@ -137,7 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="comma-separated stage names")
     p.add_argument("--docs", default=None, metavar="DIR",
                    help="also copy the README's key figures and the table into DIR "
-                        "(docs/figures), with a README.md naming the command that made them")
+                        "(docs/figures) and rewrite their rows of DIR/README.md (the command "
+                        "that made each); other rows and prose there are kept")
     args = p.parse_args(argv)
     out = Path(args.out or ("runs/reproduce_full" if args.full else "runs/reproduce"))
     out.mkdir(parents=True, exist_ok=True)
@@ -213,33 +214,52 @@ DOC_IMDB = [  # (source under --imdb, name in docs, what it shows, stage)
 
 
 def copy_docs(out: Path, docs: Path, manifest: dict, imdb: Path | None = None) -> None:
-    """Copy the key figures and the table into ``docs`` with a README naming their command."""
+    """Copy the key figures and the table into ``docs`` and record each in ``docs/README.md``.
+
+    The README is merged, not rewritten: a copied file's row is replaced (or appended to the
+    table), every other row and all the prose stay, since figures from other commands (the
+    protocol comparisons, redraws) are listed there too.
+    """
     import shutil
 
     docs.mkdir(parents=True, exist_ok=True)
     mode = manifest["mode"]
-    cmd = "make reproduce" + (" FULL=1" if mode == "full" else "") + f" DOCS={docs}"
-    lines = ["# Figures shown in the README", "",
-             f"Made by `{cmd}` (i.e. `python experiments/reproduce.py"
-             f"{' --full' if mode == 'full' else ''} --docs {docs}`), {mode} sizes, "
-             f"{time.strftime('%Y-%m-%d')}, on this project's 2-core CPU box (shared; load "
-             "averages per stage in `runs/report/report.md`). Each file is a copy of the "
-             "experiment's own output:", "",
-             "| file | what | made by (stage command) |", "|---|---|---|"]
+    when = f"{'FULL' if mode == 'full' else 'quick'} sizes, {time.strftime('%Y-%m-%d')}"
+    rows = {}
     for src, name, what in DOC_FIGURES:
         if (out / src).is_file():
             shutil.copyfile(out / src, docs / name)
-            stage = src.split("/")[0].replace("lag_sweep", "sweep_lag")
-            stage = {"comparison": "comparison"}.get(stage, stage)
+            stage = src.split("/")[0]
             command = manifest["stages"].get(stage, {}).get("command", "")
-            lines.append(f"| `{name}` | {what} | `{command}` |")
+            rows[name] = f"| `{name}` | {what} | `{command}` ({when}) |"
     for src, name, what, stage in DOC_IMDB if imdb is not None else []:
         if (imdb / src).is_file():
             shutil.copyfile(imdb / src, docs / name)
             command = manifest["stages"].get(stage, {}).get("command", "")
-            lines.append(f"| `{name}` | {what} | `{command}` |")
-    (docs / "README.md").write_text("\n".join(lines) + "\n")
-    print(f"copied the key figures into {docs}")
+            rows[name] = f"| `{name}` | {what} | `{command}` ({when}) |"
+    readme = docs / "README.md"
+    lines = readme.read_text().splitlines() if readme.is_file() else DOCS_README_HEAD[:]
+    (readme).write_text("\n".join(merge_rows(lines, rows)) + "\n")
+    print(f"copied {len(rows)} figures and tables into {docs}")
+
+
+DOCS_README_HEAD = [
+    "# Figures shown in the README and the findings", "",
+    "Each file is a copy of an experiment's own output; its row names the command that made it "
+    "(`make reproduce [FULL=1] DOCS=docs/figures` rewrites the rows of the files it copies).", "",
+    "| file | what | made by |", "|---|---|---|"]
+
+
+def merge_rows(lines: list[str], rows: dict[str, str]) -> list[str]:
+    """``lines`` with the table row of each file in ``rows`` (keyed by file name) replaced in
+    place, or appended after the table's last row."""
+    lines, todo = list(lines), dict(rows)
+    for i, line in enumerate(lines):
+        for name in list(todo):
+            if line.startswith(f"| `{name}` |"):
+                lines[i] = todo.pop(name)
+    last = max((i for i, line in enumerate(lines) if line.startswith("|")), default=len(lines) - 1)
+    return lines[:last + 1] + list(todo.values()) + lines[last + 1:]
 
 
 def _imdb_available() -> bool:
