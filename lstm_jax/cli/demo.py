@@ -18,7 +18,8 @@ from lstm_jax.cli.common import add_model_args, parse_archs, positive_int
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="RNN vs LSTM vs GRU: state norms, gradient decay, short training")
-    p.add_argument("--arch", default="rnn,lstm,gru", help="comma-separated architectures")
+    p.add_argument("--arch", default="rnn,lstm,gru",
+                   help="comma-separated registered cells (`lstm-jax archs`)")
     p.add_argument("--seq-len", type=positive_int, default=200, help="sequence length T of parts 1-2")
     p.add_argument("--batch", type=positive_int, default=16,
                    help="random input sequences of parts 1-2 (norms are averaged over them)")

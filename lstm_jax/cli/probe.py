@@ -33,7 +33,8 @@ def register(sub) -> None:
                                      "∂L/∂h_t, at initialisation or from a trained checkpoint",
                        description=__doc__)
     p.add_argument("--arch", default="rnn,lstm,gru", action=Given,
-                   help="comma-separated architectures (with --checkpoint: the run's)")
+                   help="comma-separated registered cells (`lstm-jax archs`; with "
+                        "--checkpoint: the run's)")
     p.add_argument("--seq-len", type=positive_int, default=200, action=Given,
                    help="sequence length T of the probe's inputs (default: 200; with "
                         "--checkpoint: the run's T)")

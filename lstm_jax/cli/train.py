@@ -1,4 +1,4 @@
-"""``lstm-jax train``: train RNN/LSTM/GRU models on a task; results and checkpoints in ``--out``.
+"""``lstm-jax train``: train any registered cell on a task; results and checkpoints in ``--out``.
 
 Every flag maps to a :class:`lstm_jax.config.TrainConfig` field. ``--resume`` with only ``--out``
 continues the run saved there; flags given together with ``--resume`` must match it (``--steps``
@@ -28,10 +28,11 @@ def _clip(text: str):
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train RNN/LSTM/GRU models on a synthetic long-range task or "
+    p = sub.add_parser("train", help="train any registered cell on a synthetic long-range task or "
                                      "IMDB: metrics, checkpoints, resume, curves",
                        description=__doc__)
-    p.add_argument("--arch", help="rnn, lstm or gru; a comma-separated list (rnn,lstm) trains "
+    p.add_argument("--arch", help="a registered cell (`lstm-jax archs` lists them: rnn, lstm, gru, "
+                                  "peephole, …); a comma-separated list (rnn,lstm) trains "
                                   "each one, with the same settings, into OUT/<arch>/")
     p.add_argument("--task", help="adding, adding_hochreiter, copy, temporal_order, "
                                   "temporal_order8 or imdb")
