@@ -205,3 +205,20 @@ def test_indrnn_paper_protocol_differs_from_adding_cells_only_in_layers_and_rate
         assert cfg == base[T] | {"layers": 2, "lr": 2e-4}, T
         assert cfg["chrono"] == T  # |u| <= 2^(1/T), as in the paper
     assert (paper.seeds, paper.test_size, paper.tasks) == (cells.seeds, cells.test_size, cells.tasks)
+
+
+@pytest.mark.parametrize("name, change", [("adding_indrnn_rate", {"lr": 2e-4}),
+                                          ("adding_indrnn_layers", {"layers": 2})])
+def test_indrnn_ablations_change_one_thing_each(name, change):
+    """The two IndRNN ablations separate adding_indrnn_paper.toml's two favours: each is
+    adding_cells.toml's IndRNN arm with exactly one of them (the paper's rate, or two layers)."""
+    cells = load_protocol(PROTOCOLS / "adding_cells.toml")
+    ablation = load_protocol(PROTOCOLS / f"{name}.toml")
+    base = {(q.T, q.lr): cells.config(q).to_dict() for q in cells.points()
+            if q.arm == "indrnn+bound"}
+    got = {(q.T, q.lr): ablation.config(q).to_dict() for q in ablation.points()}
+    lrs = [2e-4] if "lr" in change else [1e-3, 3e-3]
+    assert sorted(got) == [(T, lr) for T in (50, 100) for lr in lrs]
+    for (T, lr), cfg in got.items():
+        assert cfg == base[(T, 1e-3)] | {"lr": lr} | change, (T, lr)
+    assert (ablation.seeds, ablation.test_size) == (cells.seeds, cells.test_size)
