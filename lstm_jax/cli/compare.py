@@ -23,12 +23,17 @@ def register(sub) -> None:
                    help="train at most N points in this call, then stop (run again to "
                         "continue; 0: only rewrite the tables and figures; default: all)")
     p.add_argument("--progress", action="store_true", help="a progress bar per point")
+    p.add_argument("--status", action="store_true",
+                   help="print every point's state and an estimate of the wall time left; "
+                        "train nothing, write nothing")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from lstm_jax.compare import run_comparison
 
+    if args.status:
+        return status(args)
     res = run_comparison(args.protocol, args.out, max_points=args.max_points,
                          progress=args.progress)
     rows = res["results"]["rows"]
@@ -38,3 +43,18 @@ def run(args) -> int:
     print(f"wrote {args.out}/results.md, results.csv, results.json, differences.csv, "
           "success_vs_T.png, final_by_arm.png, protocol.toml")
     return 130 if res["status"] == "interrupted" else 0
+
+
+def status(args) -> int:
+    from pathlib import Path
+
+    from lstm_jax.compare import load_protocol
+    from lstm_jax.compare.status import format_status, status_rows
+    from lstm_jax.errors import UserError
+
+    proto = load_protocol(args.protocol)
+    out = Path(args.out)
+    if not out.is_dir():
+        raise UserError(f"--out={args.out!r} is not a directory; nothing has been run there yet")
+    print(format_status(proto, status_rows(proto, out)))
+    return 0

@@ -1,0 +1,78 @@
+"""Where a comparison stands: every point's state and an estimate of the wall time left.
+
+``lstm-jax compare PROTOCOL --out DIR --status`` prints :func:`status_rows` as a table without
+training or writing anything. The estimate is deliberately simple: a recurrence's step costs
+time proportional to T, so a point that is not done is estimated from the finished points of the
+same arm, each one's ``wall_time_s`` scaled by T / T_finished (their mean), times the fraction of
+the budget still to train. Arms with no finished point get no estimate. Finished points' wall
+times include whatever else shared the machine, so the estimate is as noisy as they were.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from lstm_jax.compare.protocol import Protocol
+from lstm_jax.compare.run import point_status, run_dir
+from lstm_jax.io import read_json
+from lstm_jax.metrics import read_jsonl
+
+
+def status_rows(proto: Protocol, out: Path) -> list[dict]:
+    """One row per (task, T, arm, lr) point, in the order the comparison trains them.
+
+    Returns:
+      dicts with ``task, T, arm, lr, state`` (``done`` / ``partial`` / ``new``), ``step`` (the
+      last logged step, 0 if none), ``wall_s`` (training wall time so far, or None) and
+      ``left_s`` (the estimated wall time still to train: 0 when done, None when the arm has no
+      finished point to scale from).
+    """
+    rows = []
+    for p in proto.points():
+        where = run_dir(out, p)
+        state = point_status(where, proto.steps)
+        summary = read_json(where / "summary.json") if (where / "summary.json").is_file() else {}
+        wall = summary.get("wall_time_s")
+        logged = read_jsonl(where / "metrics.jsonl") if state != "new" else []
+        step = logged[-1]["step"] if logged else 0
+        if state == "done":
+            step = summary.get("steps", step)  # a diverged run stops short of the budget
+        if wall is None and logged:
+            wall = logged[-1].get("time")
+        rows.append({"task": p.task, "T": p.T, "arm": p.arm, "lr": p.lr, "state": state,
+                     "step": step, "wall_s": wall})
+    per_T = {}  # arm -> wall seconds per unit of T, from its finished points
+    for r in rows:
+        if r["state"] == "done" and r["wall_s"]:
+            per_T.setdefault(r["arm"], []).append(r["wall_s"] / r["T"])
+    for r in rows:
+        if r["state"] == "done":
+            r["left_s"] = 0.0
+        elif r["arm"] in per_T:
+            left = max(0.0, 1 - (r["step"] if r["state"] == "partial" else 0) / proto.steps)
+            r["left_s"] = statistics.fmean(per_T[r["arm"]]) * r["T"] * left
+        else:
+            r["left_s"] = None
+    return rows
+
+
+def format_status(proto: Protocol, rows: list[dict]) -> str:
+    """``rows`` as an aligned text table with a one-line total."""
+    def minutes(s):
+        return "?" if s is None else f"{s / 60:.0f}"
+
+    head = ["task", "T", "arm", "lr", "state", "step", "wall min", "left min"]
+    body = [[r["task"], str(r["T"]), r["arm"], f"{r['lr']:g}", r["state"],
+             f"{r['step']}/{proto.steps}", "" if r["wall_s"] is None else minutes(r["wall_s"]),
+             "" if r["state"] == "done" else minutes(r["left_s"])] for r in rows]
+    width = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(x.ljust(w) for x, w in zip(line, width, strict=True)).rstrip()
+             for line in [head, *body]]
+    todo = [r for r in rows if r["state"] != "done"]
+    known = sum(r["left_s"] for r in todo if r["left_s"] is not None)
+    unknown = sum(r["left_s"] is None for r in todo)
+    total = (f"{len(rows) - len(todo)}/{len(rows)} points done; about {known / 3600:.1f} h left"
+             + (f" plus {unknown} point(s) of arms with no finished point" if unknown else "")
+             + " (finished points' wall time of the same arm, scaled by T)")
+    return "\n".join([*lines, total])

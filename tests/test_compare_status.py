@@ -1,0 +1,73 @@
+"""``lstm-jax compare --status``: every point's state and the time-left estimate, read-only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lstm_jax.compare.protocol import load_protocol
+from lstm_jax.compare.run import run_dir
+from lstm_jax.compare.status import status_rows
+
+SMOKE = Path(__file__).parent.parent / "experiments" / "protocols" / "smoke.toml"
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """The smoke protocol at T = 10 and 20 with two finished RNN points (60 s and 120 s of
+    wall time at T=10), one RNN point cut off at step 10 of 30, and nothing else."""
+    text = SMOKE.read_text().replace("lengths = [10]", "lengths = [10, 20]")
+    assert text != SMOKE.read_text()
+    path = tmp_path / "two_lengths.toml"
+    path.write_text(text)
+    proto, out = load_protocol(path), tmp_path / "cmp"
+    pts = {(p.arm, p.T, p.lr): p for p in proto.points()}
+    for lr, wall in [(0.01, 60.0), (0.03, 120.0)]:
+        d = run_dir(out, pts[("rnn", 10, lr)])
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps(
+            {"status": "completed", "steps": 30, "wall_time_s": wall}))
+    d = run_dir(out, pts[("rnn", 20, 0.01)])
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(proto.config(pts[("rnn", 20, 0.01)]).to_dict()))
+    (d / "metrics.jsonl").write_text('{"step": 10, "time": 50.0}\n')
+    return path, proto, out
+
+
+def test_states_and_estimate_scale_finished_points_by_T(planted):
+    _, proto, out = planted
+    rows = {(r["arm"], r["T"], r["lr"]): r for r in status_rows(proto, out)}
+    assert len(rows) == 8
+    assert rows[("rnn", 10, 0.01)] == {"task": "adding", "T": 10, "arm": "rnn", "lr": 0.01,
+                                        "state": "done", "step": 30, "wall_s": 60.0,
+                                        "left_s": 0.0}
+    per_T = (60 / 10 + 120 / 10) / 2  # seconds per unit of T, the rnn arm's mean
+    part = rows[("rnn", 20, 0.01)]
+    assert (part["state"], part["step"], part["wall_s"]) == ("partial", 10, 50.0)
+    assert part["left_s"] == pytest.approx(per_T * 20 * (1 - 10 / 30))
+    assert rows[("rnn", 20, 0.03)]["left_s"] == pytest.approx(per_T * 20)
+    assert rows[("rnn", 20, 0.03)]["state"] == "new"
+    assert all(r["left_s"] is None and r["state"] == "new"
+               for k, r in rows.items() if k[0] == "lstm+chrono")  # no finished point to scale
+
+
+def test_cli_status_prints_the_table_and_writes_nothing(planted, capsys):
+    from lstm_jax.cli import main
+
+    path, _, out = planted
+    before = sorted(str(p) for p in out.rglob("*"))
+    assert main(["compare", str(path), "--out", str(out), "--status"]) == 0
+    text = capsys.readouterr().out
+    assert sorted(str(p) for p in out.rglob("*")) == before
+    lines = text.splitlines()
+    assert lines[0].split() == ["task", "T", "arm", "lr", "state", "step", "wall", "min",
+                                "left", "min"]
+    assert lines[5].split() == ["adding", "20", "rnn", "0.01", "partial", "10/30", "1", "2"]
+    assert lines[-1].startswith("2/8 points done; about 0.1 h left plus 4 point(s) of arms")
+
+    code = main(["compare", str(path), "--out", str(out / "nothing"), "--status"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--out=" in err and "nothing has been run there" in err
+    assert "Traceback" not in err
