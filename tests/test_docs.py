@@ -19,12 +19,14 @@ def test_mkdocs_strict_build(tmp_path):
     pytest.importorskip("mkdocs")
     pytest.importorskip("mkdocstrings_handlers.python")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
+    # no -q: mkdocs --quiet drops warnings before --strict counts them (a broken link passed)
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict",
                            "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     site = tmp_path / "site"
     for page in ("index.html", "concepts/index.html", "api/probes/index.html",
+                 "api/compare/index.html", "api/cells/index.html",
                  "findings/cell-path/index.html", "tutorials/gradient_flow/index.html"):
         assert (site / page).is_file(), page
     probes = (site / "api" / "probes" / "index.html").read_text()
