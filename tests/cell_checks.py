@@ -4,7 +4,8 @@
 * ``jax.grad`` of a loss through ``Recurrence`` (which falls back to ``lax.scan`` + ``jax.grad``
   for a cell without a fused path) = central finite differences of the NumPy loop;
 * the probes' exact ‖∂y_T/∂x_{T−k}‖_F (the generic ``jax.vjp`` sweep) = ``jax.jacrev`` of the
-  reference loop written with ``jax.numpy``, every lag, every row.
+  reference loop written with ``jax.numpy``, every lag, every row; and, for a cell with a forget
+  gate, the ``cec`` probe ‖∏f‖ = a plain loop over the reference's forget gates.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flax import nnx
 
 from lstm_jax import CellConfig, Recurrence
 from lstm_jax.probes import jacobian_norms
-from tests.reference_cells import finite_difference_grad, run
+from tests.reference_cells import FORGET_GATES, finite_difference_grad, forget_product_log10, run
 
 B, T, D, H = 2, 7, 3, 4
 PARTS = {"hidden": "h", "cell": "c"}
@@ -130,4 +131,10 @@ def check_probes(arch, step_ref, adjust=None, **cfg):
             want = reference_log10(step_ref, p, x, mask, carry0, part, part)
             np.testing.assert_allclose(got[name]["log10"], want, rtol=0, atol=1e-9,
                                        err_msg=f"{arch} {name}")
+        assert ("cec" in got) == (arch in FORGET_GATES), (arch, sorted(got))
+        if "cec" in got:  # the forget-gate product, against a plain loop over the gates
+            want = forget_product_log10(step_ref, FORGET_GATES[arch], p, x, mask, carry0,
+                                        np.asarray(got["anchor"]))
+            np.testing.assert_allclose(got["cec"]["log10"], want, rtol=0, atol=1e-9,
+                                       err_msg=f"{arch} cec")
         return model, got

@@ -60,12 +60,9 @@ HEAVY = {
     "tests/test_cell_lru.py::test_gradients_match_finite_differences_of_numpy_loop",
     # ^ the parallel scan's gradients against the sequential loop's
     "tests/test_cell_lru.py::test_probes_match_jacrev_of_reference_loop",  # the closed form
-    "tests/test_probes.py::test_loss_grad_matches_grad_of_unrolled_loop[lstm-2-0-all_steps]",
     "tests/test_cli_foundation.py::test_console_script_exit_code_and_no_traceback",  # CLI in-process
     "tests/test_fused.py::test_fused_matches_scan_float32[lstm]",  # the float64 comparisons
     "tests/test_probes.py::test_cli_probe_writes_json_and_figures",  # test_cli_runs probe
-    "tests/test_probes.py::test_loss_grad_matches_grad_of_unrolled_loop[gru-2-1-last_step]",
-    "tests/test_recurrence.py::test_remat_and_unroll_give_the_same_values_and_gradients[rnn]",
     "tests/test_probes_flax.py::test_hutchinson_agrees_with_exact_in_expectation_and_time_major_matches",
     "tests/test_imdb_task.py::test_max_readout_against_unpadded_reviews",  # mean/last readouts
     "tests/test_tasks.py::test_batches_are_a_pure_function_of_key_and_step[temporal_order]",  # [copy]
@@ -80,8 +77,6 @@ HEAVY = {
     "tests/test_fused.py::test_fused_matches_scan_when_only_the_final_state_is_used[rnn]",
     "tests/test_fused.py::test_fused_matches_scan_when_only_the_final_state_is_used[gru]",
     # ^ the [lstm] cases; every arch's masked steps in test_fused_matches_scan_float64
-    "tests/test_recurrence.py::test_remat_and_unroll_give_the_same_values_and_gradients[gru]",
-    # ^ [lstm]
     "tests/test_tasks.py::test_batches_are_a_pure_function_of_key_and_step[adding_hochreiter]",
     # ^ [adding], [copy]
 }

@@ -88,6 +88,38 @@ def lru_step(xp, p, carry, x):
     return {"h": y, "c": xp.concatenate([xp.real(x_new), xp.imag(x_new)], axis=-1)}
 
 
+# The forget gate f_t each cell multiplies its carried state by, for the ``cec`` probe's
+# reference ∏f (the same equations as the steps above, evaluated on the step's inputs).
+FORGET_GATES = {
+    "peephole": lambda xp, p, carry, x: _sig(xp, x @ _blocks(p, 4)[0][1] + carry["h"] @ _blocks(
+        p, 4)[1][1] + p["p_f"] * carry["c"] + _blocks(p, 4)[2][1]),
+    "cifg": lambda xp, p, carry, x: _sig(xp, x @ _blocks(p, 3)[0][0] + carry["h"] @ _blocks(
+        p, 3)[1][0] + _blocks(p, 3)[2][0]),
+    "janet": lambda xp, p, carry, x: _sig(xp, x @ _blocks(p, 2)[0][0] + carry["h"] @ _blocks(
+        p, 2)[1][0] + _blocks(p, 2)[2][0]),
+}
+
+
+def forget_product_log10(step, forget, p, x, mask, carry0, anchors):
+    """log10 ‖∏_{j=a−k+1..a} f_j‖_F per row and lag k, ``(B, T)``, by a plain float64 loop
+    (a padded step counts as f = 1: it copies the carry); NaN where k > a, the row's anchor."""
+    carry, fs = dict(carry0), []
+    for t in range(x.shape[1]):
+        f = forget(np, p, carry, x[:, t])
+        new = step(np, p, carry, x[:, t])
+        m = mask[:, t][:, None]
+        fs.append(np.where(m, f, 1.0))
+        carry = {k: np.where(m, new[k], carry[k]) for k in carry}
+    fs = np.stack(fs, axis=1)  # (B, T, H)
+    out = np.full(mask.shape, np.nan)
+    for row, a in enumerate(anchors):
+        prod = np.ones(fs.shape[-1])
+        for k in range(a + 1):
+            out[row, k] = np.log10(np.linalg.norm(prod))
+            prod = prod * fs[row, a - k]
+    return out
+
+
 def run(xp, step, p, x, carry0, mask=None):
     """Loop ``step`` over ``x (B, T, D)``; a masked step keeps the carry. Returns
     ``hs (B, T, H)`` and the final carry."""

@@ -58,8 +58,14 @@ def test_lstm_gates_follow_hochreiter_schmidhuber():
     x = jax.random.normal(jax.random.key(0), (2, 6, 3))
     seq = model(x, collect=("c", "i", "f", "o")).sequences[0]
     c_prev = jnp.concatenate([jnp.zeros((2, 1, 4)), seq["c"][:, :-1]], axis=1)
-    c_tilde = (seq["c"] - seq["f"] * c_prev) / seq["i"]
-    assert float(jnp.max(jnp.abs(c_tilde))) <= 1.0 + 1e-5  # it is a tanh
+    h_prev = jnp.concatenate([jnp.zeros((2, 1, 4)), seq["h"][:, :-1]], axis=1)
+    p = model.cells[0].params()  # gate blocks (i, f, g=C̃, o), PyTorch's order
+    z = x @ p["w_ih"] + h_prev @ p["w_hh"] + p["bias"]
+    i, f, c_tilde, o = (z[..., k * 4:(k + 1) * 4] for k in range(4))
+    for name, pre in (("i", i), ("f", f), ("o", o)):
+        np.testing.assert_allclose(seq[name], jax.nn.sigmoid(pre), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(seq["c"], seq["f"] * c_prev + seq["i"] * jnp.tanh(c_tilde),
+                               rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(seq["h"], seq["o"] * jnp.tanh(seq["c"]), rtol=1e-6, atol=1e-6)
 
 

@@ -96,10 +96,9 @@ def metric_steps(out):
 
 def check_jsonl_survived(path, steps=STEPS):
     """Every line but possibly a torn last one is complete JSON; steps strictly increase."""
-    lines = path.read_text().split("\n") if path.exists() else []
-    body, last = lines[:-1], lines[-1]  # text after the final newline: "" or a torn line
-    records = [json.loads(line) for line in body]
-    assert last == "" or len(last) > 0  # a torn line is allowed, only at the end
+    lines = path.read_text().split("\n") if path.exists() else [""]
+    body = lines[:-1]  # lines[-1], after the final newline, is "" or a torn line (allowed there)
+    records = [json.loads(line) for line in body]  # any other torn line fails here
     logged = [r["step"] for r in records]
     assert logged == sorted(set(logged)), logged
     assert set(logged) <= set(steps)

@@ -157,9 +157,12 @@ def test_one_line_style_per_quantity(tmp_path, probe_results, monkeypatch):
         probes.plot_decay(probe_results, tmp_path / "d2.png")
     finally:
         probes._band = orig
+    seen = set()
     for label, ls in drawn.items():
         quantity = ("cell" if "partial C" in label else "cec" if "prod" in label else "hidden")
         assert ls == style.line_style(quantity), label
+        seen.add(quantity)
+    assert seen == {"hidden", "cell", "cec"}, drawn  # every quantity was drawn and checked
 
 
 def test_decade_ticks_thin_a_wide_range():

@@ -154,14 +154,17 @@ def test_recurrence_impl_dispatch():
     x = jax.random.normal(jax.random.key(0), (3, 6, 4))
     mask = jnp.arange(6)[None, :] < jnp.array([6, 4, 1])[:, None]
     cfg = CellConfig("lstm", 5)
-    a = Recurrence(4, cfg, layers=2, rngs=nnx.Rngs(0))
+    a = Recurrence(4, cfg, layers=2, rngs=nnx.Rngs(0), impl="scan")
     b = Recurrence(4, cfg, layers=2, rngs=nnx.Rngs(0), impl="fused")
+    assert Recurrence(4, cfg, rngs=nnx.Rngs(0)).impl == "fused"  # the default
     np.testing.assert_allclose(a(x, mask).outputs, b(x, mask).outputs, rtol=1e-6, atol=1e-6)
-    rb = b(x, mask, collect=("c", "f"))
+    ra, rb = a(x, mask, collect=("c", "f")), b(x, mask, collect=("c", "f"))
     assert set(rb.sequences[0]) == {"h", "c", "f"}
+    for k in ("h", "c", "f"):
+        np.testing.assert_allclose(ra.sequences[0][k], rb.sequences[0][k], rtol=1e-6, atol=1e-6)
     assert fused_arch(GRUCell.step_reset_before) is None
     g = Recurrence(4, CellConfig("gru", 5, gru_reset_after=False), rngs=nnx.Rngs(0), impl="fused")
-    g0 = Recurrence(4, CellConfig("gru", 5, gru_reset_after=False), rngs=nnx.Rngs(0))
+    g0 = Recurrence(4, CellConfig("gru", 5, gru_reset_after=False), rngs=nnx.Rngs(0), impl="scan")
     np.testing.assert_allclose(g(x, mask).outputs, g0(x, mask).outputs, rtol=1e-6, atol=1e-6)
     with pytest.raises(UserError, match="impl"):
         Recurrence(4, cfg, rngs=nnx.Rngs(0), impl="cudnn")

@@ -93,10 +93,14 @@ def test_two_layer_stack_matches_numpy(arch):
     np.testing.assert_allclose(result.final_carry[1]["h"], final2["h"], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_remat_and_unroll_give_the_same_values_and_gradients(arch):
+@pytest.mark.parametrize("impl", ["scan", "fused"])
+@pytest.mark.parametrize("arch", [*ARCHS, "peephole"])  # peephole: a cell without a fused path
+def test_remat_and_unroll_give_the_same_values_and_gradients(arch, impl):
+    """remat and unroll change the schedule, not the numbers, on both paths: the plain scan's
+    ``jax.checkpoint``/``unroll`` and the fused recurrence's segments, against the plain scan."""
     x = jax.random.normal(jax.random.key(0), (B, T, D))
-    models = [_model(arch), _model(arch, remat=True), _model(arch, unroll=4)]
+    models = [_model(arch, impl="scan"), _model(arch, remat=True, impl=impl),
+              _model(arch, unroll=4, impl=impl)]
 
     def loss(model):
         return jnp.sum(model(x).outputs ** 2)
