@@ -58,3 +58,20 @@ def test_citation_and_licence_files():
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert f'version: "{version}"' in cff or f"version: {version}" in cff
     assert "Apache License" in (ROOT / "LICENSE").read_text()[:200]
+
+
+def test_readme_python_quickstart_prints_what_the_readme_says(tmp_path):
+    """The README's Python quickstart runs as printed, and its output is the one the README
+    quotes under it (``rnn … -19.4`` etc.), so the front page cannot drift from the code."""
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Quickstart: Python\s+```python\n(.*?)```", text, re.S).group(1)
+    quoted = dict(re.findall(r"`(\w+) … (-?\d+\.\d)`", text.split("## Quickstart: Python")[1]
+                             .split("## Quickstart: command line")[0]))
+    assert set(quoted) == {"rnn", "lstm", "gru"}
+    (tmp_path / "quickstart.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(tmp_path / "quickstart.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    printed = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()}
+    assert printed == quoted, (printed, quoted)
