@@ -110,6 +110,25 @@ def ensure_out_dir(path: str | os.PathLike, field: str = "--out") -> Path:
     return path
 
 
+def lock_holder(directory: Path) -> int | None:
+    """The PID holding :func:`run_lock` on ``directory`` now, or None when nobody holds it
+    (checked without taking the lock: a shared non-blocking ``flock`` that is released at once)."""
+    path = Path(directory) / ".lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.read(fd, 32).decode("utf-8", "replace").strip()
+        return int(text) if text.isdigit() else -1
+    else:
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def run_lock(directory: Path, field: str = "--out"):
     """Hold an exclusive lock on ``directory`` (``directory/.lock``, with the holder's PID) for the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,22 @@ def test_cli_status_prints_the_table_and_writes_nothing(planted, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "--out=" in err and "nothing has been run there" in err
     assert "Traceback" not in err
+
+
+def test_a_point_whose_run_lock_is_held_shows_as_running(planted):
+    """A process training a point holds its run lock (``lstm_jax.io.run_lock``); ``--status``
+    says "running" for it, and "partial" again once the lock is released."""
+    from lstm_jax.io import lock_holder, run_lock
+
+    _, proto, out = planted
+    point = next(p for p in proto.points() if (p.arm, p.T, p.lr) == ("rnn", 20, 0.01))
+    where = run_dir(out, point)
+    assert lock_holder(where) is None
+    with run_lock(where):
+        assert lock_holder(where) == os.getpid()
+        states = {(r["arm"], r["T"], r["lr"]): r["state"] for r in status_rows(proto, out)}
+        assert states[("rnn", 20, 0.01)] == "running"
+        assert states[("rnn", 10, 0.01)] == "done" and states[("rnn", 20, 0.03)] == "new"
+    assert lock_holder(where) is None
+    assert {r["state"] for r in status_rows(proto, out) if r["T"] == 20 and r["lr"] == 0.01
+            and r["arm"] == "rnn"} == {"partial"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from lstm_jax.compare.protocol import Protocol
 from lstm_jax.compare.run import point_status, run_dir
-from lstm_jax.io import read_json
+from lstm_jax.io import lock_holder, read_json
 from lstm_jax.metrics import read_jsonl
 
 
@@ -23,7 +23,8 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
     """One row per (task, T, arm, lr) point, in the order the comparison trains them.
 
     Returns:
-      dicts with ``task, T, arm, lr, state`` (``done`` / ``partial`` / ``new``), ``step`` (the
+      dicts with ``task, T, arm, lr, state`` (``done`` / ``running``, a process holds its run
+      lock / ``partial`` / ``new``), ``step`` (the
       last logged step, 0 if none), ``wall_s`` (training wall time so far, or None) and
       ``left_s`` (the estimated wall time still to train: 0 when done, None when the arm has no
       finished point to scale from).
@@ -40,6 +41,8 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
             step = summary.get("steps", step)  # a diverged run stops short of the budget
         if wall is None and logged:
             wall = logged[-1].get("time")
+        if state != "done" and lock_holder(where) is not None:
+            state = "running"  # a process holds the point's run lock now
         rows.append({"task": p.task, "T": p.T, "arm": p.arm, "lr": p.lr, "state": state,
                      "step": step, "wall_s": wall})
     per_T = {}  # arm -> wall seconds per unit of T, from its finished points
@@ -50,7 +53,7 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
         if r["state"] == "done":
             r["left_s"] = 0.0
         elif r["arm"] in per_T:
-            left = max(0.0, 1 - (r["step"] if r["state"] == "partial" else 0) / proto.steps)
+            left = max(0.0, 1 - (r["step"] if r["state"] != "new" else 0) / proto.steps)
             r["left_s"] = statistics.fmean(per_T[r["arm"]]) * r["T"] * left
         else:
             r["left_s"] = None
