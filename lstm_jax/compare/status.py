@@ -23,11 +23,10 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
     """One row per (task, T, arm, lr) point, in the order the comparison trains them.
 
     Returns:
-      dicts with ``task, T, arm, lr, state`` (``done`` / ``running``, a process holds its run
-      lock / ``partial`` / ``new``), ``step`` (the
-      last logged step, 0 if none), ``wall_s`` (training wall time so far, or None) and
-      ``left_s`` (the estimated wall time still to train: 0 when done, None when the arm has no
-      finished point to scale from).
+      dicts with ``task, T, arm, lr, state`` (``done``; ``running``: a process holds its run
+      lock; ``partial``; ``new``), ``step`` (the last logged step, 0 if none), ``wall_s``
+      (training wall time so far, or None) and ``left_s`` (the estimated wall time still to
+      train: 0 when done, None when the arm has no finished point to scale from).
     """
     rows = []
     for p in proto.points():
@@ -39,8 +38,8 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
         step = logged[-1]["step"] if logged else 0
         if state == "done":
             step = summary.get("steps", step)  # a diverged run stops short of the budget
-        if wall is None and logged:
-            wall = logged[-1].get("time")
+        if state != "done" and logged and logged[-1].get("time") is not None:
+            wall = max(wall or 0.0, logged[-1]["time"])  # a resumed run logs past its old summary
         if state != "done" and lock_holder(where) is not None:
             state = "running"  # a process holds the point's run lock now
         rows.append({"task": p.task, "T": p.T, "arm": p.arm, "lr": p.lr, "state": state,
