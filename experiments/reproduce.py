@@ -238,8 +238,8 @@ def copy_docs(out: Path, docs: Path, manifest: dict, imdb: Path | None = None) -
             command = manifest["stages"].get(stage, {}).get("command", "")
             rows[name] = f"| `{name}` | {what} | `{command}` ({when}) |"
     readme = docs / "README.md"
-    lines = readme.read_text().splitlines() if readme.is_file() else DOCS_README_HEAD[:]
-    (readme).write_text("\n".join(merge_rows(lines, rows)) + "\n")
+    lines = readme.read_text().splitlines() if readme.is_file() else DOCS_README_HEAD
+    readme.write_text("\n".join(merge_rows(lines, rows)) + "\n")
     print(f"copied {len(rows)} figures and tables into {docs}")
 
 

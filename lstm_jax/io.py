@@ -111,8 +111,9 @@ def ensure_out_dir(path: str | os.PathLike, field: str = "--out") -> Path:
 
 
 def lock_holder(directory: Path) -> int | None:
-    """The PID holding :func:`run_lock` on ``directory`` now, or None when nobody holds it
-    (checked without taking the lock: a shared non-blocking ``flock`` that is released at once)."""
+    """The PID holding :func:`run_lock` on ``directory`` now (-1 if it wrote none yet), or None
+    when nobody holds it. The check is a shared non-blocking ``flock``, released at once; a run
+    that starts in that instant is refused as "in use" and can simply be started again."""
     path = Path(directory) / ".lock"
     try:
         fd = os.open(path, os.O_RDONLY)

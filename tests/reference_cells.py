@@ -22,27 +22,45 @@ def _sig(xp, a):
     return 1.0 / (1.0 + xp.exp(-a))
 
 
+def peephole_forget(xp, p, carry, x):
+    """The peephole LSTM's forget gate f_t (it sees C_{t−1})."""
+    W, U, b = _blocks(p, 4)
+    return _sig(xp, x @ W[1] + carry["h"] @ U[1] + p["p_f"] * carry["c"] + b[1])
+
+
 def peephole_step(xp, p, carry, x):
     """Gers & Schmidhuber (2000): i, f see C_{t−1}; o sees C_t."""
     W, U, b = _blocks(p, 4)
     h, c = carry["h"], carry["c"]
     i = _sig(xp, x @ W[0] + h @ U[0] + p["p_i"] * c + b[0])
-    f = _sig(xp, x @ W[1] + h @ U[1] + p["p_f"] * c + b[1])
+    f = peephole_forget(xp, p, carry, x)
     g = xp.tanh(x @ W[2] + h @ U[2] + b[2])
     c_new = f * c + i * g
     o = _sig(xp, x @ W[3] + h @ U[3] + p["p_o"] * c_new + b[3])
     return {"h": o * xp.tanh(c_new), "c": c_new}
 
 
+def cifg_forget(xp, p, carry, x):
+    """CIFG's forget gate f_t (the input gate is 1 − f_t)."""
+    W, U, b = _blocks(p, 3)
+    return _sig(xp, x @ W[0] + carry["h"] @ U[0] + b[0])
+
+
 def cifg_step(xp, p, carry, x):
     """Greff et al. (2017), CIFG: i = 1 − f."""
     W, U, b = _blocks(p, 3)
     h, c = carry["h"], carry["c"]
-    f = _sig(xp, x @ W[0] + h @ U[0] + b[0])
+    f = cifg_forget(xp, p, carry, x)
     g = xp.tanh(x @ W[1] + h @ U[1] + b[1])
     o = _sig(xp, x @ W[2] + h @ U[2] + b[2])
     c_new = f * c + (1.0 - f) * g
     return {"h": o * xp.tanh(c_new), "c": c_new}
+
+
+def janet_forget(xp, p, carry, x):
+    """JANET's forget gate σ(s_t), s_t = W x_t + U h_{t−1} + b (eq. 9)."""
+    W, U, b = _blocks(p, 2)
+    return _sig(xp, x @ W[0] + carry["h"] @ U[0] + b[0])
 
 
 def janet_step(xp, p, carry, x, beta=1.0):
@@ -51,7 +69,7 @@ def janet_step(xp, p, carry, x, beta=1.0):
     h = carry["h"]
     s = x @ W[0] + h @ U[0] + b[0]
     c_tilde = xp.tanh(x @ W[1] + h @ U[1] + b[1])
-    c = _sig(xp, s) * h + (1.0 - _sig(xp, s - beta)) * c_tilde
+    c = janet_forget(xp, p, carry, x) * h + (1.0 - _sig(xp, s - beta)) * c_tilde
     return {"h": c}
 
 
@@ -88,16 +106,8 @@ def lru_step(xp, p, carry, x):
     return {"h": y, "c": xp.concatenate([xp.real(x_new), xp.imag(x_new)], axis=-1)}
 
 
-# The forget gate f_t each cell multiplies its carried state by, for the ``cec`` probe's
-# reference ∏f (the same equations as the steps above, evaluated on the step's inputs).
-FORGET_GATES = {
-    "peephole": lambda xp, p, carry, x: _sig(xp, x @ _blocks(p, 4)[0][1] + carry["h"] @ _blocks(
-        p, 4)[1][1] + p["p_f"] * carry["c"] + _blocks(p, 4)[2][1]),
-    "cifg": lambda xp, p, carry, x: _sig(xp, x @ _blocks(p, 3)[0][0] + carry["h"] @ _blocks(
-        p, 3)[1][0] + _blocks(p, 3)[2][0]),
-    "janet": lambda xp, p, carry, x: _sig(xp, x @ _blocks(p, 2)[0][0] + carry["h"] @ _blocks(
-        p, 2)[1][0] + _blocks(p, 2)[2][0]),
-}
+# The forget gate of each cell that has one, for the ``cec`` probe's reference ∏f.
+FORGET_GATES = {"peephole": peephole_forget, "cifg": cifg_forget, "janet": janet_forget}
 
 
 def forget_product_log10(step, forget, p, x, mask, carry0, anchors):

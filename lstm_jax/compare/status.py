@@ -34,14 +34,15 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
         state = point_status(where, proto.steps)
         summary = read_json(where / "summary.json") if (where / "summary.json").is_file() else {}
         wall = summary.get("wall_time_s")
-        logged = read_jsonl(where / "metrics.jsonl") if state != "new" else []
-        step = logged[-1]["step"] if logged else 0
-        if state == "done":
-            step = summary.get("steps", step)  # a diverged run stops short of the budget
-        if state != "done" and logged and logged[-1].get("time") is not None:
-            wall = max(wall or 0.0, logged[-1]["time"])  # a resumed run logs past its old summary
-        if state != "done" and lock_holder(where) is not None:
-            state = "running"  # a process holds the point's run lock now
+        if state == "done":  # its summary says everything (a diverged run stops short)
+            step = summary.get("steps", proto.steps)
+        else:  # the log runs ahead of an interrupted run's old summary
+            last = read_jsonl(where / "metrics.jsonl")[-1:] if state == "partial" else []
+            step = last[0]["step"] if last else 0
+            if last and last[0].get("time") is not None:
+                wall = max(wall or 0.0, last[0]["time"])
+            if lock_holder(where) is not None:
+                state = "running"  # a process holds the point's run lock now
         rows.append({"task": p.task, "T": p.T, "arm": p.arm, "lr": p.lr, "state": state,
                      "step": step, "wall_s": wall})
     per_T = {}  # arm -> wall seconds per unit of T, from its finished points
