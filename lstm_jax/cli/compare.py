@@ -22,7 +22,9 @@ def register(sub) -> None:
     p.add_argument("--max-points", type=nonneg_int,
                    help="train at most N points in this call, then stop (run again to "
                         "continue; 0: only rewrite the tables and figures; default: all)")
-    p.add_argument("--progress", action="store_true", help="a progress bar per point")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="each point's progress: a bar on a terminal, a line every 10 %% of its "
+                        "steps in a log (default: on)")
     p.add_argument("--status", action="store_true",
                    help="print every point's state and an estimate of the wall time left; "
                         "train nothing, write nothing")

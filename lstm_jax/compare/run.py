@@ -96,7 +96,7 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
       out: the comparison directory (created; resumable).
       max_points: stop after training this many points in this call (None: all; 0 trains
         nothing and only rewrites the tables and figures from the finished points).
-      progress: a tqdm bar per point.
+      progress: show each point's progress (:func:`lstm_jax.progress.make_progress`).
       score_test: score test for every (task, T, arm) whose learning rates are all done.
 
     Returns:
