@@ -4,6 +4,7 @@ whose links resolve."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -75,3 +76,21 @@ def test_readme_python_quickstart_prints_what_the_readme_says(tmp_path):
     assert proc.returncode == 0, proc.stderr
     printed = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines()}
     assert printed == quoted, (printed, quoted)
+
+
+def test_getting_started_example_runs_and_agrees_with_the_readme(tmp_path):
+    """docs/getting-started.md's first example runs as printed; it probes the same LSTM on the same
+    input as the README's quickstart, so its ‖∂h_T/∂h_{T−100}‖ is the README's quoted ``lstm`` value,
+    and its cell-path numbers are finite log10 norms."""
+    text = (ROOT / "docs" / "getting-started.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    readme = (ROOT / "README.md").read_text()
+    lstm_quoted = float(re.search(r"`lstm … (-?\d+\.\d)`", readme).group(1))
+    (tmp_path / "getting_started.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, str(tmp_path / "getting_started.py")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    hidden, cell, cec = (float(v) for v in proc.stdout.split())
+    assert round(hidden, 1) == lstm_quoted
+    assert all(math.isfinite(v) and v < 0 for v in (cell, cec))
