@@ -10,7 +10,7 @@ import pytest
 
 from lstm_jax.compare.protocol import load_protocol
 from lstm_jax.compare.run import run_dir
-from lstm_jax.compare.status import status_rows
+from lstm_jax.compare.status import status_rows, wall_time_model
 
 SMOKE = Path(__file__).parent.parent / "experiments" / "protocols" / "smoke.toml"
 
@@ -52,6 +52,44 @@ def test_states_and_estimate_scale_finished_points_by_T(planted):
     assert rows[("rnn", 20, 0.03)]["state"] == "new"
     assert all(r["left_s"] is None and r["state"] == "new"
                for k, r in rows.items() if k[0] == "lstm+chrono")  # no finished point to scale
+
+
+def test_wall_time_model_against_hand_computed_lines():
+    # one length: time in proportion to T
+    assert wall_time_model([(10, 60.0), (10, 120.0)]) == pytest.approx((0.0, 9.0))
+    # exact line 20 + 4·T through three lengths
+    assert wall_time_model([(10, 60.0), (20, 100.0), (40, 180.0)]) == pytest.approx((20.0, 4.0))
+    # a negative slope (longer T ran faster, e.g. a shared machine) is the flat mean
+    assert wall_time_model([(50, 900.0), (100, 840.0)]) == pytest.approx((870.0, 0.0))
+    # a negative intercept: the least-squares line through 0, b = Σ T·w / Σ T²
+    a, b = wall_time_model([(10, 10.0), (20, 40.0)])
+    assert (a, b) == pytest.approx((0.0, (100 + 800) / (100 + 400)))
+
+
+def test_estimate_uses_a_fixed_part_when_two_lengths_finished(planted):
+    """With finished points at T=10 and T=20 the estimate for T=20 is the fitted line's value
+    there, not the T=10 points scaled by 2; a diverged point (stopped short) is not used."""
+    path, proto, out = planted
+    text = path.read_text().replace("lengths = [10, 20]", "lengths = [10, 20, 40]")
+    path.write_text(text)
+    proto = load_protocol(path)
+    pts = {(p.arm, p.T, p.lr): p for p in proto.points()}
+    d = run_dir(out, pts[("rnn", 20, 0.03)])
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps(
+        {"status": "completed", "steps": 30, "wall_time_s": 100.0}))
+    d = run_dir(out, pts[("rnn", 40, 0.01)])
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps(
+        {"status": "diverged", "steps": 3, "wall_time_s": 1.0}))
+    rows = {(r["arm"], r["T"], r["lr"]): r for r in status_rows(proto, out)}
+    assert rows[("rnn", 40, 0.01)]["state"] == "done"
+    # (T, wall) = (10, 60), (10, 120), (20, 100): least squares
+    # b = Sxy/Sxx = (200/3)/(200/3) = 1, a = 280/3 − 40/3 = 80
+    a, b = wall_time_model([(10, 60.0), (10, 120.0), (20, 100.0)])
+    assert (a, b) == pytest.approx((80.0, 1.0))
+    assert rows[("rnn", 40, 0.03)]["left_s"] == pytest.approx(a + b * 40)
+    assert rows[("rnn", 20, 0.01)]["left_s"] == pytest.approx((a + b * 20) * (1 - 10 / 30))
 
 
 def test_cli_status_prints_the_table_and_writes_nothing(planted, capsys):

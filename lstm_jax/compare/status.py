@@ -1,11 +1,13 @@
 """Where a comparison stands: every point's state and an estimate of the wall time left.
 
 ``lstm-jax compare PROTOCOL --out DIR --status`` prints :func:`status_rows` as a table without
-training or writing anything. The estimate is deliberately simple: a recurrence's step costs
-time proportional to T, so a point that is not done is estimated from the finished points of the
-same arm, each one's ``wall_time_s`` scaled by T / T_finished (their mean), times the fraction of
-the budget still to train. Arms with no finished point get no estimate. Finished points' wall
-times include whatever else shared the machine, so the estimate is as noisy as they were.
+training or writing anything. The estimate is deliberately simple: a point that is not done is
+estimated from the finished points of the same arm (those that ran the whole budget), by
+:func:`wall_time_model`, times the fraction of the budget still to train. A step's cost is a part
+proportional to T plus a part that is not (evaluation, checkpoints, dispatch); on a small CPU the
+second can dominate (the adding comparison's GRU points took 11–19 min at T=50, 14 at T=100
+and 15 at T=200). Arms with no finished point get no estimate. Finished points' wall times include whatever
+else shared the machine, so the estimate is as noisy as they were.
 """
 
 from __future__ import annotations
@@ -17,6 +19,28 @@ from lstm_jax.compare.protocol import Protocol
 from lstm_jax.compare.run import point_status, run_dir
 from lstm_jax.io import lock_holder, read_json
 from lstm_jax.metrics import read_jsonl
+
+
+def wall_time_model(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """``(a, b)`` such that a whole point at length T takes about ``a + b·T`` seconds.
+
+    Args:
+      points: ``(T, wall seconds)`` of an arm's finished points (at least one).
+
+    With points at two or more lengths, the least-squares line, kept non-negative (a negative
+    slope, which noise can give, becomes the flat mean; a negative intercept the line through 0).
+    With one length only, ``a = 0``: time in proportion to T, an upper bound for longer T.
+    """
+    Ts = [float(T) for T, _ in points]
+    walls = [w for _, w in points]
+    if len(set(Ts)) < 2:
+        return 0.0, statistics.fmean(walls) / statistics.fmean(Ts)
+    b, a = statistics.linear_regression(Ts, walls)
+    if b < 0:
+        return statistics.fmean(walls), 0.0
+    if a < 0:
+        return 0.0, sum(T * w for T, w in points) / sum(T * T for T in Ts)
+    return a, b
 
 
 def status_rows(proto: Protocol, out: Path) -> list[dict]:
@@ -45,16 +69,17 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
                 state = "running"  # a process holds the point's run lock now
         rows.append({"task": p.task, "T": p.T, "arm": p.arm, "lr": p.lr, "state": state,
                      "step": step, "wall_s": wall})
-    per_T = {}  # arm -> wall seconds per unit of T, from its finished points
+    finished = {}  # arm -> [(T, wall seconds)] of its points that ran the whole budget
     for r in rows:
-        if r["state"] == "done" and r["wall_s"]:
-            per_T.setdefault(r["arm"], []).append(r["wall_s"] / r["T"])
+        if r["state"] == "done" and r["wall_s"] and r["step"] >= proto.steps:
+            finished.setdefault(r["arm"], []).append((r["T"], r["wall_s"]))
     for r in rows:
         if r["state"] == "done":
             r["left_s"] = 0.0
-        elif r["arm"] in per_T:
+        elif r["arm"] in finished:
             left = max(0.0, 1 - (r["step"] if r["state"] != "new" else 0) / proto.steps)
-            r["left_s"] = statistics.fmean(per_T[r["arm"]]) * r["T"] * left
+            a, b = wall_time_model(finished[r["arm"]])
+            r["left_s"] = (a + b * r["T"]) * left
         else:
             r["left_s"] = None
     return rows
@@ -77,5 +102,5 @@ def format_status(proto: Protocol, rows: list[dict]) -> str:
     unknown = sum(r["left_s"] is None for r in todo)
     total = (f"{len(rows) - len(todo)}/{len(rows)} points done; about {known / 3600:.1f} h left"
              + (f" plus {unknown} point(s) of arms with no finished point" if unknown else "")
-             + " (finished points' wall time of the same arm, scaled by T)")
+             + " (from the same arm's finished points: a fixed part plus a part in proportion to T)")
     return "\n".join([*lines, total])
