@@ -116,3 +116,23 @@ def test_at_least_and_selection():
     assert selection_key(good, loss) > selection_key(bad, loss)
     assert selection_key({"success": [True, False], "final": [0.01, 0.2]}, loss) < \
         selection_key(good, loss)
+
+
+def test_by_length_table_puts_each_point_in_its_arm_and_length():
+    """results.md's arms × lengths table, against hand-written lines: a done point shows its
+    successes/seeds and test mean, an unfinished one ``pending``, a point of another task none."""
+    from lstm_jax.compare.report import by_length
+
+    def row(arm, T, status="done", succ=5, test=0.00031, task="adding"):
+        return {"task": task, "arm": arm, "T": T, "status": status, "successes": succ,
+                "seeds": 5, "test_mean": test}
+
+    rows = [row("rnn", 50, succ=5, test=0.0041), row("lstm", 50),
+            row("rnn", 100, succ=0, test=0.14), row("lstm", 100, status="pending"),
+            row("gru", 100, task="copy")]
+    assert by_length("adding", rows) == [
+        "| arm | T=50 | T=100 |",
+        "|---|---|---|",
+        "| rnn | 5/5 · 0.0041 | 0/5 · 0.14 |",
+        "| lstm | 5/5 · 0.00031 | pending |",
+    ]

@@ -3,7 +3,8 @@
     results.json       budget, one row per (task, T, arm), paired differences
     results.csv        the rows (lists joined with ';')
     differences.csv    paired bootstrap CIs of arm a − arm b per (task, T)
-    results.md         Markdown tables: success rate [Wilson 95 % CI], median steps-to-success,
+    results.md         Markdown tables: per task first arms × lengths (successes and test mean),
+                       then every row: success rate [Wilson 95 % CI], median steps-to-success,
                        test metric mean ± sd, the selected lr, flags
     success_vs_T.png   success rate against T per arm, one panel per task, Wilson bars
     final_by_arm.png   every seed's final validation and test metric per arm, one panel per
@@ -40,6 +41,22 @@ def _fmt(v, spec=".3g") -> str:
     return "—" if v is None else format(v, spec)
 
 
+def by_length(task: str, rows: list[dict]) -> list[str]:
+    """Markdown table: one line per arm, one column per T, each cell ``successes/seeds ·
+    test mean`` (``pending`` until the point is done); arms and lengths in the rows' order."""
+    rows = [r for r in rows if r["task"] == task]
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    lengths = list(dict.fromkeys(r["T"] for r in rows))
+    cell = {(r["arm"], r["T"]): ("pending" if r["status"] != "done" else
+                                 f"{r['successes']}/{r['seeds']} · "
+                                 f"{_fmt(r.get('test_mean'), '.2g')}") for r in rows}
+    lines = ["| arm | " + " | ".join(f"T={T}" for T in lengths) + " |",
+             "|---" * (len(lengths) + 1) + "|"]
+    lines += ["| " + " | ".join([a, *(cell.get((a, T), "") for T in lengths)]) + " |"
+              for a in arms]
+    return lines
+
+
 def markdown(proto, results: dict) -> str:
     rows = results["rows"]
     lines = [f"# Comparison `{proto.name}`", "",
@@ -49,6 +66,8 @@ def markdown(proto, results: dict) -> str:
              "test scored once per selected configuration.", ""]
     for t in proto.tasks:
         lines += [f"## {t.name}: success = {t.success}", "",
+                  f"Seeds that succeeded · test {t.success.metric} (mean over seeds), each arm "
+                  "at its validation-chosen learning rate:", "", *by_length(t.name, rows), "",
                   "| T | arm | success [95 % Wilson] | median steps to success | "
                   f"validation {t.success.metric} (final, mean ± sd) | "
                   f"test {t.success.metric} (mean ± sd) | lr | flags |", "|---" * 8 + "|"]
