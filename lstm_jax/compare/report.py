@@ -49,7 +49,7 @@ def by_length(task: str, rows: list[dict]) -> list[str]:
     lengths = list(dict.fromkeys(r["T"] for r in rows))
     cell = {(r["arm"], r["T"]): ("pending" if r["status"] != "done" else
                                  f"{r['successes']}/{r['seeds']} · "
-                                 f"{_fmt(r.get('test_mean'), '.2g')}") for r in rows}
+                                 f"{_fmt(r.get('test_mean'), '.3g')}") for r in rows}
     lines = ["| arm | " + " | ".join(f"T={T}" for T in lengths) + " |",
              "|---" * (len(lengths) + 1) + "|"]
     lines += ["| " + " | ".join([a, *(cell.get((a, T), "") for T in lengths)]) + " |"
