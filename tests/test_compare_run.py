@@ -56,7 +56,13 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     (second / "metrics.jsonl").write_text('{"step": 10, "stale": true}\n')
     code = main(["compare", str(smoke_one_lr), "--out", str(out)])  # continues: one point left
     assert code == 0, capsys.readouterr().err
-    assert "completed: 1 point(s) trained now; 2/2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "completed: 1 point(s) trained now; 2/2" in printed
+    # the arms × lengths answer, as results.md's first table, on the console too
+    from lstm_jax.compare.report import by_length
+
+    table = by_length("adding", json.loads((out / "results.json").read_text())["rows"])
+    assert "\n".join(table) in printed and table[2].startswith("| rnn | ")
     assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp  # not retrained
     results = json.loads((out / "results.json").read_text())
     for f in ("results.md", "results.csv", "differences.csv", "success_vs_T.png",

@@ -33,6 +33,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from lstm_jax.compare import run_comparison
+    from lstm_jax.compare.report import by_length
 
     if args.status:
         return status(args)
@@ -40,6 +41,9 @@ def run(args) -> int:
                          progress=args.progress)
     rows = res["results"]["rows"]
     done = sum(r["status"] == "done" for r in rows)
+    for task in dict.fromkeys(r["task"] for r in rows):
+        print(f"{task}: seeds that succeeded · test mean, per arm and T", *by_length(task, rows),
+              sep="\n")
     print(f"{res['status']}: {res['trained']} point(s) trained now; {done}/{len(rows)} "
           f"(task, T, arm) configurations done")
     print(f"wrote {args.out}/results.md, results.csv, results.json, differences.csv, "
