@@ -63,6 +63,8 @@ BAD = [
     ("arms.x", {"arch": "transformer"}, "arms.x"),
     ("arms.x", {"arch": "lstm", "chrono": "T+1"}, "arms.x.chrono"),
     ("arms.x", {"arch": "lstm", "chrono": 1.5}, "arms.x.chrono"),
+    ("arms.x", {"arch": "lstm", "chrono": "T/0"}, "arms.x.chrono"),  # not a ZeroDivisionError
+    ("arms.x", {"arch": "lstm", "chrono": "0T"}, "arms.x.chrono"),
     ("arms.x", {"arch": "lstm", "hidden": 64}, "arms.x.hidden"),
     ("arms.x", {"arch": "rnn", "chrono": "T"}, "arms.x"),  # the tanh RNN has no gates
     ("arms.x", {"arch": "rnn", "recurrent_init": "eye"}, "arms.x"),

@@ -98,10 +98,29 @@ def test_steps_to_success_within_budget():
     assert o["final"][0] == 0.01 and math.isnan(o["final"][1])
     final = point_outcome(_records(), Criterion("loss", "below", 0.1, "final"), 30, 3)
     assert final["success"] == [True, False, False]
+    # seed 2 met it at step 10 and lost it: a failure, so no success time (median over successes)
+    assert final["steps_to_success"] == [20, None, None]
     within = point_outcome(_records()[:3], Criterion("loss", "below", 0.1), 30, 3)
     assert within["past_budget"] is False
     full = point_outcome(_records(), Criterion("loss", "below", 0.1), budget=40, seeds=3)
     assert full["steps_to_success"] == [20, 40, 10]
+
+
+def test_a_diverged_run_has_no_final_value():
+    """A run that stopped on a non-finite value: its last finite evaluation is not the end of the
+    budget, so under ``when="final"`` no seed succeeds, and it loses a learning-rate choice to a
+    finished run with as many successes; ``when="any"`` still credits hits within budget."""
+    final = Criterion("loss", "below", 0.1, "final")
+    div = point_outcome(_records()[:2], final, 30, 3, diverged=True)
+    assert div["success"] == [False] * 3 and div["steps_to_success"] == [None] * 3
+    assert all(math.isnan(v) for v in div["final"])
+    assert point_outcome(_records()[:2], final, 30, 3)["success"] == [True, False, False]
+    anytime = Criterion("loss", "below", 0.1)
+    div_any = point_outcome(_records(), anytime, 30, 3, diverged=True)
+    assert div_any["success"] == [True, False, True]
+    ok = point_outcome(_records(), anytime, 30, 3)
+    ok["final"] = [0.01, 0.2, 0.2]  # as if seed 1 had a finite value
+    assert selection_key(div_any, anytime) < selection_key(ok, anytime)
 
 
 def test_at_least_and_selection():
@@ -136,3 +155,18 @@ def test_by_length_table_puts_each_point_in_its_arm_and_length():
         "| rnn | 5/5 · 0.0041 | 0/5 · 0.126 |",
         "| lstm | 5/5 · 0.00031 | pending |",
     ]
+
+
+def test_report_names_a_best_arm_without_a_finite_validation_mean():
+    """The best arm is ranked by successes first, so it can have no finite validation mean (a
+    seed ended non-finite); results.md then says "—" rather than failing to be written."""
+    from pathlib import Path
+
+    from lstm_jax.compare.protocol import load_protocol
+    from lstm_jax.compare.report import markdown
+
+    proto = load_protocol(Path(__file__).parent.parent / "experiments/protocols/smoke.toml")
+    best = {"task": proto.tasks[0].name, "T": 10, "arm": "rnn", "lr": 0.01,
+            "val_final_mean": None, "test_mean": None, "test_sd": None, "arms_compared": 2}
+    text = markdown(proto, {"rows": [], "differences": [], "best_on_validation": [best]})
+    assert "**rnn** (lr 0.01, validation —); its test loss, scored once: not scored." in text

@@ -47,6 +47,12 @@ def test_states_and_estimate_scale_finished_points_by_T(planted):
     per_T = (60 / 10 + 120 / 10) / 2  # seconds per unit of T, the rnn arm's mean
     part = rows[("rnn", 20, 0.01)]
     assert (part["state"], part["step"], part["wall_s"]) == ("partial", 10, 50.0)
+    # logged to step 10 but without checkpoints (as a clone receives it): it restarts from 0
+    assert part["left_s"] == pytest.approx(per_T * 20)
+    ckpts = run_dir(out, next(p for p in proto.points() if (p.arm, p.T, p.lr) == ("rnn", 20, 0.01)))
+    (ckpts / "checkpoints" / "10").mkdir(parents=True)  # a complete checkpoint at step 10
+    (ckpts / "checkpoints" / "20.orbax-checkpoint-tmp-1").mkdir()  # a save cut off: not used
+    part = {(r["arm"], r["T"], r["lr"]): r for r in status_rows(proto, out)}[("rnn", 20, 0.01)]
     assert part["left_s"] == pytest.approx(per_T * 20 * (1 - 10 / 30))
     assert rows[("rnn", 20, 0.03)]["left_s"] == pytest.approx(per_T * 20)
     assert rows[("rnn", 20, 0.03)]["state"] == "new"
@@ -68,16 +74,17 @@ def test_wall_time_model_against_hand_computed_lines():
 
 def test_estimate_uses_a_fixed_part_when_two_lengths_finished(planted):
     """With finished points at T=10 and T=20 the estimate for T=20 is the fitted line's value
-    there, not the T=10 points scaled by 2; a diverged point (stopped short) is not used."""
+    there, not the T=10 points scaled by 2; a diverged point (stopped short) is not used, and one
+    trained past the budget counts for the budget's share of its wall time."""
     path, proto, out = planted
     text = path.read_text().replace("lengths = [10, 20]", "lengths = [10, 20, 40]")
     path.write_text(text)
     proto = load_protocol(path)
     pts = {(p.arm, p.T, p.lr): p for p in proto.points()}
-    d = run_dir(out, pts[("rnn", 20, 0.03)])
+    d = run_dir(out, pts[("rnn", 20, 0.03)])  # resumed to twice the budget: counts as 100 s
     d.mkdir(parents=True)
     (d / "summary.json").write_text(json.dumps(
-        {"status": "completed", "steps": 30, "wall_time_s": 100.0}))
+        {"status": "completed", "steps": 60, "wall_time_s": 200.0}))
     d = run_dir(out, pts[("rnn", 40, 0.01)])
     d.mkdir(parents=True)
     (d / "summary.json").write_text(json.dumps(
@@ -89,7 +96,7 @@ def test_estimate_uses_a_fixed_part_when_two_lengths_finished(planted):
     a, b = wall_time_model([(10, 60.0), (10, 120.0), (20, 100.0)])
     assert (a, b) == pytest.approx((80.0, 1.0))
     assert rows[("rnn", 40, 0.03)]["left_s"] == pytest.approx(a + b * 40)
-    assert rows[("rnn", 20, 0.01)]["left_s"] == pytest.approx((a + b * 20) * (1 - 10 / 30))
+    assert rows[("rnn", 20, 0.01)]["left_s"] == pytest.approx(a + b * 20)  # no checkpoint
 
 
 def test_cli_status_prints_the_table_and_writes_nothing(planted, capsys):
@@ -103,7 +110,7 @@ def test_cli_status_prints_the_table_and_writes_nothing(planted, capsys):
     lines = text.splitlines()
     assert lines[0].split() == ["task", "T", "arm", "lr", "state", "step", "wall", "min",
                                 "left", "min"]
-    assert lines[5].split() == ["adding", "20", "rnn", "0.01", "partial", "10/30", "1", "2"]
+    assert lines[5].split() == ["adding", "20", "rnn", "0.01", "partial", "10/30", "1", "3"]
     assert lines[-1].startswith("2/8 points done; about 0.1 h left plus 4 point(s) of arms")
 
     code = main(["compare", str(path), "--out", str(out / "nothing"), "--status"])

@@ -4,10 +4,14 @@ A point's ``metrics.jsonl`` holds one line per evaluation with ``eval/<metric>``
 seeds. Only lines with ``step ≤ budget`` count (a point resumed past its declared budget is
 flagged, never credited for the extra steps). Per seed:
 
-* ``steps_to_success``: the first evaluated step whose value meets the criterion (None if none);
 * ``success``: ``when="any"``: the criterion was met at some evaluation ≤ budget;
   ``when="final"``: it is met at the last evaluation ≤ budget;
-* ``final``: the value at the last evaluation ≤ budget (NaN if there is none).
+* ``steps_to_success``: for a seed that succeeded, the first evaluated step whose value meets
+  the criterion; None for a seed that did not (a ``when="final"`` seed that met it early and
+  lost it again is a failure, and its early step is no success time);
+* ``final``: the value at the last evaluation ≤ budget (NaN if there is none, and for every seed
+  of a run that diverged: its last finite evaluation is not where the budget ends, so it neither
+  succeeds under ``when="final"`` nor wins a learning-rate choice).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import math
 from lstm_jax.compare.protocol import Criterion
 
 
-def point_outcome(records: list[dict], criterion: Criterion, budget: int, seeds: int) -> dict:
-    """Per-seed success, steps-to-success and final value (see the module docstring).
+def point_outcome(records: list[dict], criterion: Criterion, budget: int, seeds: int,
+                  diverged: bool = False) -> dict:
+    """Per-seed success, steps-to-success and final value (see the module docstring);
+    ``diverged``: the run stopped on a non-finite value (its summary says so).
 
     Returns ``{"success": [bool]*S, "steps_to_success": [int|None]*S, "final": [float]*S,
     "last_step": int|None, "past_budget": bool, "evaluations": int}``.
@@ -31,9 +37,10 @@ def point_outcome(records: list[dict], criterion: Criterion, budget: int, seeds:
         for i, v in enumerate(r[key]):
             if first[i] is None and criterion.met(v):
                 first[i] = int(r["step"])
-    final = [float(v) for v in kept[-1][key]] if kept else [math.nan] * seeds
+    final = [float(v) for v in kept[-1][key]] if kept and not diverged else [math.nan] * seeds
     if criterion.when == "final":
         success = [criterion.met(v) for v in final]
+        first = [f if ok else None for f, ok in zip(first, success, strict=True)]
     else:
         success = [s is not None for s in first]
     return {"success": success, "steps_to_success": first, "final": final,

@@ -99,6 +99,10 @@ def parse_chrono(field: str, value) -> str | float | None:
         if not _CHRONO.match(value):
             raise _field_error(field, value, 'use a number > 2 or a multiple of T such as "T", '
                                              '"3T/2" or "2*T"')
+        a, b = _CHRONO.match(value).groups()
+        if float(a or 1) <= 0 or float(b or 1) <= 0:
+            raise _field_error(field, value, "the multiple of T must be positive, with a "
+                                             "divisor > 0")
         return value
     if _number(field, value) <= 2:
         raise _field_error(field, value, "T_max must be > 2")

@@ -92,7 +92,7 @@ def markdown(proto, results: dict) -> str:
             test = ("not scored" if b["test_mean"] is None else
                     f"{b['test_mean']:.4g} ± {_fmt(b['test_sd'], '.2g')}")
             lines += [f"Best of the {b['arms_compared']} arms on validation at T={b['T']}: "
-                      f"**{b['arm']}** (lr {b['lr']:g}, validation {b['val_final_mean']:.4g}); "
+                      f"**{b['arm']}** (lr {b['lr']:g}, validation {_fmt(b['val_final_mean'], '.4g')}); "
                       f"its test {t.success.metric}, scored once: {test}.", ""]
     diffs = results["differences"]
     if diffs:

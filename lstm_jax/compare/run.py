@@ -191,8 +191,9 @@ def _row(proto: Protocol, out: Path, task, T: int, arm: str, score_test: bool, l
         where = run_dir(out, Point(task.name, T, arm, lr))
         if point_status(where, budget) != "done":
             continue
+        diverged = read_json(where / "summary.json").get("status") == "diverged"
         outcomes[lr] = (where, point_outcome(read_jsonl(where / "metrics.jsonl"), crit, budget,
-                                             proto.seeds))
+                                             proto.seeds, diverged=diverged))
         k, score = selection_key(outcomes[lr][1], crit)
         row["lr_scores"][f"{lr:g}"] = {"successes": int(k), "final_mean": crit.sign() * score
                                        if math.isfinite(score) else None}

@@ -50,9 +50,11 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
       dicts with ``task, T, arm, lr, state`` (``done``; ``running``: a process holds its run
       lock; ``partial``; ``new``), ``step`` (the last logged step, 0 if none), ``wall_s``
       (training wall time so far, or None) and ``left_s`` (the estimated wall time still to
-      train: 0 when done, None when the arm has no finished point to scale from).
+      train: 0 when done, None when the arm has no finished point to scale from). A running
+      point continues from its logged step; a partial one resumes from its newest complete
+      checkpoint, or from step 0 without one (a point copied without its checkpoints).
     """
-    rows = []
+    rows, starts = [], []  # starts: the step each point's remaining training begins at
     for p in proto.points():
         where = run_dir(out, p)
         state = point_status(where, proto.steps)
@@ -69,20 +71,31 @@ def status_rows(proto: Protocol, out: Path) -> list[dict]:
                 state = "running"  # a process holds the point's run lock now
         rows.append({"task": p.task, "T": p.T, "arm": p.arm, "lr": p.lr, "state": state,
                      "step": step, "wall_s": wall})
-    finished = {}  # arm -> [(T, wall seconds)] of its points that ran the whole budget
+        starts.append(step if state in ("running", "done") else _newest_checkpoint(where))
+    finished = {}  # (task, arm) -> [(T, wall seconds for the budget)] of its whole-budget points
     for r in rows:
         if r["state"] == "done" and r["wall_s"] and r["step"] >= proto.steps:
-            finished.setdefault(r["arm"], []).append((r["T"], r["wall_s"]))
-    for r in rows:
+            finished.setdefault((r["task"], r["arm"]), []).append(
+                (r["T"], r["wall_s"] * proto.steps / r["step"]))  # a run past the budget scaled
+    for r, start in zip(rows, starts, strict=True):
         if r["state"] == "done":
             r["left_s"] = 0.0
-        elif r["arm"] in finished:
-            left = max(0.0, 1 - (r["step"] if r["state"] != "new" else 0) / proto.steps)
-            a, b = wall_time_model(finished[r["arm"]])
-            r["left_s"] = (a + b * r["T"]) * left
+        elif (r["task"], r["arm"]) in finished:
+            a, b = wall_time_model(finished[(r["task"], r["arm"])])
+            r["left_s"] = (a + b * r["T"]) * max(0.0, 1 - start / proto.steps)
         else:
             r["left_s"] = None
     return rows
+
+
+def _newest_checkpoint(where: Path) -> int:
+    """The step of the newest complete checkpoint in ``where/checkpoints`` (orbax names each
+    by its step; a save in progress carries a suffix), 0 if there is none. Reads only."""
+    ckpts = where / "checkpoints"
+    if not ckpts.is_dir():
+        return 0
+    return max((int(d.name) for d in ckpts.iterdir() if d.is_dir() and d.name.isdigit()),
+               default=0)
 
 
 def format_status(proto: Protocol, rows: list[dict]) -> str:
