@@ -45,8 +45,10 @@ class Interrupts:
         self._lock = threading.Lock()
 
     def arm(self) -> None:
-        """From now on the first signal is a request to stop at the next step boundary."""
-        self.armed = True
+        """From now on the first signal is a request to stop at the next step boundary (each run
+        that arms starts afresh: no signal or count carried over from an earlier one)."""
+        with self._lock:
+            self.signal, self.count, self.armed = None, 0, True
 
     def disarm(self) -> None:
         self.armed = False

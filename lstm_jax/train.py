@@ -88,6 +88,17 @@ def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
                         f"({what}); use another --out or the checkpoint's settings")
 
 
+@contextlib.contextmanager
+def _disarmed_at_exit(intr):
+    """Disarm the interrupt policy however the loop ends (a Diverged or a user error included),
+    so a signal during the next command's start-up or compilation acts at once again."""
+    try:
+        yield
+    finally:
+        if intr is not None:
+            intr.disarm()
+
+
 def _progress(total: int, initial: int, enabled: bool, first_step_s: float | None = None):
     """A bar from ``initial`` (made after the first step, so its rate excludes compilation) or
     plain periodic lines when stderr is not a terminal (:mod:`lstm_jax.progress`)."""
@@ -247,10 +258,10 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
     bar = None
     status, step, signalled = "completed", start, None
     step_arr = np.int32
-    first_step_s = None
+    first_step_s, counted = None, False
     wait_each_step = waits_for_each_step(mesh)
     try:
-        with interrupts.installed(hard=False) as intr:
+        with interrupts.installed(hard=False) as intr, _disarmed_at_exit(intr):
             if start == 0 and cfg.probe_every and probe_fn is not None:
                 record_probes(0)
             while step < cfg.steps:
@@ -262,7 +273,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
                     first_step_s = time.perf_counter() - t0
                     if intr is not None:  # from now on a signal stops at a step boundary
                         intr.arm()
-                    bar = _progress(cfg.steps, step, progress, first_step_s)
+                    # the first step is reported on its own line; the bar times the rest
+                    bar = _progress(cfg.steps, step + 1, progress, first_step_s)
+                    counted = True
                 step += 1
                 if step % cfg.eval_every == 0 or step == cfg.steps:
                     check_finite(step)
@@ -273,17 +286,19 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
                 if bar is not None:
                     if step % 10 == 0 or step == cfg.steps:
                         bar.set_postfix_str(_postfix(loss, metrics_last, baseline))
-                    bar.update(1)
+                    if counted:
+                        counted = False
+                    else:
+                        bar.update(1)
                 signalled = intr.signal if intr is not None else None
                 stopping = signalled or (stop_at is not None and step >= stop_at)
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps or stopping:
                     check_finite(step)
                     save(step)
                 if stopping:
-                    status = "interrupted" if signalled else "stopped"
+                    if step < cfg.steps:  # a signal during the last step stops nothing
+                        status = "interrupted" if signalled else "stopped"
                     break
-            if intr is not None:
-                intr.disarm()
     finally:
         if bar is not None:
             bar.close()

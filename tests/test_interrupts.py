@@ -53,3 +53,19 @@ def test_signals_end_a_process_blocked_in_xla():
     for p in (unarmed, armed):
         p.stdout.close()
         p.stderr.close()
+
+
+def test_arming_starts_afresh():
+    """A policy shared by several runs in one process (``compare``, ``train --arch a,b``): a
+    signal handled by one run is not carried into the next one's arm()."""
+    import signal
+
+    from lstm_jax.interrupts import Interrupts
+
+    policy = Interrupts(hard=False)
+    policy.arm()
+    policy._received(signal.SIGINT)  # the first signal while armed: a stop request
+    assert (policy.signal, policy.count) == ("SIGINT", 1)
+    policy.disarm()
+    policy.arm()  # the next run
+    assert (policy.signal, policy.count, policy.armed) == (None, 0, True)

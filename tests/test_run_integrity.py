@@ -150,6 +150,17 @@ def test_interrupt_before_the_first_eval_can_be_resumed(tmp_path):
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [2, 4]
 
 
+def test_a_stop_request_during_the_last_step_completes_the_run(tmp_path):
+    """A signal (here ``stop_at``, which takes the same path) that arrives while the last step
+    runs stops nothing: the run is completed, with its figure, not "interrupted"."""
+    from lstm_jax.train import train
+
+    out = tmp_path / "run"
+    done = train(TINY_CFG, out, stop_at=TINY_CFG.steps, progress=False, log=lambda m: None)
+    assert done["status"] == "completed" and done["steps"] == TINY_CFG.steps
+    assert (out / "curves.png").is_file()
+
+
 def test_checkpoint_without_digest_is_not_loaded(tmp_path):
     import orbax.checkpoint as ocp
 

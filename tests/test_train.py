@@ -213,3 +213,18 @@ def test_lstm_learns_adding_at_T50(tmp_path, seed):
     assert loss < 0.1 * summary["task"]["baseline"], loss
 
 
+
+
+def test_all_finite_checks_leaves_not_the_overflowing_norm():
+    """Gradients of 1e20 are finite, but their float32 global norm is inf; the divergence check
+    must not stop such a run (clipping would not help: it computes the same norm)."""
+    import optax
+
+    from lstm_jax.steps import all_finite
+
+    big = {"w": jnp.full((3, 3), 1e20, jnp.float32), "b": jnp.ones((3,), jnp.float32)}
+    assert not jnp.isfinite(optax.tree.norm(big))  # the old check's premise
+    assert bool(all_finite(big))
+    assert not bool(all_finite({**big, "b": jnp.array([1.0, jnp.nan, 0.0])}))
+    assert not bool(all_finite({**big, "w": big["w"].at[0, 0].set(jnp.inf)}))
+    assert bool(jax.jit(all_finite)(big))
