@@ -75,8 +75,9 @@ def truncate_after(path: str | os.PathLike, step: int) -> None:
 
 
 def mean_sd(values) -> dict[str, float]:
-    """``{"mean", "sd", "per_seed"}``; ``sd`` is the sample standard deviation (0 for one seed)."""
-    values = [float(v) for v in values]
+    """``{"mean", "sd", "per_seed"}``; ``sd`` is the sample standard deviation (0 for one seed).
+    A ``None`` (how the JSON files store a NaN) is NaN again."""
+    values = [math.nan if v is None else float(v) for v in values]
     n = len(values)
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0

@@ -204,6 +204,9 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
         if is_primary():
             truncate_after(out / "metrics.jsonl", start)
             truncate_after(out / "probes.jsonl", start if start else -1)  # step 0 is re-probed
+            # the old summary ("completed" at fewer steps, say) would outlive a session killed
+            # before it writes the new one; no summary means "not finished"
+            (out / "summary.json").unlink(missing_ok=True)
         log(f"resuming {out} from step {start}")
     if is_primary():
         write_json(out / "config.json", cfg.to_dict())
@@ -264,6 +267,11 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
         with interrupts.installed(hard=False) as intr, _disarmed_at_exit(intr):
             if start == 0 and cfg.probe_every and probe_fn is not None:
                 record_probes(0)
+            if step == cfg.steps and (metrics_last is None or metrics_last["step"] != step):
+                # resumed exactly at the budget from a checkpoint between evaluations: the
+                # final evaluation an uninterrupted run makes at its last step
+                check_finite(step)
+                metrics_last = record_metrics(step)
             while step < cfg.steps:
                 state, loss = progs.train_step(state, keys["data"], keys["dropout"],
                                                step_arr(step), data)
@@ -322,7 +330,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
 def _postfix(loss, rec: dict | None, baseline: float) -> str:
     text = f"loss {float(np.mean(np.asarray(loss))):.4g}"
     if rec is not None:
-        text += f" eval {float(np.mean(rec['eval/loss'])):.4g}"
+        text += f" eval {float(np.mean(np.asarray(rec['eval/loss'], float))):.4g}"  # None: NaN
     return text + f" (baseline {baseline:.4g})"
 
 

@@ -161,6 +161,72 @@ def test_a_stop_request_during_the_last_step_completes_the_run(tmp_path):
     assert (out / "curves.png").is_file()
 
 
+def test_resume_after_a_nan_evaluation(tmp_path):
+    """A NaN evaluation value is stored as null; resuming after it (the progress line and the
+    summary read the last metrics line) works, and the summary says NaN for that seed."""
+    import json
+    import math
+
+    from lstm_jax.metrics import mean_sd
+    from lstm_jax.train import _postfix, train
+
+    assert math.isnan(mean_sd([0.5, None])["mean"]) and mean_sd([0.5, None])["per_seed"][0] == 0.5
+    assert "eval nan" in _postfix(0.1, {"eval/loss": [None, 0.2]}, 0.167)
+    out = tmp_path / "run"
+    assert train(TINY_CFG, out, stop_at=2, progress=False, log=lambda m: None)["status"] == "stopped"
+    (line,) = read_jsonl(out / "metrics.jsonl")
+    line["eval/loss"][0] = None
+    (out / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    done = train(TINY_CFG, out, resume=True, progress=True, log=lambda m: None)
+    assert done["status"] == "completed" and done["steps"] == TINY_CFG.steps
+
+
+def test_resumed_at_exactly_the_budget_makes_the_final_evaluation(tmp_path):
+    """Stopped at step 3 (a checkpoint, the last evaluation at 2), then resumed with
+    ``steps=3``: the training loop has nothing left to do, but the run still ends with the
+    step-3 evaluation an uninterrupted 3-step run makes, bit for bit."""
+    import dataclasses
+
+    from lstm_jax.train import train
+
+    quiet = {"progress": False, "log": lambda m: None}
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    assert train(TINY_CFG, out, stop_at=3, **quiet)["status"] == "stopped"
+    three = dataclasses.replace(TINY_CFG, steps=3)
+    done = train(three, out, resume=True, **quiet)
+    assert done["status"] == "completed" and done["steps"] == 3
+    train(three, ref, **quiet)
+    got, want = read_jsonl(out / "metrics.jsonl"), read_jsonl(ref / "metrics.jsonl")
+    assert [r["step"] for r in got] == [r["step"] for r in want] == [2, 3]
+    drop = ("time",)
+    assert ({k: v for k, v in got[-1].items() if k not in drop}
+            == {k: v for k, v in want[-1].items() if k not in drop})
+
+
+def test_a_resumed_session_that_dies_leaves_no_stale_summary(tmp_path):
+    """A finished 4-step run resumed to 6 steps whose process dies mid-session (here: an
+    exception from a metrics callback; a kill -9 in life) must not leave the old "completed at
+    4 steps" summary behind: a comparison would read the point as done."""
+    import dataclasses
+
+    from lstm_jax.compare.run import point_status
+    from lstm_jax.train import train
+
+    quiet = {"progress": False, "log": lambda m: None}
+    out = tmp_path / "run"
+    assert train(TINY_CFG, out, **quiet)["status"] == "completed"
+    six = dataclasses.replace(TINY_CFG, steps=6)
+
+    def dies(record):
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train(six, out, resume=True, on_metrics=dies, **quiet)
+    assert not (out / "summary.json").exists()
+    assert point_status(out, 6) == "partial"
+    assert train(six, out, resume=True, **quiet)["status"] == "completed"
+
+
 def test_checkpoint_without_digest_is_not_loaded(tmp_path):
     import orbax.checkpoint as ocp
 
