@@ -180,6 +180,9 @@ def test_probe_checkpoint_probes_the_chosen_step_seed_and_length(trained, tmp_pa
         "checkpoint": str(out), "step": 2, "seed_index": 1, "run_seed": CFG.seed + 1,
         "arch": "lstm", "hidden": 4, "seq_len": 12, "trained_seq_len": 8, "batch": 4}
     assert got["k"] == list(range(12))
+    # the batch comes from validation (test stays for the once-scored evaluation), and the
+    # exact sweep records no Hutchinson sample count
+    assert cfg["probe_split"] == "validation" and cfg["samples"] is None
     assert titles == ["Trained LSTM: adding, T=8, step 2, seed 4; probed at T=12"]
 
     # the reference: restore step 2 with the checkpoint API, take model 1, probe T=12 inputs

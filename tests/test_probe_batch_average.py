@@ -52,3 +52,15 @@ def test_probe_record_states_and_takes_a_geometric_mean_over_rows():
     np.testing.assert_allclose(rec["log10_hidden_std"], np.log10(norms).std(0), atol=1e-4)
     arith = norms.mean(0)
     assert np.all(np.abs(np.log10(arith[1:]) - np.asarray(rec["log10_hidden"][1:])) > 1e-3)
+
+
+def test_hutchinson_with_no_row_reaching_the_last_step_warns_nothing():
+    """Every row padded at the last step: the lags no row reaches are NaN in every summary,
+    including the relative standard error, and nothing warns (the suite turns warnings into
+    errors, so a bare ``np.nanmean`` over an all-NaN column would fail here)."""
+    model = Recurrence(D, CellConfig(arch="rnn", hidden=H), rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (B, T, D))
+    mask = jnp.ones((B, T), bool).at[:, -1].set(False)
+    rec = probe(model, x, mask, method="hutchinson", samples=2)
+    assert np.isnan(rec["hidden_rel_se"][-1]) and np.isfinite(rec["hidden_rel_se"][0])
+    assert np.isnan(rec["log10_hidden"][-1]) and np.isfinite(rec["log10_hidden"][0])

@@ -98,11 +98,15 @@ def _task_setup(args, arch):
     return model.recurrence, model.inputs(batch.x), batch.mask, head_loss(model, batch, task.loss)
 
 
+PROBE_SPLIT = "validation"  # the test split stays for the once-scored evaluation
+
+
 def probe_batch(task, args):
-    """One held-out batch of the task (a data-backed task draws it from its test split)."""
+    """One held-out batch of the task, from its validation split (:data:`PROBE_SPLIT`)."""
     import jax
 
-    return task.eval_set(task.device_data(), jax.random.key(args.seed + 1), args.batch)
+    return task.eval_set(task.device_data(), jax.random.key(args.seed + 1), args.batch,
+                         split=PROBE_SPLIT)
 
 
 def _check_flags_against(args, cfg) -> None:
@@ -227,6 +231,10 @@ def run(args) -> int:
                   if k not in (*GLOBAL_ARGS, "checkpoint", "step", "seed_index")}
         for arch in parse_archs(args.arch):
             setups[arch] = (_task_setup if args.task else _synthetic_setup)(args, arch)
+    if args.method == "exact":
+        config["samples"] = None  # Hutchinson's K; the exact sweep takes none
+    if args.task or args.checkpoint:
+        config["probe_split"] = PROBE_SPLIT
     out = ensure_out_dir(args.out)
     results = {"config": config, "k": None, "archs": {}}
     for arch, (model, x, mask, loss_fn) in setups.items():

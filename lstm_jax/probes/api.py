@@ -38,7 +38,8 @@ from lstm_jax.recurrence import check_inputs
 
 LN10 = math.log(10.0)
 BATCH_AVERAGE = ("geometric mean over rows: log10_<name> is the mean over rows of the per-row "
-                 "log10 norm, log10_<name>_std its standard deviation")
+                 "log10 norm, log10_<name>_std its standard deviation; at lag k only rows whose "
+                 "last real step is at least k count (padded rows drop out of the long lags)")
 """How :func:`probe` averages a norm over the rows of the batch (recorded in every record)."""
 
 
@@ -240,7 +241,7 @@ def jacobian_record(jac: dict) -> dict:
         if r["log10_se"] is not None:
             with np.errstate(invalid="ignore", over="ignore"):
                 rel = 10.0 ** (r["log10_se"] - 2 * r["log10"])
-            rec[f"{name}_rel_se"] = np.nanmean(rel, axis=0).tolist()
+            rec[f"{name}_rel_se"] = _batch_summary(rel)[0].tolist()  # NaN where no row reaches
     return rec
 
 
