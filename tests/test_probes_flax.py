@@ -235,6 +235,21 @@ def lstm_rnn():
     return nnx.RNN(nnx.LSTMCell(D, H, rngs=nnx.Rngs(4)))
 
 
+def test_default_loss_grad_is_nan_from_each_rows_anchor_not_minus_inf(lstm_rnn):
+    """With the default readout of y at each row's anchor, the carry after the anchor cannot
+    reach the loss: that step is NaN (no measurement), like the steps after it, and the batch
+    summary stays finite before the earliest anchor instead of turning −inf."""
+    x, mask = _x(jnp.float32), _mask()
+    lg = loss_grad(lstm_rnn, x, mask)
+    anchors = np.array([T - 1, T - 4, T - 1])  # rows 0 and 2 end at T−1, row 1 three steps early
+    v = np.asarray(lg["log10"])
+    for b, a in enumerate(anchors):
+        assert np.isnan(v[b, a:]).all() and np.isfinite(v[b, :a]).all(), (b, a, v[b])
+    rec = probe(lstm_rnn, x, mask)
+    assert np.isfinite(rec["log10_loss_grad"][: T - 4]).all()
+    assert not np.isneginf(rec["log10_loss_grad"]).any()
+
+
 def test_hutchinson_agrees_with_exact_in_expectation_and_time_major_matches(lstm_rnn):
     x, mask = _x(jnp.float32), _mask()
     exact = jacobian_norms(lstm_rnn, x, mask)

@@ -197,7 +197,9 @@ def loss_grad(model, x, mask=None, loss_fn=None, *, layer: int | None = None, ke
     (needs ``(B, T, F)`` outputs). A new ``loss_fn`` object means a new compile.
 
     Returns ``{"t": (T,), "log10": (B, T), "leaves": {name: (B, T)}}`` (``log10`` the total); NaN
-    after a row's last valid step.
+    after a row's last valid step, and with the default loss also at it: a change to the carry
+    after the anchor step cannot reach ``y`` at the anchor, so its gradient is zero by
+    construction, not a measurement.
     """
     s = setup(model, x, mask, initial_carry, 0 if layer is None else layer)
     T, B = s.xs.shape[:2]
@@ -211,7 +213,8 @@ def loss_grad(model, x, mask=None, loss_fn=None, *, layer: int | None = None, ke
         readout = None
     ln = _loss_core(s.state, s.xs, s.mask, s.carry0, readout, graphdef=s.graphdef, spec=s.spec,
                     loss_fn=loss_fn)
-    after_last = np.arange(T)[None, :] > np.asarray(anchor)[:, None]
+    t, last = np.arange(T)[None, :], np.asarray(anchor)[:, None]
+    after_last = t >= last if readout is not None else t > last
 
     def log10(v):
         return np.where(after_last, np.nan, np.asarray(v) / LN10)
