@@ -10,7 +10,7 @@ import pytest
 
 from lstm_jax.errors import UserError
 from lstm_jax.tasks import make_task, task_names
-from lstm_jax.tasks.synthetic import hochreiter_adding_baseline
+from lstm_jax.tasks.synthetic import hochreiter_adding_baseline, hochreiter_adding_solved_baseline
 
 KEY = jax.random.key(7)
 
@@ -107,6 +107,13 @@ def test_adding_hochreiter_example_and_baseline():
     assert float(jax.jit(task.loss)(half, big)) == pytest.approx(task.spec.baseline, rel=0.02)
     metrics = task.metrics(big.y[:, None] + 0.039, big)
     assert float(metrics["solved"]) == 1.0
+    # the chance level of "solved": the constant 0.5 solves |X1 + X2| < 0.16; by hand at T = 40
+    # (n = 19): p0 = 0.1 + 0.9/18 = 0.15, (1 − p0)·0.1536 + p0·0.16 = 0.15456; and Monte Carlo
+    # on the generator itself (sd of the fraction ≈ 0.0011 at 100,000 sequences)
+    assert hochreiter_adding_solved_baseline(T) == pytest.approx(0.85 * 0.1536 + 0.15 * 0.16)
+    assert task.spec.metric_baselines["solved"] == hochreiter_adding_solved_baseline(T)
+    chance = float(task.metrics(half, big)["solved"])
+    assert chance == pytest.approx(hochreiter_adding_solved_baseline(T), abs=0.005)
 
 
 def test_copy_example_and_baseline():
