@@ -283,4 +283,3 @@ def test_mixed_precision_tiny_run_and_reuse(tmp_path):
     mtime = (tmp_path / "runs" / "lstm_float32" / "summary.json").stat().st_mtime
     assert mixed_precision.main(argv) == 0
     assert (tmp_path / "runs" / "lstm_float32" / "summary.json").stat().st_mtime == mtime
-

@@ -15,7 +15,8 @@ Two sources, one record format (``{"text": str, "label": int}``; ``label`` 0 = n
   archive's ``aclImdb/{train,test}/urls_{pos,neg,unsup}.txt``: line ``i`` is the IMDB URL
   (``http://www.imdb.com/title/tt0406816/usercomments``) of review ``{pos,neg,unsup}/i_*.txt``,
   kept as the title number (406816). Up to 30 reviews share a movie, and the train and test
-  splits use disjoint movies (Maas et al. 2011); a review without a urls line gets -1.
+  splits use disjoint movies (Maas et al. 2011) but for one (406816: 2 train, 23 test reviews;
+  ``experiments/imdb_duplicates.py``); a review without a urls line gets -1.
 * **tfds** (online users): ``tfds.data_source("imdb_reviews/plain_text")`` from a built
   array_record data set in a tfds ``data_dir`` (reading needs no TensorFlow; building does:
   ``pip install 'lstm_jax[tf]'``).
