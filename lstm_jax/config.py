@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from lstm_jax.cells import ARCHS, RECURRENT_INITS, CellConfig, cell_accepts
+from lstm_jax.cells import ARCHS, RECURRENT_INITS, CellConfig, cell_config_for
 from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.recurrence import IMPLS, MATMUL_DTYPES
 
@@ -186,11 +186,12 @@ class TrainConfig:
                 "val_split": self.val_split}
 
     def cell(self) -> CellConfig:
-        return CellConfig(arch=self.arch, hidden=self.hidden, forget_bias=self.forget_bias,
-                          chrono_tmax=self.chrono if cell_accepts(self.arch, "chrono_tmax") else None,
-                          recurrent_init=self.recurrent_init,
-                          recurrent_scale=self.recurrent_scale,
-                          gru_reset_after=self.gru_reset_after)
+        """The cell's config; a field this arch does not read keeps its default (a command over
+        several archs shares its flags; see :func:`lstm_jax.cli.common.check_cell_flags`)."""
+        return cell_config_for(self.arch, hidden=self.hidden, forget_bias=self.forget_bias,
+                               chrono_tmax=self.chrono, recurrent_init=self.recurrent_init,
+                               recurrent_scale=self.recurrent_scale,
+                               gru_reset_after=self.gru_reset_after)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -149,3 +149,32 @@ def test_the_real_default_archive_is_found_from_a_temp_cwd(tmp_path, monkeypatch
     monkeypatch.delenv(imdb.ENV_VAR, raising=False)
     monkeypatch.chdir(tmp_path)
     assert imdb.resolve_archive().is_file()
+
+
+# ------------------------------------------------- a model flag no chosen arch reads
+
+def test_a_cell_field_the_arch_does_not_read_is_refused_not_ignored(tmp_path, capsys):
+    """IndRNN, expRNN and the LRU initialise their own recurrence (no recurrent_init/scale); only
+    the LSTM-family cells have a forget bias; only the GRU has a reset variant. A value that
+    would be ignored is an error, in the Python API and on the command line; a flag shared by
+    several archs applies to those that read it."""
+    from lstm_jax.cells import CellConfig, cell_accepts
+    from lstm_jax.errors import UserError
+
+    assert cell_accepts("rnn", "recurrent_scale") and cell_accepts("peephole", "recurrent_init")
+    assert not any(cell_accepts(a, "recurrent_scale") for a in ("indrnn", "exprnn", "lru"))
+    for kw, needle in [({"arch": "exprnn", "recurrent_scale": 0.5}, "recurrent_scale=0.5"),
+                       ({"arch": "lru", "recurrent_init": "normal"}, "recurrent_init='normal'"),
+                       ({"arch": "gru", "forget_bias": 2.0}, "forget_bias=2.0"),
+                       ({"arch": "lstm", "gru_reset_after": False}, "gru_reset_after=False")]:
+        with pytest.raises(UserError, match=needle):
+            CellConfig(**kw)
+    assert CellConfig(arch="rnn", recurrent_scale=0.5).recurrent_scale == 0.5
+
+    assert main(["probe", "--arch", "exprnn", "--recurrent-scale", "0.5",
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--recurrent-scale does not apply to --arch=exprnn" in err and "Traceback" not in err
+    out = tmp_path / "p"
+    assert main(["probe", "--arch", "rnn,exprnn", "--recurrent-scale", "0.5", "--seq-len", "6",
+                 "--batch", "2", "--hidden", "4", "--out", str(out)]) == 0

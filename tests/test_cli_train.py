@@ -25,7 +25,8 @@ TINY = ["--task", "adding", "--seq-len", "6", "--hidden", "4", "--steps", "4", "
                                  "bfloat16"),
     (["--impl", "scan", "--matmul-dtype", "bfloat16"], "matmul_dtype='bfloat16' needs "
                                                        "impl='fused'"),
-    (["--arch", "rnn", "--chrono", "50"], None),  # allowed: chrono is ignored for the RNN
+    (["--arch", "rnn", "--chrono", "50"], "--chrono does not apply to --arch=rnn"),  # not ignored
+    (["--arch", "rnn,lstm", "--chrono", "50"], None),  # shared: applies to the LSTM
 ])
 def test_bad_flags_are_one_line_user_errors(argv, message, tmp_path, capsys):
     if message is None:  # the CLI's own checks accept it (plan() validates, trains nothing)

@@ -67,6 +67,8 @@ BAD = [
     ("arms.x", {"arch": "lstm", "chrono": "0T"}, "arms.x.chrono"),
     ("arms.x", {"arch": "lstm", "hidden": 64}, "arms.x.hidden"),
     ("arms.x", {"arch": "rnn", "chrono": "T"}, "arms.x"),  # the tanh RNN has no gates
+    ("arms.x", {"arch": "gru", "forget_bias": 2.0}, "arms.x.forget_bias"),  # GRU: no forget gate
+    ("arms.x", {"arch": "exprnn", "recurrent_scale": 0.5}, "arms.x.recurrent_scale"),
     ("arms.x", {"arch": "rnn", "recurrent_init": "eye"}, "arms.x"),
     ("arms.x", {"arch": "lstm", "readout": "first"}, "arms.x"),
     ("arms.x", {"arch": "lstm", "bidirectional": "yes"}, "arms.x"),

@@ -20,7 +20,7 @@ interchange block by block (:mod:`lstm_jax.interop`): LSTM ``(i, f, g=C̃, o)``,
 """
 
 from lstm_jax.cells.base import RecurrentCell, make_cell, step_fn
-from lstm_jax.cells.config import RECURRENT_INITS, CellConfig, cell_accepts
+from lstm_jax.cells.config import RECURRENT_INITS, CellConfig, cell_accepts, cell_config_for
 from lstm_jax.cells.kernel import (
     CellStep,
     FusedPath,
@@ -53,6 +53,6 @@ __all__ = [
     "PeepholeLSTMCell", "RECURRENT_INITS",
     "CellConfig", "CellEntry", "CellStep",
     "FusedPath", "GRUCell", "JacobianPath", "LRUCell", "LSTMCell", "RNNCell", "RecurrentCell",
-    "StepJacobian", "StepResiduals", "cell_accepts", "cell_class", "fused_path",
+    "StepJacobian", "StepResiduals", "cell_accepts", "cell_class", "cell_config_for", "fused_path",
     "jacobian_path", "make_cell", "register", "registered", "step_fn",
 ]

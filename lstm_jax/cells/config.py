@@ -27,10 +27,11 @@ class CellConfig:
       hidden: hidden size H.
       forget_bias: forget-gate bias at init for the cells with a forget gate (+1 after Jozefowicz
         et al. 2015; Gers et al. 2000 introduced the gate). Ignored when ``chrono_tmax`` is set.
-      chrono_tmax: if set, chrono initialisation (Tallec & Ollivier 2018): LSTM
-        ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``;
-        IndRNN's recurrent weights ``u ~ U(0, 2^{1/T_max})`` (Li et al. 2018).
-        Refused by cells that do not read it.
+      chrono_tmax: if set, chrono initialisation (Tallec & Ollivier 2018): LSTM, peephole LSTM
+        and CIFG ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``;
+        JANET's forget bias; IndRNN's recurrent weights ``u ~ U(0, 2^{1/T_max})`` (Li et al.
+        2018). Refused by cells that do not read it, as is any field a cell does not read
+        (:func:`cell_accepts`).
       recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
         (entries N(0, 1/H), spectral radius ≈ 1 by the circular law) or ``"identity"`` (each block I,
         Le et al. 2015's IRNN init, here with tanh rather than their ReLU).
@@ -68,6 +69,12 @@ class CellConfig:
             if not (isinstance(self.chrono_tmax, int | float) and self.chrono_tmax > 2):
                 raise UserError(f"chrono_tmax={self.chrono_tmax!r} must be a number > 2 "
                                 "(the longest dependency the gates should span, in steps)")
+        for field, default in _DEFAULTS.items():  # a value the cell would silently ignore
+            if getattr(self, field) != default and not cell_accepts(self.arch, field):
+                users = [n for n in _REGISTRY if cell_accepts(n, field)]
+                raise UserError(f"{field}={getattr(self, field)!r} does not apply to arch="
+                                f"{self.arch} (it reads {field} only for "
+                                f"{'/'.join(users)}); leave it at {default!r}")
         cls.check_config(self)
 
     def kernel(self) -> CellStep:
@@ -80,5 +87,25 @@ class CellConfig:
 
 
 def cell_accepts(arch: str, option: str) -> bool:
-    """Whether the cell registered as ``arch`` reads the :class:`CellConfig` field ``option``."""
-    return option in cell_class(arch).options
+    """Whether the cell registered as ``arch`` reads the :class:`CellConfig` field ``option``:
+    ``recurrent_init`` and ``recurrent_scale`` when it keeps the dense recurrent kernel (a cell
+    with its own ``recurrent_params``, like IndRNN, expRNN or the LRU, does not), any other
+    field when its ``options`` name it."""
+    cls = cell_class(arch)
+    if option in _DENSE_KERNEL_FIELDS:
+        return not any("recurrent_params" in vars(k) for k in cls.__mro__[:-1]
+                       if k.__name__ != "RecurrentCell")
+    return option in cls.options
+
+
+_DENSE_KERNEL_FIELDS = ("recurrent_init", "recurrent_scale")
+_DEFAULTS = {"forget_bias": 1.0, "recurrent_init": "orthogonal", "recurrent_scale": 1.0,
+             "gru_reset_after": True}
+
+
+def cell_config_for(arch: str, **fields) -> CellConfig:
+    """``CellConfig(arch=arch, **fields)`` with each field ``arch`` does not read left at its
+    default (``chrono_tmax`` at None): how one set of shared flags applies to several archs."""
+    kept = {k: v for k, v in fields.items()
+            if k == "hidden" or cell_accepts(arch, k)}
+    return CellConfig(arch=arch, **kept)

@@ -105,13 +105,32 @@ def add_model_args(parser: argparse.ArgumentParser, *, arch_default: str = "lstm
 
 
 def cell_config(args: argparse.Namespace, arch: str):
-    """The :class:`CellConfig` the model flags describe, for one architecture."""
-    from lstm_jax.cells import CellConfig, cell_accepts
+    """The :class:`CellConfig` the model flags describe, for one architecture (a flag it does
+    not read is left at its default; :func:`check_cell_flags` refuses one no arch reads)."""
+    from lstm_jax.cells import cell_config_for
 
-    return CellConfig(arch=arch, hidden=args.hidden, forget_bias=args.forget_bias,
-                      chrono_tmax=args.chrono if cell_accepts(arch, "chrono_tmax") else None,
-                      recurrent_init=args.recurrent_init, recurrent_scale=args.recurrent_scale,
-                      gru_reset_after=not args.gru_reset_before)
+    return cell_config_for(arch, hidden=args.hidden, forget_bias=args.forget_bias,
+                           chrono_tmax=args.chrono, recurrent_init=args.recurrent_init,
+                           recurrent_scale=args.recurrent_scale,
+                           gru_reset_after=not args.gru_reset_before)
+
+
+_CELL_FLAGS = {"forget_bias": "forget_bias", "chrono": "chrono_tmax",
+               "recurrent_init": "recurrent_init", "recurrent_scale": "recurrent_scale",
+               "gru_reset_before": "gru_reset_after"}
+
+
+def check_cell_flags(args: argparse.Namespace, archs: list[str]) -> None:
+    """A model flag the user gave that none of ``archs`` reads is an error, not ignored."""
+    from lstm_jax.cells import cell_accepts
+    from lstm_jax.errors import UserError
+
+    for dest, field in _CELL_FLAGS.items():
+        if dest in (getattr(args, "given", None) or ()) and not any(
+                cell_accepts(a, field) for a in archs):
+            flag = "--" + dest.replace("_", "-")
+            raise UserError(f"{flag} does not apply to --arch={','.join(archs)} (no such arch "
+                            f"reads {field}); leave it out")
 
 
 def parse_archs(text: str) -> list[str]:

@@ -13,7 +13,7 @@ Every part is the same command a user can run alone; this one only chains them a
 
 from __future__ import annotations
 
-from lstm_jax.cli.common import add_model_args, parse_archs, positive_int
+from lstm_jax.cli.common import add_model_args, check_cell_flags, parse_archs, positive_int
 
 
 def register(sub) -> None:
@@ -81,6 +81,7 @@ def run(args) -> int:
     from lstm_jax.plots.compare import plot_runs
 
     archs = parse_archs(args.arch)
+    check_cell_flags(args, archs)
     out = ensure_out_dir(args.out)
     if args.train_steps < 0:
         from lstm_jax.errors import UserError

@@ -203,7 +203,7 @@ def run(args) -> int:
 
     import jax
 
-    from lstm_jax.cli.common import parse_archs
+    from lstm_jax.cli.common import check_cell_flags, parse_archs
     from lstm_jax.errors import UserError, check_choice
     from lstm_jax.io import ensure_out_dir, write_json
     from lstm_jax.plots.probes import plot_decay, plot_loss_grad
@@ -229,6 +229,7 @@ def run(args) -> int:
                             f"(--layers={args.layers})")
         config = {k: v for k, v in vars(args).items()
                   if k not in (*GLOBAL_ARGS, "checkpoint", "step", "seed_index")}
+        check_cell_flags(args, parse_archs(args.arch))
         for arch in parse_archs(args.arch):
             setups[arch] = (_task_setup if args.task else _synthetic_setup)(args, arch)
     if args.method == "exact":

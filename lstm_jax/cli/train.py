@@ -188,7 +188,7 @@ def _targets(args) -> list[tuple[str | None, str]]:
     or the named ones."""
     from pathlib import Path
 
-    from lstm_jax.cli.common import parse_archs
+    from lstm_jax.cli.common import check_cell_flags, parse_archs
     from lstm_jax.io import check_out_path
 
     check_out_path(args.out)
@@ -199,6 +199,7 @@ def _targets(args) -> list[tuple[str | None, str]]:
             return [(a, str(out / a)) for a in subruns]
         return [(None, args.out)]
     archs = parse_archs(args.arch)
+    check_cell_flags(args, archs)
     if len(archs) == 1 and not (args.resume and not (out / "config.json").is_file()
                                 and (out / archs[0] / "config.json").is_file()):
         return [(archs[0], args.out)]

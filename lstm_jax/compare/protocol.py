@@ -317,14 +317,24 @@ def _parse_task(name: str, t: dict) -> TaskPlan:
     return TaskPlan(name, lengths, Criterion(metric, ops[0], threshold, when))
 
 
+_CELL_FIELDS = ("forget_bias", "chrono_tmax", "recurrent_init", "recurrent_scale",
+                "gru_reset_after")
+
+
 def _parse_arm(name: str, a: dict) -> Arm:
     where = f"arms.{name}"
     _known(where, a, ARM_FIELDS)
     if "arch" not in a:
         raise UserError(f"{where}.arch is missing; every arm names its architecture")
     options = {k: v for k, v in a.items() if k != "arch"}
+    from lstm_jax.cells import ARCHS, cell_accepts
+
+    if a["arch"] in ARCHS:  # TrainConfig would leave such a field out: an arm means what it says
+        for k in options:
+            field = {"chrono": "chrono_tmax"}.get(k, k)
+            if field in _CELL_FIELDS and not cell_accepts(a["arch"], field):
+                raise UserError(f"{where}.{k} does not apply to arch {a['arch']} (it does not "
+                                f"read {field}); leave it out of the arm")
     if "chrono" in options:
-        if a["arch"] == "rnn":  # TrainConfig would silently drop it: an arm must mean what it says
-            raise UserError(f"{where}.chrono applies to arch lstm or gru, not rnn (it has no gates)")
         options["chrono"] = parse_chrono(f"{where}.chrono", options["chrono"])
     return Arm(name, a["arch"], tuple(sorted(options.items())))
