@@ -64,13 +64,23 @@ def _states(args, archs, out) -> dict:
     return summary
 
 
-def _model_flags(args) -> list[str]:
-    flags = ["--hidden", str(args.hidden), "--layers", str(args.layers),
-             "--forget-bias", str(args.forget_bias), "--recurrent-init", args.recurrent_init,
-             "--recurrent-scale", str(args.recurrent_scale)]
-    if args.chrono is not None:
+def _model_flags(args, archs: list[str]) -> list[str]:
+    """The model flags to pass on to a subcommand over ``archs``: each cell flag only where one
+    of them reads it (the subcommand refuses a flag none reads)."""
+    from lstm_jax.cells import cell_accepts
+
+    def reads(field):
+        return any(cell_accepts(a, field) for a in archs)
+
+    flags = ["--hidden", str(args.hidden), "--layers", str(args.layers)]
+    if reads("forget_bias"):
+        flags += ["--forget-bias", str(args.forget_bias)]
+    if reads("recurrent_init"):
+        flags += ["--recurrent-init", args.recurrent_init,
+                  "--recurrent-scale", str(args.recurrent_scale)]
+    if args.chrono is not None and reads("chrono_tmax"):
         flags += ["--chrono", str(args.chrono)]
-    if args.gru_reset_before:
+    if args.gru_reset_before and reads("gru_reset_after"):
         flags.append("--gru-reset-before")
     return flags
 
@@ -94,7 +104,7 @@ def run(args) -> int:
     print("\n== 2/3 gradient decay at initialisation (lstm-jax probe)")
     code = main(["probe", "--arch", ",".join(archs), "--seq-len", str(args.seq_len),
                  "--batch", str(args.batch), "--features", str(args.features),
-                 "--seed", str(args.seed), "--out", str(out / "probe"), *_model_flags(args)])
+                 "--seed", str(args.seed), "--out", str(out / "probe"), *_model_flags(args, archs)])
     if code:
         return code
     probe = read_json(out / "probe" / "probe.json")
@@ -107,7 +117,8 @@ def run(args) -> int:
             code = main(["train", "--task", "adding", "--arch", arch,
                          "--seq-len", str(args.train_seq_len), "--steps", str(args.train_steps),
                          "--lr", "3e-3", "--eval-every", str(max(args.train_steps // 12, 1)),
-                         "--seed", str(args.seed), "--out", str(run_dir), *_model_flags(args)])
+                         "--seed", str(args.seed), "--out", str(run_dir),
+                         *_model_flags(args, [arch])])
             if code:
                 return code
             runs[arch] = run_dir
