@@ -69,8 +69,10 @@ class CellConfig:
             if not (isinstance(self.chrono_tmax, int | float) and self.chrono_tmax > 2):
                 raise UserError(f"chrono_tmax={self.chrono_tmax!r} must be a number > 2 "
                                 "(the longest dependency the gates should span, in steps)")
-        for field, default in _DEFAULTS.items():  # a value the cell would silently ignore
-            if getattr(self, field) != default and not cell_accepts(self.arch, field):
+        for f in dataclasses.fields(self):  # a value the cell would silently ignore
+            field, default = f.name, f.default
+            if (field in _REFUSED_UNLESS_READ and getattr(self, field) != default
+                    and not cell_accepts(self.arch, field)):
                 users = [n for n in _REGISTRY if cell_accepts(n, field)]
                 raise UserError(f"{field}={getattr(self, field)!r} does not apply to arch="
                                 f"{self.arch} (it reads {field} only for "
@@ -83,7 +85,7 @@ class CellConfig:
 
     def accepts(self, option: str) -> bool:
         """Whether this config's cell reads ``option`` (e.g. ``"chrono_tmax"``)."""
-        return option in cell_class(self.arch).options
+        return cell_accepts(self.arch, option)
 
 
 def cell_accepts(arch: str, option: str) -> bool:
@@ -91,16 +93,17 @@ def cell_accepts(arch: str, option: str) -> bool:
     ``recurrent_init`` and ``recurrent_scale`` when it keeps the dense recurrent kernel (a cell
     with its own ``recurrent_params``, like IndRNN, expRNN or the LRU, does not), any other
     field when its ``options`` name it."""
+    from lstm_jax.cells.base import RecurrentCell  # base imports this module
+
     cls = cell_class(arch)
     if option in _DENSE_KERNEL_FIELDS:
-        return not any("recurrent_params" in vars(k) for k in cls.__mro__[:-1]
-                       if k.__name__ != "RecurrentCell")
+        return cls.recurrent_params is RecurrentCell.recurrent_params
     return option in cls.options
 
 
 _DENSE_KERNEL_FIELDS = ("recurrent_init", "recurrent_scale")
-_DEFAULTS = {"forget_bias": 1.0, "recurrent_init": "orthogonal", "recurrent_scale": 1.0,
-             "gru_reset_after": True}
+# chrono_tmax has its own message above; hidden and arch every cell reads
+_REFUSED_UNLESS_READ = ("forget_bias", *_DENSE_KERNEL_FIELDS, "gru_reset_after")
 
 
 def cell_config_for(arch: str, **fields) -> CellConfig:

@@ -229,8 +229,9 @@ def run(args) -> int:
                             f"(--layers={args.layers})")
         config = {k: v for k, v in vars(args).items()
                   if k not in (*GLOBAL_ARGS, "checkpoint", "step", "seed_index")}
-        check_cell_flags(args, parse_archs(args.arch))
-        for arch in parse_archs(args.arch):
+        archs = parse_archs(args.arch)
+        check_cell_flags(args, archs)
+        for arch in archs:
             setups[arch] = (_task_setup if args.task else _synthetic_setup)(args, arch)
     if args.method == "exact":
         config["samples"] = None  # Hutchinson's K; the exact sweep takes none

@@ -317,22 +317,20 @@ def _parse_task(name: str, t: dict) -> TaskPlan:
     return TaskPlan(name, lengths, Criterion(metric, ops[0], threshold, when))
 
 
-_CELL_FIELDS = ("forget_bias", "chrono_tmax", "recurrent_init", "recurrent_scale",
-                "gru_reset_after")
-
-
 def _parse_arm(name: str, a: dict) -> Arm:
     where = f"arms.{name}"
     _known(where, a, ARM_FIELDS)
     if "arch" not in a:
         raise UserError(f"{where}.arch is missing; every arm names its architecture")
     options = {k: v for k, v in a.items() if k != "arch"}
-    from lstm_jax.cells import ARCHS, cell_accepts
+    from lstm_jax.cells import ARCHS, CellConfig, cell_accepts
+
+    cell_fields = {f.name for f in dataclasses.fields(CellConfig)} - {"arch", "hidden"}
 
     if a["arch"] in ARCHS:  # TrainConfig would leave such a field out: an arm means what it says
         for k in options:
             field = {"chrono": "chrono_tmax"}.get(k, k)
-            if field in _CELL_FIELDS and not cell_accepts(a["arch"], field):
+            if field in cell_fields and not cell_accepts(a["arch"], field):
                 raise UserError(f"{where}.{k} does not apply to arch {a['arch']} (it does not "
                                 f"read {field}); leave it out of the arm")
     if "chrono" in options:
