@@ -170,3 +170,19 @@ def test_report_names_a_best_arm_without_a_finite_validation_mean():
             "val_final_mean": None, "test_mean": None, "test_sd": None, "arms_compared": 2}
     text = markdown(proto, {"rows": [], "differences": [], "best_on_validation": [best]})
     assert "**rnn** (lr 0.01, validation —); its test loss, scored once: not scored." in text
+
+
+def test_report_numbers_never_round_up_to_a_perfect_whole_number():
+    """A recall of 0.99996 printed to 3 or 4 significant digits would read "1", a perfect score
+    no seed reached; the table keeps the digits that tell them apart, and exact values stay short."""
+    from lstm_jax.compare.report import _fmt, by_length
+
+    assert _fmt(0.99996, ".4g") == "0.99996"
+    assert _fmt(0.999996, ".3g") == "0.999996"
+    assert _fmt(1.0, ".4g") == "1"
+    assert _fmt(0.0, ".3g") == "0"
+    assert _fmt(0.12345, ".3g") == "0.123"
+    assert _fmt(None) == "—"
+    row = {"task": "copy", "arm": "lstm", "T": 50, "status": "done", "successes": 5,
+           "seeds": 5, "test_mean": 0.99996}
+    assert by_length("copy", [row])[-1] == "| lstm | 5/5 · 0.99996 |"

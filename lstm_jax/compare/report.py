@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 from lstm_jax.io import atomic_write_text, write_json
@@ -38,7 +39,17 @@ def _csv(rows: list[dict], fields) -> str:
 
 
 def _fmt(v, spec=".3g") -> str:
-    return "—" if v is None else format(v, spec)
+    """``format(v, spec)``, with more significant digits where rounding would reach a whole
+    number that ``v`` is not: a recall of 0.99996 prints as 0.99996, not as a perfect "1"."""
+    if v is None:
+        return "—"
+    text = format(v, spec)
+    m = re.fullmatch(r"\.(\d+)g", spec)
+    digits = int(m.group(1)) if m else None
+    while digits is not None and digits < 8 and float(text) != v and float(text) == round(float(text)):
+        digits += 1
+        text = format(v, f".{digits}g")
+    return text
 
 
 def by_length(task: str, rows: list[dict]) -> list[str]:
