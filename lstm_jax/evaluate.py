@@ -4,7 +4,8 @@ Training reports only validation metrics (:data:`lstm_jax.train.EVAL_SPLIT`): ev
 (learning rate, readout, early stopping, the "best" attempt) is made on them. The test split is
 scored here, for a final configuration, and the score is written apart from the training files::
 
-    RUN_DIR/test_metrics.json        split, checkpoint step, examples, mean ± sd over seeds,
+    RUN_DIR/test_metrics.json        split, checkpoint step, examples (and the size asked for),
+                                     mean ± sd over seeds,
                                      per-seed values, how many times test has been scored
     RUN_DIR/test_log.jsonl           one line per scoring of test (append-only, even with force)
     RUN_DIR/validation_metrics.json  the same for ``split="validation"`` (no limit)
@@ -107,7 +108,7 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
         examples = int(chunks.y.shape[0] * chunks.y.shape[1])
     times = len(read_jsonl(log)) + 1 if split == "test" else None
     record = {
-        "split": split, "step": int(step), "examples": int(examples),
+        "split": split, "step": int(step), "examples": int(examples), "size_requested": size,
         "seeds": list(range(cfg.seed, cfg.seed + cfg.seeds)),
         "metrics": {k: mean_sd(v.tolist()) for k, v in ev.items()},
         "times_scored": times, "trained_steps_saved": steps[-1],

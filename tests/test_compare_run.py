@@ -100,6 +100,14 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     res = run_comparison(smoke_one_lr, out, log=lambda m: None)
     assert (res["status"], res["trained"]) == ("completed", 0)
     assert len(read_jsonl(first / "test_log.jsonl")) == 1
+    assert not any(r["test_size_not_protocol"] for r in rows)
+    # a test score read back that was asked for at another size than eval.test_size is flagged
+    rec = json.loads((first / "test_metrics.json").read_text())
+    assert rec["size_requested"] == 48
+    (first / "test_metrics.json").write_text(json.dumps({**rec, "size_requested": 16}))
+    res = collect(proto, out, score_test=False, log=lambda m: None)
+    assert [r["test_size_not_protocol"] for r in res["rows"]] == [True, False]
+    (first / "test_metrics.json").write_text(json.dumps(rec))
     # scoring test by hand again is refused, and counted when forced
     with pytest.raises(UserError, match="already holds a test score"):
         score(first, "test")
@@ -222,3 +230,16 @@ def test_the_imdb_protocol_shrunk_runs_end_to_end_on_a_small_archive(tmp_path, m
     (where / "test_metrics.json").write_text(json.dumps(rec))
     with pytest.raises(UserError, match="not the recorded"):
         per_example(where, "test")
+
+
+def test_scored_at_size_reads_old_records_and_whole_splits():
+    """Records written before ``size_requested`` existed are judged by their example count; an
+    exact whole-split score (IMDB) matches any test_size that asks for at least the whole split."""
+    from lstm_jax.compare.run import _scored_at_size
+
+    assert _scored_at_size({"examples": 4096}, 4096)
+    assert not _scored_at_size({"examples": 2048}, 4096)
+    assert not _scored_at_size({"examples": 4096, "size_requested": 2048}, 4096)
+    whole = {"examples": 25000, "size_requested": 25000, "splits": {"sizes": {"test": 25000}}}
+    assert _scored_at_size(whole, 25000) and _scored_at_size({**whole, "size_requested": None}, 30000)
+    assert not _scored_at_size({**whole, "examples": 1024, "size_requested": 1024}, 25000)

@@ -86,7 +86,8 @@ def markdown(proto, results: dict) -> str:
             if r["status"] != "done":
                 lines.append(f"| {r['T']} | {r['arm']} | pending | | | | | |")
                 continue
-            flags = [f for f in ("past_budget", "diverged", "test_step_not_budget") if r.get(f)]
+            flags = [f for f in ("past_budget", "diverged", "test_step_not_budget",
+                                                "test_size_not_protocol") if r.get(f)]
             if (r.get("test_times_scored") or 1) > 1:
                 flags.append(f"test scored {r['test_times_scored']}×")
             test = (f"{_fmt(r.get('test_mean'), '.4g')} ± {_fmt(r.get('test_sd'), '.2g')}"

@@ -246,7 +246,8 @@ def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, lo
     out = {"test_metric": metric, "test_mean": m.get("mean"), "test_sd": m.get("sd"),
            "test_per_seed": m.get("per_seed"), "test_step": rec["step"],
            "test_examples": rec["examples"], "test_times_scored": rec["times_scored"],
-           "test_step_not_budget": rec["step"] != budget}
+           "test_step_not_budget": rec["step"] != budget,
+           "test_size_not_protocol": not _scored_at_size(rec, size)}
     if rec["examples"] == rec.get("splits", {}).get("sizes", {}).get("test"):
         # a whole split scored review by review: keep per-review outcomes for paired CIs
         from lstm_jax.evaluate import per_example, per_example_path
@@ -259,6 +260,16 @@ def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, lo
         if have:
             out["test_per_example"] = str(per_example_path(where, "test"))
     return out
+
+
+def _scored_at_size(rec: dict, size: int) -> bool:
+    """Whether a test record was scored at the protocol's ``test_size``: the size it was asked
+    for (records older than that field: its example count, which batching may round down), or
+    the whole split scored example by example when the size asks for at least all of it."""
+    whole = rec.get("splits", {}).get("sizes", {}).get("test")
+    if whole is not None and rec["examples"] == whole and size >= whole:
+        return True
+    return rec.get("size_requested", rec["examples"]) == size
 
 
 def _differences(a: dict, b: dict, metric: str) -> list[dict]:
