@@ -17,7 +17,7 @@ from lstm_jax.errors import UserError
 from lstm_jax.fused import default_segment, fused_arch, fused_layer
 from lstm_jax.recurrence import Recurrence, scan_layer
 
-ARCHS = ("rnn", "lstm", "gru")
+ARCHS = ("rnn", "lstm", "gru", "cifg")
 
 
 def _setup(arch, dtype, T=9, B=3, D=4, H=5, seed=0, mask_p=0.7):
