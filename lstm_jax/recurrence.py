@@ -164,7 +164,8 @@ class Recurrence(nnx.Module):
         self.unroll = unroll
         self.remat = remat
         self.cells = nnx.List([
-            make_cell(in_features if i == 0 else config.hidden, config, rngs=rngs, dtype=dtype)
+            make_cell(in_features if i == 0 else config.hidden, config, rngs=rngs, dtype=dtype,
+                      last_layer=i == layers - 1)
             for i in range(layers)
         ])
 

@@ -1,5 +1,7 @@
 """IndRNN (Li et al. 2018) against an independent float64 reference and its closed form."""
 
+import tomllib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,6 +41,72 @@ def test_recurrent_weights_start_inside_the_papers_bound():
         np.testing.assert_allclose(u.mean(), hi / 2, rtol=0.06)
     with pytest.raises(UserError, match="chrono_tmax"):
         CellConfig(arch="indrnn", chrono_tmax=1.0)
+
+
+def test_paper_init_is_the_authors_adding_setting():
+    """indrnn_init="paper" as github.com/Sunnydreamrain/IndRNN_Theano_Lasagne adding/adding.py
+    sets it with MAG = 2: U_bound = 2^{1/T}, U_lowbound = (1/2)^{1/T}; the last layer's
+    ``W_hid_to_hid ~ Uniform(U_lowbound, U_bound)``, the first's ``Uniform(0, U_bound)``, every
+    ``W_in_to_hid ~ Normal(std=0.001)``. The default ("uniform") keeps U(0, U_bound) everywhere
+    and LeCun-normal inputs."""
+    T, H = 100.0, 512
+    upper, lower = 2.0 ** (1.0 / T), 0.5 ** (1.0 / T)
+    cfg = CellConfig(arch="indrnn", hidden=H, chrono_tmax=T, indrnn_init="paper")
+    first, last = Recurrence(2, cfg, layers=2, rngs=nnx.Rngs(0)).cells
+    u1, u2 = (np.asarray(c.params()["u"]) for c in (first, last))
+    assert u1.min() >= 0.0 and u1.max() <= upper and u1.min() < 0.02  # the whole of (0, U_bound)
+    assert u2.min() >= lower and u2.max() <= upper
+    assert u2.min() < lower + 0.01 * (upper - lower) and u2.max() > upper - 0.01 * (upper - lower)
+    assert ((u2 ** T >= 0.5 - 1e-5) & (u2 ** T <= 2.0 + 1e-5)).all()  # every unit keeps memory
+    for c in (first, last):
+        np.testing.assert_allclose(np.asarray(c.params()["w_ih"]).std(), 0.001, rtol=0.05)
+    (only,) = Recurrence(2, cfg, rngs=nnx.Rngs(0)).cells  # one layer: it is the last
+    assert np.asarray(only.params()["u"]).min() >= lower
+    (plain,) = Recurrence(2, CellConfig(arch="indrnn", hidden=H, chrono_tmax=T),
+                          rngs=nnx.Rngs(0)).cells
+    assert np.asarray(plain.params()["u"]).min() < 0.02
+    assert np.asarray(plain.params()["w_ih"]).std() > 0.5  # LeCun normal, fan-in 2
+    with pytest.raises(UserError, match="indrnn_init='paper' needs chrono_tmax"):
+        CellConfig(arch="indrnn", indrnn_init="paper")
+    with pytest.raises(UserError, match="indrnn_init.*does not apply to arch=lstm"):
+        CellConfig(arch="lstm", indrnn_init="paper")
+    with pytest.raises(UserError, match="indrnn_init='ring' is not allowed"):
+        CellConfig(arch="indrnn", chrono_tmax=T, indrnn_init="ring")
+
+
+def test_paper_init_reaches_training_protocols_and_the_command_line(capsys):
+    from lstm_jax.cli import main
+    from lstm_jax.compare.protocol import parse_protocol
+    from lstm_jax.config import TrainConfig
+
+    cfg = TrainConfig(arch="indrnn", chrono=50.0, indrnn_init="paper", layers=2)
+    assert cfg.cell().indrnn_init == "paper"
+    assert TrainConfig(arch="lstm").cell().indrnn_init == "uniform"
+    assert main(["train", "--task", "adding", "--arch", "lstm", "--indrnn-init", "paper",
+                 "--out", "unused"]) == 2
+    assert "--indrnn-init does not apply to --arch=lstm" in capsys.readouterr().err
+    text = """name = "p"
+description = "d"
+seeds = 1
+lr_grid = [1e-3]
+[budget]
+steps = 10
+batch = 4
+[eval]
+every = 5
+size = 8
+[tasks.adding]
+lengths = [20]
+success = { metric = "loss", below = 0.1 }
+[arms.ind]
+arch = "indrnn"
+chrono = "T"
+indrnn_init = "paper"
+"""
+    proto = parse_protocol(tomllib.loads(text))
+    assert proto.config(proto.points()[0]).cell().indrnn_init == "paper"
+    with pytest.raises(UserError, match="arms.bad.indrnn_init does not apply to arch lstm"):
+        parse_protocol(tomllib.loads(text + '[arms.bad]\narch = "lstm"\nindrnn_init = "paper"\n'))
 
 
 def test_hidden_jacobian_is_diag_u_to_the_k_when_input_kernel_is_zero():

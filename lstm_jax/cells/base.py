@@ -38,7 +38,8 @@ The protocol a cell implements (class attributes and methods of :class:`Recurren
                               (no ``perturb``/``collect``) instead of the step-by-step scan, e.g.
                               a parallel ``jax.lax.associative_scan`` for a linear recurrence.
                               It must equal the masked ``lax.scan`` of ``step``.
-``_init_bias``, ``extra_params``, ``recurrent_params``  initialisation hooks.
+``_init_bias``, ``extra_params``, ``recurrent_params``  initialisation hooks; they may read
+                              ``self.last_layer`` (whether the cell tops its stack).
 ============================  =====================================================================
 
 Parameters are ``w_ih (D, G·H)``, ``w_hh (H, G·H)``, ``bias (G·H,)`` plus any the cell adds
@@ -82,11 +83,12 @@ class RecurrentCell(nnx.Module):
     sequence: ClassVar[Callable | None] = None
 
     def __init__(self, in_features: int, config: CellConfig, *, rngs: nnx.Rngs,
-                 dtype=jnp.float32):
+                 dtype=jnp.float32, last_layer: bool = True):
         check_positive("in_features", in_features)
         if config.arch != self.arch:
             raise UserError(f"config.arch={config.arch!r} does not match {type(self).__name__}")
         self.config = config
+        self.last_layer = last_layer  # the top of its stack; an init may differ there (IndRNN)
         self.in_features = in_features
         self.hidden = H = config.hidden
         G = self.blocks
@@ -186,9 +188,12 @@ def _class_kernel(cls) -> CellStep:
     return _KERNELS[cls]
 
 
-def make_cell(in_features: int, config: CellConfig, *, rngs: nnx.Rngs, dtype=jnp.float32):
-    """Build the cell named by ``config.arch``."""
-    return cell_class(config.arch)(in_features, config, rngs=rngs, dtype=dtype)
+def make_cell(in_features: int, config: CellConfig, *, rngs: nnx.Rngs, dtype=jnp.float32,
+              last_layer: bool = True):
+    """Build the cell named by ``config.arch``; ``last_layer``: whether it is the top layer of
+    its stack (IndRNN's paper initialisation differs there)."""
+    return cell_class(config.arch)(in_features, config, rngs=rngs, dtype=dtype,
+                                   last_layer=last_layer)
 
 
 def step_fn(config: CellConfig) -> CellStep:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from lstm_jax.cells.kernel import CellStep
 
 RECURRENT_INITS = ("orthogonal", "normal", "identity")
+INDRNN_INITS = ("uniform", "paper")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,11 @@ class CellConfig:
       gru_reset_after: GRU variant. True (default): ``n = tanh(W_n x + r ⊙ (U_n h + b_hn))`` as in
         cuDNN, PyTorch and Flax (one fused recurrent matmul). False: Cho et al. (2014)'s original
         ``n = tanh(W_n x + U_n (r ⊙ h) + b_hn)``.
+      indrnn_init: IndRNN only. ``"uniform"``: ``u ~ U(0, 2^{1/T_max})`` in every layer, input
+        weights LeCun normal. ``"paper"``: Li et al. (2018)'s adding setting as their code has
+        it: the last layer's ``u ~ U(2^{−1/T_max}, 2^{1/T_max})`` (every unit keeps memory over
+        T_max steps), earlier layers' ``U(0, 2^{1/T_max})``, input weights N(0, 0.001²); needs
+        ``chrono_tmax``.
     """
 
     arch: str = "lstm"
@@ -51,11 +57,13 @@ class CellConfig:
     recurrent_init: str = "orthogonal"
     recurrent_scale: float = 1.0
     gru_reset_after: bool = True
+    indrnn_init: str = "uniform"
 
     def __post_init__(self):
         cls = cell_class(self.arch)
         check_positive("hidden", self.hidden, maximum=65536)
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
+        check_choice("indrnn_init", self.indrnn_init, INDRNN_INITS)
         if not (isinstance(self.recurrent_scale, int | float) and math.isfinite(self.recurrent_scale)
                 and self.recurrent_scale >= 0):
             raise UserError(f"recurrent_scale={self.recurrent_scale!r} must be a finite number ≥ 0")
@@ -103,7 +111,7 @@ def cell_accepts(arch: str, option: str) -> bool:
 
 _DENSE_KERNEL_FIELDS = ("recurrent_init", "recurrent_scale")
 # chrono_tmax has its own message above; hidden and arch every cell reads
-_REFUSED_UNLESS_READ = ("forget_bias", *_DENSE_KERNEL_FIELDS, "gru_reset_after")
+_REFUSED_UNLESS_READ = ("forget_bias", *_DENSE_KERNEL_FIELDS, "gru_reset_after", "indrnn_init")
 
 
 def cell_config_for(arch: str, **fields) -> CellConfig:

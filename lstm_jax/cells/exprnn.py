@@ -106,8 +106,8 @@ class ExpRNNCell(RecurrentCell):
     blocks = 1
     sequence = staticmethod(_sequence)
 
-    def __init__(self, in_features, config, *, rngs, dtype=jnp.float32):
-        super().__init__(in_features, config, rngs=rngs, dtype=dtype)
+    def __init__(self, in_features, config, *, rngs, dtype=jnp.float32, last_layer=True):
+        super().__init__(in_features, config, rngs=rngs, dtype=dtype, last_layer=last_layer)
         self.w_ih[...] = jax.nn.initializers.he_normal()(rngs.params(), self.w_ih[...].shape, dtype)
 
     def recurrent_params(self, key, dtype):

@@ -10,10 +10,14 @@ The recurrent weight is a *vector* ``u (H,)``: each unit only sees its own past,
 steps then neither vanish nor explode when every ``|u_n| ∈ [ε^{1/T}, γ^{1/T}]``; with ReLU the
 paper takes ``|u_n| ≤ 2^{1/T}`` (a gradient may grow at most ×2 over the whole sequence).
 
-Initialisation. ``W`` LeCun normal, ``b = 0`` and, as the paper suggests for long memory,
-``u ~ U(0, 2^{1/T_max})`` with ``T_max = chrono_tmax`` (the longest dependency to keep, in
-steps; the paper uses the sequence length). Without ``chrono_tmax`` the cell does not know a
-T, so ``u ~ U(0, 1)``: every unit decays, none explodes, at any length.
+Initialisation (``indrnn_init``). ``"uniform"`` (default): ``W`` LeCun normal, ``b = 0`` and
+``u ~ U(0, 2^{1/T_max})`` in every layer, with ``T_max = chrono_tmax`` (the longest dependency
+to keep, in steps; the paper uses the sequence length). Without ``chrono_tmax`` the cell does
+not know a T, so ``u ~ U(0, 1)``: every unit decays, none explodes, at any length.
+``"paper"``: the adding setting of the authors' code (github.com/Sunnydreamrain/
+IndRNN_Theano_Lasagne, ``adding/adding.py``): the *last* layer's ``u ~ U(2^{−1/T_max},
+2^{1/T_max})``, so every output unit keeps memory over T_max steps (``u^T_max ∈ [½, 2]``),
+earlier layers' ``u ~ U(0, 2^{1/T_max})``, and ``W ~ N(0, 0.001²)``; it needs ``chrono_tmax``.
 
 Training keeps the constraint as the paper does: after every optimiser update the trainer calls
 :meth:`IndRNNCell.project`, which clips ``u`` to ``[−2^{1/T_max}, 2^{1/T_max}]`` (|u| is what the
@@ -31,6 +35,7 @@ import jax.numpy as jnp
 
 from lstm_jax.cells.base import RecurrentCell
 from lstm_jax.cells.registry import register
+from lstm_jax.errors import UserError
 
 
 def u_bound(tmax: float | None) -> float:
@@ -44,11 +49,23 @@ class IndRNNCell(RecurrentCell):
     """IndRNN (Li et al. 2018); equations and initialisation in the module docstring."""
 
     blocks = 1
-    options = frozenset({"chrono_tmax"})
+    options = frozenset({"chrono_tmax", "indrnn_init"})
+
+    def __init__(self, in_features, config, *, rngs, dtype=jnp.float32, last_layer=True):
+        super().__init__(in_features, config, rngs=rngs, dtype=dtype, last_layer=last_layer)
+        if config.indrnn_init == "paper":
+            self.w_ih[...] = 0.001 * jax.random.normal(rngs.params(), self.w_ih[...].shape, dtype)
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.indrnn_init == "paper" and config.chrono_tmax is None:
+            raise UserError("indrnn_init='paper' needs chrono_tmax (the paper's T: its u range "
+                            "is (2^(-1/T), 2^(1/T)) in the last layer)")
 
     def recurrent_params(self, key, dtype):
         hi = u_bound(self.config.chrono_tmax)
-        return {"u": jax.random.uniform(key, (self.hidden,), dtype, minval=0.0, maxval=hi)}
+        lo = 1.0 / hi if self.config.indrnn_init == "paper" and self.last_layer else 0.0
+        return {"u": jax.random.uniform(key, (self.hidden,), dtype, minval=lo, maxval=hi)}
 
     def project(self) -> None:
         if self.config.chrono_tmax is not None:

@@ -98,8 +98,8 @@ class LRUCell(RecurrentCell):
     r_max: float = 0.999
     theta_max: float = math.pi / 10
 
-    def __init__(self, in_features, config, *, rngs, dtype=jnp.float32):
-        super().__init__(in_features, config, rngs=rngs, dtype=dtype)
+    def __init__(self, in_features, config, *, rngs, dtype=jnp.float32, last_layer=True):
+        super().__init__(in_features, config, rngs=rngs, dtype=dtype, last_layer=last_layer)
         N, H = self.hidden // 2, self.hidden
         k_b, k_d = jax.random.split(rngs.params())
         b = jax.random.normal(k_b, (in_features, H), dtype) / math.sqrt(2 * in_features)

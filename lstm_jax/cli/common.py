@@ -102,6 +102,10 @@ def add_model_args(parser: argparse.ArgumentParser, *, arch_default: str = "lstm
                    help="scale of the recurrent kernel (= spectral radius of the tanh RNN's W_hh)")
     g.add_argument("--gru-reset-before", nargs=0, action=Given,
                    help="Cho et al. (2014)'s original GRU instead of the reset-after variant")
+    g.add_argument("--indrnn-init", default="uniform", action=Given,
+                   help="IndRNN: uniform (u ~ U(0, 2^(1/T)) in every layer) or paper (Li et al. "
+                        "2018's code: last layer u ~ U(2^(-1/T), 2^(1/T)), inputs N(0, 0.001²); "
+                        "needs --chrono T)")
 
 
 def cell_config(args: argparse.Namespace, arch: str):
@@ -112,12 +116,13 @@ def cell_config(args: argparse.Namespace, arch: str):
     return cell_config_for(arch, hidden=args.hidden, forget_bias=args.forget_bias,
                            chrono_tmax=args.chrono, recurrent_init=args.recurrent_init,
                            recurrent_scale=args.recurrent_scale,
-                           gru_reset_after=not args.gru_reset_before)
+                           gru_reset_after=not args.gru_reset_before,
+                           indrnn_init=args.indrnn_init)
 
 
 _CELL_FLAGS = {"forget_bias": "forget_bias", "chrono": "chrono_tmax",
                "recurrent_init": "recurrent_init", "recurrent_scale": "recurrent_scale",
-               "gru_reset_before": "gru_reset_after"}
+               "gru_reset_before": "gru_reset_after", "indrnn_init": "indrnn_init"}
 
 
 def check_cell_flags(args: argparse.Namespace, archs: list[str]) -> None:

@@ -82,6 +82,8 @@ def _model_flags(args, archs: list[str]) -> list[str]:
         flags += ["--chrono", str(args.chrono)]
     if args.gru_reset_before and reads("gru_reset_after"):
         flags.append("--gru-reset-before")
+    if args.indrnn_init != "uniform" and reads("indrnn_init"):
+        flags += ["--indrnn-init", args.indrnn_init]
     return flags
 
 

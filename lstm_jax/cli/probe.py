@@ -25,7 +25,8 @@ from lstm_jax.cli.common import GLOBAL_ARGS, Given, add_model_args, nonneg_int, 
 #: Flags whose value must match a checkpoint's config, with the config field they describe.
 _MUST_MATCH = {"task": "task", "hidden": "hidden", "layers": "layers",
                "forget_bias": "forget_bias", "chrono": "chrono",
-               "recurrent_init": "recurrent_init", "recurrent_scale": "recurrent_scale"}
+               "recurrent_init": "recurrent_init", "recurrent_scale": "recurrent_scale",
+               "indrnn_init": "indrnn_init"}
 
 
 def register(sub) -> None:
