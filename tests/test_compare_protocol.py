@@ -226,3 +226,21 @@ def test_indrnn_ablations_change_one_thing_each(name, change):
     for (T, lr), cfg in got.items():
         assert cfg == base[(T, 1e-3)] | {"lr": lr} | change, (T, lr)
     assert (ablation.seeds, ablation.test_size) == (cells.seeds, cells.test_size)
+
+
+def test_indrnn_init_protocols_change_only_the_init():
+    """adding_indrnn_init.toml is adding_cells.toml's IndRNN arm with indrnn_init="paper" and
+    nothing else; adding_indrnn_paper_init.toml is adding_indrnn_paper.toml with it."""
+    for name, base_name, arm in (("adding_indrnn_init", "adding_cells", "indrnn+bound"),
+                                 ("adding_indrnn_paper_init", "adding_indrnn_paper",
+                                  "indrnn2+paper")):
+        base_proto = load_protocol(PROTOCOLS / f"{base_name}.toml")
+        proto = load_protocol(PROTOCOLS / f"{name}.toml")
+        base = {(q.T, q.lr): base_proto.config(q).to_dict() for q in base_proto.points()
+                if q.arm == arm}
+        got = {(q.T, q.lr): proto.config(q).to_dict() for q in proto.points()}
+        assert sorted(got) == sorted(base), name
+        for key, cfg in got.items():
+            assert cfg == base[key] | {"indrnn_init": "paper"}, (name, key)
+        assert (proto.seeds, proto.test_size, proto.tasks) == (
+            base_proto.seeds, base_proto.test_size, base_proto.tasks)
