@@ -25,7 +25,8 @@ Writes ``OUT/results.json`` (config, per setting: k, per-seed curves, mean, min,
 rates and bounds, value at k=100 relative to k=0), ``OUT/decay_init.png`` (the three
 architectures + LSTM cell vs ∏f), ``OUT/decay_forget_bias.png``, ``OUT/decay_rnn_scale.png``,
 ``OUT/decay_init_cells.png`` (‖∂h_T/∂h_{T−k}‖ of all nine cells). An existing ``results.json``
-with the same config is reused: only settings it lacks are measured, and the figures are redrawn.
+with the same config is reused: only settings it lacks (or holds with other options) are
+measured, and the figures are redrawn.
 
     python experiments/decay_init.py --out runs/reproduce/decay_init            # T=500, 5 seeds
     python experiments/decay_init.py --quick --out runs/reproduce/decay_init    # T=200, 3 seeds
@@ -66,12 +67,18 @@ def settings(T: int) -> dict[str, dict]:
         "lstm_chrono": {"arch": "lstm", "chrono_tmax": float(T)},
         "rnn_scale0.5": {"arch": "rnn", "recurrent_scale": 0.5},
         "rnn_scale1.5": {"arch": "rnn", "recurrent_scale": 1.5},
-        **{arch: {"arch": arch} for arch in OTHER_CELLS},
+        **{arch: {"arch": arch, **PAPER_OPTIONS.get(arch, lambda T: {})(T)}
+           for arch in OTHER_CELLS},
     }
 
 
 #: the registered cells beyond RNN/LSTM/GRU (issue 20), each at its paper's initialisation
 OTHER_CELLS = ("peephole", "cifg", "janet", "indrnn", "exprnn", "lru")
+#: options that make a cell's init its paper's at sequence length T: JANET's chrono forget bias
+#: with T_max = the sequence length (van der Westhuizen & Lasenby 2018), IndRNN's authors' adding
+#: init (a single layer is the last: u ~ U(2^(-1/T), 2^(1/T)), inputs N(0, 0.001^2))
+PAPER_OPTIONS = {"janet": lambda T: {"chrono_tmax": float(T)},
+                 "indrnn": lambda T: {"chrono_tmax": float(T), "indrnn_init": "paper"}}
 
 
 def fit_rate(k: np.ndarray, log10: np.ndarray) -> float:
@@ -116,8 +123,8 @@ def run(args, res: dict | None = None) -> dict:
         res = {"config": {k_: v for k_, v in vars(args).items()}, "machine": machine_info(),
                "method": "exact", "settings": {}}
     for name, opts in settings(T).items():
-        if name in res["settings"]:
-            continue
+        if res["settings"].get(name, {}).get("options") == opts:
+            continue  # measured before with these options
         t0 = time.perf_counter()
         per_seed = [measure(opts, args, s) for s in range(args.seeds)]
         entry = {"options": opts, "k": k.tolist(), "seconds": round(time.perf_counter() - t0, 2)}
@@ -257,7 +264,8 @@ def main(argv=None) -> int:
     cfg = {k: v for k, v in vars(args).items()}
     old = read_json(path) if path.is_file() else None
     if old is not None and old.get("config") == cfg:
-        missing = [n for n in settings(args.seq_len) if n not in old["settings"]]
+        missing = [n for n, opts in settings(args.seq_len).items()
+                   if old["settings"].get(n, {}).get("options") != opts]
         print(f"reusing {path}" + (f"; measuring {', '.join(missing)}" if missing else ""))
         res = run(args, old) if missing else old
         if missing:

@@ -77,6 +77,28 @@ def test_decay_init_files_and_closed_forms(results):
         > _mean(res, "lstm_fb0", "cec")[-1]
 
 
+def test_decay_init_uses_the_papers_init_and_remeasures_a_changed_setting(results, capsys):
+    """JANET and IndRNN get their papers' T-dependent init at the probe's T (chrono T_max = T;
+    IndRNN's authors' adding init); a stored setting measured with other options is measured
+    again on the next run, the others are reused."""
+    opts = decay_init.settings(T)
+    assert opts["janet"] == {"arch": "janet", "chrono_tmax": float(T)}
+    assert opts["indrnn"] == {"arch": "indrnn", "chrono_tmax": float(T), "indrnn_init": "paper"}
+    d = results / "decay_init"
+    res = json.loads((d / "results.json").read_text())
+    assert res["settings"]["indrnn"]["options"] == opts["indrnn"]
+    res["settings"]["indrnn"]["options"] = {"arch": "indrnn"}  # as written before the change
+    (d / "results.json").write_text(json.dumps(res))
+    argv = ["--seq-len", str(T), "--hidden", str(H), "--features", "3", "--batch", "2",
+            "--seeds", "2", "--out", str(d)]
+    capsys.readouterr()
+    assert decay_init.main(argv) == 0
+    assert "; measuring indrnn\n" in capsys.readouterr().out
+    again = json.loads((d / "results.json").read_text())
+    assert again["settings"]["indrnn"]["options"] == opts["indrnn"]
+    assert again["settings"]["rnn"] == res["settings"]["rnn"]  # reused
+
+
 def test_decay_trained_files(results, capsys):
     d = results / "decay_trained"
     for name in ("results.json", "decay_trained.png", "decay_trained_step0.png",
