@@ -32,7 +32,14 @@ from lstm_jax.report_blocks import (
     render_markdown,
     table_block,
 )
-from lstm_jax.report_verdicts import _eda_verdict, _fmt_pow, _read, disagreements
+from lstm_jax.report_verdicts import (
+    _eda_verdict,
+    _fmt_pow,
+    _num,
+    _read,
+    chrono_clause,
+    disagreements,
+)
 
 ANCHORS = {
     "decay": ["Pascanu, Mikolov & Bengio (2013), eq. 7: ‖∂h_t/∂h_(t−1)‖₂ ≤ ‖W_hh‖₂ · max tanh' "
@@ -107,23 +114,42 @@ def section_decay_init(R: Path, man: dict) -> list:
             f"{_fmt_pow(e['cec']['ratio_k100_log10']) if 'cec' in e else '—'} |")
     out.append(table_block("\n".join(rows)))
     out.append(bullets(ANCHORS["decay"]))
-    notes = []
-    for name in ("rnn_scale0.5", "rnn", "rnn_scale1.5"):
-        if name in S:
-            e = S[name]
-            fit, b = e["hidden"]["fitted_rate_log10_per_step"], e["bound_rate_log10_per_step"]
-            notes.append(f"{name}: fitted {fit:+.3f} vs bound {b:+.3f} log10/step — "
-                         + ("within the bound (tanh' < 1 makes the decay faster than ‖W‖₂ alone)."
-                            if fit <= b + 1e-3 else "ABOVE the bound: check the probe."))
-    if "lstm" in S and "cell" in S["lstm"] and S["lstm"]["cell"]["ratio_k100_log10"] is not None:
-        cell, cec = S["lstm"]["cell"]["ratio_k100_log10"], S["lstm"]["cec"]["ratio_k100_log10"]
-        notes.append(f"LSTM (forget bias 1) at k=100: full cell Jacobian {_fmt_pow(cell)}, "
-                     f"∏f alone {_fmt_pow(cec)}. At init the forget gate is σ(1 + noise) ≈ 0.73, "
-                     f"so ∏f vanishes too; the essay's 'gradients remain strong' needs f ≈ 1, "
-                     f"which chrono init provides at init (see the forget-bias figure) and "
-                     f"training may learn.")
-    out.append(para("What the data say: " + " ".join(notes)))
+    notes = [_rate_note(name, S[name]) for name in ("rnn_scale0.5", "rnn", "rnn_scale1.5")
+             if name in S]
+    if "lstm" in S:
+        notes.append(_lstm_init_note(S))
+    out.append(para("What the data say: " + " ".join(n for n in notes if n)))
     return out
+
+
+def _rate_note(name: str, e: dict) -> str:
+    """The fitted decay rate of a tanh RNN against the Pascanu bound ("—" when either is
+    missing, e.g. fewer than two nonzero lags to fit)."""
+    fit, b = e["hidden"].get("fitted_rate_log10_per_step"), e.get("bound_rate_log10_per_step")
+    text = f"{name}: fitted {_num(fit, '+.3f')} vs bound {_num(b, '+.3f')} log10/step"
+    if fit is None or b is None:
+        return text + "."
+    return text + (" — within the bound (tanh' < 1 makes the decay faster than ‖W‖₂ alone)."
+                   if fit <= b + 1e-3 else " — ABOVE the bound: check the probe.")
+
+
+def _lstm_init_note(S: dict) -> str:
+    """The LSTM's cell Jacobian and ∏f at k=100; whether ∏f vanishes is read from the data, with
+    the one forget gate value that would give the same product over 100 steps."""
+    cell = S["lstm"].get("cell", {}).get("ratio_k100_log10")
+    cec = S["lstm"].get("cec", {}).get("ratio_k100_log10")
+    if cell is None or cec is None:
+        return ""
+    text = (f"LSTM (forget bias 1) at k=100: full cell Jacobian {_fmt_pow(cell)}, ∏f alone "
+            f"{_fmt_pow(cec)}")
+    if cec <= -1e300:
+        return text + "."
+    text += f" (as if every forget gate were {10 ** (cec / 100):.3f})"
+    if cec >= -1:
+        return text + ": ∏f keeps at least a tenth at init."
+    chrono = chrono_clause(S)
+    return (text + "; ∏f vanishes too, so the essay's 'gradients remain strong' needs f ≈ 1"
+            + (f": {chrono}; training may learn it." if chrono else ", which training may learn."))
 
 
 def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
@@ -150,7 +176,7 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
             def pair(n, e=e):
                 a, b = e.get(f"init_{n}_log10_ratio"), e.get(f"trained_{n}_log10_ratio")
                 return "—" if a is None else f"{_fmt_pow(a)} → {_fmt_pow(b)}"
-            rows.append(f"| {arch} | {e['loss_over_baseline']:.3g} | {e['ratio_k']} | "
+            rows.append(f"| {arch} | {_num(e.get('loss_over_baseline'))} | {e['ratio_k']} | "
                         f"{pair('hidden')} | {pair('cell')} | {pair('cec')} |")
         out.append(table_block("\n".join(rows)))
     for di in imdb_dirs:
@@ -162,16 +188,19 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                            f"python experiments/imdb_gradients.py --runs {di}")),
                 figure(di / "gradients.png", "‖∂L/∂h_t‖ and ‖∂h_T/∂h_(T−k)‖ in the trained IMDB "
                      "models (ratio to distance 0).")]
-        rows = ["| arch | readout | L | loss grad kept at d = 100 / 199 | ‖∂h_T/∂h_(T−k)‖ kept, "
-                "k = 100 / 199 | cell kept k = 199 | ∏f k = 199 |", "|---|---|---|---|---|---|---|"]
+        rows = ["| arch | readout | L | farthest d | loss grad kept at d = 100 / "
+                "farthest | ‖∂h_T/∂h_(T−k)‖ kept, k = 100 / farthest | cell kept, farthest | "
+                "∏f, farthest |", "|---|---|---|---|---|---|---|---|"]
         for r in g["records"]:
             s = r["summary"]
-            i100 = s["distances"].index(100) if 100 in s["distances"] else None
+            dist = s.get("distances") or []
+            i100 = dist.index(100) if 100 in dist else None
 
             def kept(n, i, s=s):
                 v = s.get(f"{n}_kept")
-                return "—" if v is None or i is None else f"{v[i]:.3g}"
+                return "—" if v is None or i is None else _num(v[i])
             rows.append(f"| {r['arch']} | {r['readout']} | {r['max_len']} | "
+                        f"{dist[-1] if dist else '—'} | "
                         f"{kept('loss_grad', i100)} / {kept('loss_grad', -1)} | "
                         f"{kept('hidden', i100)} / {kept('hidden', -1)} | {kept('cell', -1)} | "
                         f"{kept('cec', -1)} |")
@@ -200,10 +229,16 @@ def section_lag(R: Path, man: dict) -> list:
          "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t.append(f"| {r['task']} | {r['arch']} | {r['seq_len']} | {r['seeds']} | {r['steps']} | "
-                 f"{r['hidden']} | {r['loss_over_baseline_mean']:.3g} ± "
-                 f"{r['loss_over_baseline_sd']:.2g} | {r['wall_time_s']:.0f} |")
+                 f"{r['hidden']} | {_num(r.get('loss_over_baseline_mean'))} ± "
+                 f"{_num(r.get('loss_over_baseline_sd'), '.2g')} | "
+                 f"{_num(r.get('wall_time_s'), '.0f')} |")
     out += [table_block("\n".join(t)), bullets(ANCHORS["lag"])]
     return out + _long_runs(R, man)
+
+
+def _div(v, d):
+    """``v / d``, or None when ``v`` is missing (a NaN stored as null)."""
+    return None if v is None else v / d
 
 
 def _long_runs(R: Path, man: dict) -> list:
@@ -213,12 +248,12 @@ def _long_runs(R: Path, man: dict) -> list:
         s, c = _read(d), _read(d.parent / "config.json") or {}
         f, base = s.get("final", {}), s.get("task", {}).get("baseline")
         per_seed = f.get("eval/loss", {}).get("per_seed", [])
-        ratio = ", ".join(f"{v / base:.3g}" for v in per_seed) if base else "—"
+        ratio = ", ".join(_num(_div(v, base)) for v in per_seed) if base else "—"
         acc = f.get("eval/accuracy", {}).get("mean")
         rows.append(f"| `{d.parent.name}` | {c.get('task')} | {c.get('arch')} | "
                     f"{c.get('seq_len')} | {c.get('hidden')} | {s.get('steps')} | {ratio} | "
                     f"{'—' if acc is None else f'{100 * acc:.1f} %'} | "
-                    f"{s.get('wall_time_s', 0) / 60:.1f} |")
+                    f"{_num(_div(s.get('wall_time_s'), 60), '.1f')} |")
     if not rows:
         return []
     cmds = [_cmd(man, d.parent.name, "") for d in sorted((R / "long_runs").glob("*/summary.json"))]

@@ -14,6 +14,16 @@ def _read(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _num(v, spec: str = ".3g") -> str:
+    """``v`` formatted with ``spec``; "—" for a missing value (how results files store NaN)."""
+    return "—" if v is None else format(v, spec)
+
+
+def _pct(v) -> str:
+    """A fraction as ``87.31 %``."""
+    return f"{100 * v:.2f} %"
+
+
 def _fmt_pow(log10v) -> str:
     """``10^x`` from a log10 value; −1e308 is how results files store log10 0 (−inf)."""
     if log10v is None:
@@ -44,48 +54,132 @@ def disagreements(R: Path, imdb_dirs: list[Path]) -> list[str]:
     out = []
     init = _read(R / "decay_init" / "results.json")
     if init and "lstm" in init["settings"]:
-        S = init["settings"]
-        lc = S["lstm"].get("cell", {}).get("ratio_k100_log10")
-        cec = S["lstm"].get("cec", {}).get("ratio_k100_log10")
-        if lc is not None and lc < -3:
-            ch = S.get("lstm_chrono", {}).get("cec", {}).get("ratio_k100_log10")
-            out.append(f"At initialisation with forget bias 1 the LSTM's cell gradient also "
-                       f"vanishes exponentially (‖∂C_T/∂C_(T−100)‖ relative to k=0: "
-                       f"{_fmt_pow(lc)}); 'gradients remain strong' holds only when f ≈ 1, e.g. "
-                       f"chrono init (∏f at k=100: {_fmt_pow(ch)}).")
-        if lc is not None and cec is not None and abs(lc - cec) > 1:
-            out.append(f"∂C_t/∂C_(t−k) = ∏f_j is the cell-to-cell path only: at init and k=100 "
-                       f"the full cell Jacobian is {_fmt_pow(lc)} against {_fmt_pow(cec)} for ∏f "
-                       f"(the other paths, through h and the gates, dominate).")
+        out += _init_verdicts(init["settings"])
     cmp_ = _read(R / "comparison" / "comparison.json")
     if cmp_:
-        c = cmp_["columns"]
-        a, b = c["rnn"].get("imdb_mean"), c["lstm"].get("imdb_mean")
-        if a is not None and b is not None and abs(b - a) < 0.0063:
-            out.append(f"IMDB with a masked-mean readout: tanh RNN {100 * a:.2f} % vs LSTM "
-                       f"{100 * b:.2f} % — no clear difference, against the essay's 'LSTMs never "
-                       f"fail to outperform basic recurrent models' (with the last-state readout "
-                       f"the LSTM does win: {100 * (c['lstm']['imdb_last'] or 0):.2f} % vs "
-                       f"{100 * (c['rnn']['imdb_last'] or 0):.2f} %).")
-        g = c["gru"].get("imdb_last")
-        if g is not None and c["lstm"].get("imdb_last") is not None:
-            out.append(f"GRU (not in the essay's table): IMDB {100 * g:.2f} % (last) / "
-                       f"{100 * (c['gru'].get('imdb_mean') or 0):.2f} % (mean); the longest "
-                       f"adding lag it solved is T = {c['gru'].get('longest_lag_solved')}, the "
-                       f"LSTM's T = {c['lstm'].get('longest_lag_solved')}.")
+        out += [_imdb_verdict(cmp_), _gru_verdict(cmp_)]
     for di in imdb_dirs:
         g = _read(di / "gradients.json")
-        if not g:
-            continue
-        kept = {(r["arch"], r["readout"]): r["summary"].get("loss_grad_kept", [None])[-1]
-                for r in g["records"]}
-        r_, l_ = kept.get(("rnn", "last")), kept.get(("lstm", "last"))
-        if r_ is not None and l_ is not None:
-            out.append(f"Trained IMDB models (last-state readout): ‖∂L/∂h_t‖ 199 tokens before "
-                       f"the end, relative to the last step, is {r_:.3g} for the RNN and "
-                       f"{l_:.3g} for the LSTM; the anchor says about 1/18,000 (RNN) and 1/7 "
-                       f"(LSTM): our RNN keeps {'more' if r_ > 1 / 18_000 else 'less'} and "
-                       f"our LSTM {'more' if l_ > 1 / 7 else 'less'} than its anchor"
-                       + (", so the ordering is reversed." if r_ > l_ else "."))
-        break
+        if g:
+            out.append(_kept_verdict(g))
+            break
+    return [v for v in out if v]
+
+
+def chrono_clause(S: dict) -> str:
+    """What chrono init's forget-gate product does at k=100, as the data show it ("" if absent):
+    "f ≈ 1" is claimed only when ∏f keeps at least a tenth."""
+    ch = S.get("lstm_chrono", {}).get("cec", {}).get("ratio_k100_log10")
+    if ch is None:
+        return ""
+    if ch >= -1:
+        return f"chrono init provides it at init (∏f at k=100: {_fmt_pow(ch)})"
+    return f"even chrono init does not at init (∏f at k=100: {_fmt_pow(ch)})"
+
+
+def _init_verdicts(S: dict) -> list[str]:
+    """The LSTM's cell Jacobian at init against the essay's ∏f (decay_init results)."""
+    out = []
+    lc = S["lstm"].get("cell", {}).get("ratio_k100_log10")
+    cec = S["lstm"].get("cec", {}).get("ratio_k100_log10")
+    if lc is not None and lc < -3:
+        chrono = chrono_clause(S)
+        out.append(f"At initialisation with forget bias 1 the LSTM's cell gradient also vanishes "
+                   f"(‖∂C_T/∂C_(T−100)‖ relative to k=0: {_fmt_pow(lc)}); 'gradients remain "
+                   f"strong' needs f ≈ 1" + (f": {chrono}." if chrono else "."))
+    if lc is not None and cec is not None and abs(lc - cec) > 1:
+        how = ("larger than", "dominate") if lc > cec else ("smaller than", "partly cancel it")
+        out.append(f"∂C_t/∂C_(t−k) = ∏f_j is the cell-to-cell path only: at init and k=100 "
+                   f"the full cell Jacobian is {_fmt_pow(lc)}, {how[0]} ∏f's {_fmt_pow(cec)}: "
+                   f"the other paths, through h and the gates, {how[1]}.")
     return out
+
+
+def _ci(cmp_: dict, readout: str) -> dict | None:
+    """The bootstrap interval of RNN − LSTM test accuracy for ``readout``, if recorded."""
+    d = (cmp_.get("imdb_differences") or {}).get(readout)
+    return d if d and d.get("low") is not None and d.get("high") is not None else None
+
+
+def _ci_text(ci: dict) -> str:
+    """The interval as the comparison table states it: LSTM − RNN, in percentage points."""
+    seeds = f" over {ci['n']} seeds" if ci.get("n") else ""
+    return (f"LSTM − RNN {100 * ci.get('conf', 0.95):.0f} % CI{seeds} {-100 * ci['high']:+.2f} "
+            f"to {-100 * ci['low']:+.2f} pp")
+
+
+def _who_wins(rnn: float, lstm: float, ci: dict | None) -> str:
+    """"LSTM", "RNN" or "" (no clear difference): by the interval when there is one, else
+    by the two numbers."""
+    if ci is not None:
+        return "LSTM" if ci["high"] < 0 else "RNN" if ci["low"] > 0 else ""
+    return "LSTM" if lstm > rnn else "RNN" if rnn > lstm else ""
+
+
+def _source(cmp_: dict) -> str:
+    src = (cmp_.get("sources") or {}).get("imdb")
+    return f" (from {src})" if src else ""
+
+
+def _imdb_verdict(cmp_: dict) -> str | None:
+    """A sentence when the masked-mean readout does not show the LSTM winning (essay: 'LSTMs
+    never fail to outperform'); the difference is judged by its bootstrap interval when
+    comparison.json has one."""
+    c = cmp_["columns"]
+    a, b = c["rnn"].get("imdb_mean"), c["lstm"].get("imdb_mean")
+    if a is None or b is None:
+        return None
+    ci = _ci(cmp_, "mean")
+    winner = _who_wins(a, b, ci)
+    if winner == "LSTM":
+        return None
+    finding = "the RNN scores higher" if winner == "RNN" else "no clear difference"
+    detail = f" ({_ci_text(ci)})" if ci else " (one number each, no interval)"
+    text = (f"IMDB with a masked-mean readout{_source(cmp_)}: tanh RNN {_pct(a)} vs LSTM "
+            f"{_pct(b)} — {finding}{detail}, against the essay's 'LSTMs never fail to "
+            f"outperform basic recurrent models'")
+    rl, ll = c["rnn"].get("imdb_last"), c["lstm"].get("imdb_last")
+    if rl is None or ll is None:
+        return text + "."
+    verdict = {"LSTM": "the LSTM scores higher", "RNN": "the RNN scores higher",
+               "": "no clear difference"}[_who_wins(rl, ll, _ci(cmp_, "last"))]
+    return text + f" (with the last-state readout {verdict}: LSTM {_pct(ll)} vs RNN {_pct(rl)})."
+
+
+def _gru_verdict(cmp_: dict) -> str | None:
+    """The GRU's IMDB accuracies and longest adding lag (not in the essay's table)."""
+    c = cmp_["columns"]
+    g = c.get("gru", {})
+    if g.get("imdb_last") is None or c["lstm"].get("imdb_last") is None:
+        return None
+    acc = [f"{_pct(g[f'imdb_{r}'])} ({r})" for r in ("last", "mean")
+           if g.get(f"imdb_{r}") is not None]
+    return (f"GRU (not in the essay's table): IMDB {' / '.join(acc)}{_source(cmp_)}; the longest "
+            f"adding lag it solved is T = {_num(g.get('longest_lag_solved'), '')}, the LSTM's "
+            f"T = {_num(c['lstm'].get('longest_lag_solved'), '')}.")
+
+
+def _farthest(summary: dict) -> tuple:
+    """(farthest distance, loss gradient kept there) of an imdb_gradients summary."""
+    return ((summary.get("distances") or [None])[-1],
+            (summary.get("loss_grad_kept") or [None])[-1])
+
+
+def _kept_verdict(g: dict) -> str | None:
+    """‖∂L/∂h_t‖ kept at the farthest distance in the trained IMDB models (last-state
+    readout), against the anchor's 200-word numbers when the distance is near 200."""
+    kept = {(r["arch"], r["readout"]): _farthest(r["summary"]) for r in g["records"]}
+    dr, r_ = kept.get(("rnn", "last"), (None, None))
+    dl, l_ = kept.get(("lstm", "last"), (None, None))
+    if None in (dr, r_, dl, l_):
+        return None
+    where = f"{dr} tokens" if dr == dl else f"{dr} (RNN) / {dl} (LSTM) tokens"
+    text = (f"Trained IMDB models (last-state readout): ‖∂L/∂h_t‖ {where} before the end, "
+            f"relative to the last step, is {r_:.3g} for the RNN and {l_:.3g} for the LSTM")
+    if not all(180 <= d <= 220 for d in (dr, dl)):
+        return text + ("; the anchor's 1/18,000 (RNN) and 1/7 (LSTM) are for 200 words back, "
+                       "so they are not compared.")
+    return (text + f"; the anchor says about 1/18,000 (RNN) and 1/7 (LSTM) 200 words back: our "
+            f"RNN keeps {'more' if r_ > 1 / 18_000 else 'less'} and our LSTM "
+            f"{'more' if l_ > 1 / 7 else 'less'} than its anchor"
+            + (", so the ordering is reversed." if r_ > l_ else "."))

@@ -281,14 +281,18 @@ def test_train_two_archs_for_real(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------- plot
 
-def _write_run(path: Path, arch: str, seq_len: int, eval_loss, baseline=0.1667, seeds=2):
+def _write_run(path: Path, arch: str, seq_len: int, eval_loss, baseline=0.1667, seeds=2,
+               accuracy=None):
     path.mkdir(parents=True)
     (path / "config.json").write_text(TrainConfig(arch=arch, seq_len=seq_len).to_json())
     with open(path / "metrics.jsonl", "w") as f:
         for i, v in enumerate(eval_loss):
-            f.write(json.dumps({"step": 10 * (i + 1), "baseline": baseline, "lr": 1e-3,
-                                "train/loss": [v * 1.1] * seeds,
-                                "eval/loss": [v * (1 + 0.1 * s) for s in range(seeds)]}) + "\n")
+            rec = {"step": 10 * (i + 1), "baseline": baseline, "lr": 1e-3,
+                   "train/loss": [v * 1.1] * seeds,
+                   "eval/loss": [v * (1 + 0.1 * s) for s in range(seeds)]}
+            if accuracy is not None:
+                rec["eval/accuracy"] = [accuracy[i]] * seeds
+            f.write(json.dumps(rec) + "\n")
     return path
 
 
@@ -321,11 +325,59 @@ def test_plot_run_curves_overlays_runs_with_labels_and_baseline(tmp_path):
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert texts[0].startswith("arch=lstm") and texts[1].startswith("arch=rnn")
-    assert any(t.startswith("baseline: 0.1667") for t in texts)
+    assert any(t.startswith("memoryless baseline 0.1667") for t in texts)
     lines = ax.get_lines()
     np.testing.assert_allclose(lines[0].get_ydata(), [0.2 * 1.05, 0.1 * 1.05, 0.05 * 1.05])
     np.testing.assert_allclose(lines[0].get_xdata(), [10, 20, 30])
     assert ax.get_yscale() == "log" and "adding" in ax.get_title() and "T=50" in ax.get_title()
+
+
+def test_plot_run_curves_follows_the_shared_style(tmp_path):
+    """Architecture colours, the legend outside the axes, the init in the title, accuracy in %."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_hex
+
+    from lstm_jax.plots.runs import plot_run_curves
+    from lstm_jax.plots.style import ACCURACY_LABEL, ARCH_COLORS
+
+    a = _write_run(tmp_path / "a", "rnn", 50, [0.2, 0.18], accuracy=[0.5, 0.6])
+    b = _write_run(tmp_path / "b", "lstm", 50, [0.2, 0.1], accuracy=[0.5, 0.9])
+    fig = plot_run_curves([a, b], tmp_path / "c.png")
+    ax = fig.axes[0]
+    assert [to_hex(line.get_color()) for line in ax.get_lines()[:2]] == [ARCH_COLORS["rnn"],
+                                                                          ARCH_COLORS["lstm"]]
+    canvas = FigureCanvasAgg(fig)  # the figure is closed once saved: lay it out again
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    assert ax.get_legend().get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
+    assert "forget bias 1" in ax.get_title()
+    fig = plot_run_curves([a, b], tmp_path / "acc.png", metric="eval/accuracy")
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), [50, 90])
+    assert ax.get_ylabel().endswith(ACCURACY_LABEL) and ax.get_yscale() == "linear"
+
+
+def test_plot_probe_heatmap_masks_log10_zero(tmp_path):
+    """log10 0 (−1e308, an exactly zero Jacobian) and None are blank in the heatmap and not
+    drawn in the curves, so the other cells keep their colour range; the cec curves are dotted."""
+    from lstm_jax.plots.runs import plot_probe_heatmap
+    from lstm_jax.plots.style import line_style
+
+    run = _write_run(tmp_path / "r", "lstm", 4, [0.2])
+    with open(run / "probes.jsonl", "w") as f:
+        for step in (0, 10):
+            f.write(json.dumps({"step": step, "seed": 0, "arch": "lstm", "k": [0, 1, 2, 3],
+                                "log10_hidden": [0.0, 0.6, -1.0, -1e308],
+                                "log10_cec": [0.0, -0.5, None, -1e308]}) + "\n")
+    fig = plot_probe_heatmap(run, tmp_path / "h.png")
+    mesh = fig.axes[0].collections[0]
+    z = np.ma.filled(np.ma.asarray(mesh.get_array(), dtype=float), np.nan).reshape(2, 4)
+    assert np.isnan(z[:, 3]).all() and mesh.get_clim() == (-1.0, 0.6)
+    curve = np.asarray(fig.axes[1].get_lines()[0].get_ydata(), dtype=float)
+    assert np.isnan(curve[3]) and np.all(curve[:3] > 1e-2), curve
+    fig = plot_probe_heatmap(run, tmp_path / "cec.png", probe="cec")
+    assert {line.get_linestyle() for line in fig.axes[1].get_lines()} == {line_style("cec")}
+    assert "forget-gate product" in fig.axes[1].get_ylabel()
 
 
 def test_plot_probe_heatmap_from_probes_jsonl(tmp_path):

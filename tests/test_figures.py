@@ -4,6 +4,7 @@ and the probe figures draw each quantity in its own line style."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from lstm_jax.compare import report as compare_report
 from lstm_jax.compare.protocol import load_protocol
 from lstm_jax.plots import compare, imdb, probes, states, style, training
+from lstm_jax.plots import runs as run_plots
 
 K = 12
 
@@ -37,12 +39,16 @@ def probe_results():
                       "gru": _probe_record("gru", -3.0)}}
 
 
-def _run_dir(tmp_path, name, arch, seeds=2):
+def _run_dir(tmp_path, name, arch, seeds=2, flat=False):
+    """A run dir; ``flat``: an RNN that stays near the adding baseline 0.1667, so its log y axis
+    spans well under one decade and has no 1, 2, 5 × 10ᵉ tick inside."""
     d = tmp_path / name
     d.mkdir()
-    import json
 
-    lines = [json.dumps({"step": s, "eval/loss": [0.2 / (1 + s + i) for i in range(seeds)],
+    def loss(s, i):
+        return 0.1667 + 0.008 / (1 + s + i) if flat else 0.2 / (1 + s + i)
+
+    lines = [json.dumps({"step": s, "eval/loss": [loss(s, i) for i in range(seeds)],
                          "train/loss": [0.25 / (1 + s)] * seeds,
                          "eval/accuracy": [0.5 + 0.01 * s] * seeds, "baseline": 0.1667})
              for s in range(0, 50, 10)]
@@ -64,6 +70,15 @@ def _figures(tmp_path, probe_results):
         tmp_path / "states.png")
     runs = {a: _run_dir(tmp_path, f"run_{a}", a) for a in ("rnn", "lstm")}
     yield "runs", compare.plot_runs(runs, tmp_path / "runs.png", title="t")
+    flat = _run_dir(tmp_path, "run_flat", "rnn", flat=True)
+    yield "runs_flat", compare.plot_runs({"rnn": flat}, tmp_path / "runs_flat.png", title="t")
+    run_plots.plot_run_curves([runs["rnn"], runs["lstm"]], tmp_path / "run_curves.png")
+    yield "run_curves", tmp_path / "run_curves.png"
+    run_plots.plot_run_curves([flat], tmp_path / "run_curves_flat.png")
+    yield "run_curves_flat", tmp_path / "run_curves_flat.png"
+    (runs["lstm"] / "probes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    run_plots.plot_probe_heatmap(runs["lstm"], tmp_path / "run_heat.png", probe="cec")
+    yield "run_heatmap", tmp_path / "run_heat.png"
     proto = load_protocol(Path(__file__).parent.parent / "experiments/protocols/smoke.toml")
     result_rows = [{"task": "adding", "T": 10, "arm": arm, "status": "done", "success_rate": p,
                     "wilson_low": p / 2, "wilson_high": (1 + p) / 2,
@@ -91,15 +106,33 @@ def _figures(tmp_path, probe_results):
     yield "length_box", imdb.plot_length_box(lengths, tmp_path / "box.png")
 
 
+def _mantissas(ticks) -> set:
+    return {round(t / 10.0 ** math.floor(math.log10(t) + 1e-9), 6) for t in ticks}
+
+
+def _check_narrow_ticks(ax, name):
+    """Under two decades: at least two distinct plain labels inside the axis; 1, 2, 5 × 10ᵉ
+    whenever two of those fit."""
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    fmt = ax.yaxis.get_major_formatter()
+    labels = [fmt(t, i) for i, t in enumerate(ticks)]
+    assert len(ticks) >= 2 and len(set(labels)) == len(labels) and all(labels), (name, labels)
+    assert all("10^" not in label for label in labels), (name, labels)
+    fits = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+            for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+    if len(fits) >= 2:
+        assert _mantissas(ticks) <= {1, 2, 5}, (name, ticks)
+
+
 def _check_log_ticks(ax, name):
-    """Decades at a regular step (1, 2, 5, 10 … decades apart), or 1-2-5 under two decades."""
+    """Decades at a regular step (1, 2, 5, 10 … decades apart), or under two decades at least
+    two plain labels (:func:`_check_narrow_ticks`)."""
     ticks = ax.get_yticks()
     exps = [math.log10(t) for t in ticks]
     lo, hi = ax.get_ylim()
     if math.log10(hi) - math.log10(lo) < 2:
-        mantissas = {round(t / 10.0 ** math.floor(e + 1e-9), 6) for t, e in zip(ticks, exps,
-                                                                                 strict=True)}
-        assert mantissas <= {1, 2, 5} and len(ticks) >= 2, (name, list(ticks))
+        _check_narrow_ticks(ax, name)
         return
     assert all(abs(e - round(e)) < 1e-9 for e in exps), (name, exps)
     gaps = {round(b - a) for a, b in zip(exps, exps[1:], strict=False)}
@@ -108,11 +141,11 @@ def _check_log_ticks(ax, name):
 
 
 def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_results, monkeypatch):
-    figs = []
+    saved = {}
     real_save = plt.Figure.savefig
 
     def keep(fig, path, *a, **k):  # record each figure's axes as they are saved
-        figs.append(fig)
+        saved[Path(path)] = fig
         if os.environ.get("LSTM_JAX_KEEP_FIGURES"):
             return real_save(fig, path, *a, **k)
         fig.canvas.draw_idle()  # the labels are checked, not the pixels (rendering is slow)
@@ -120,10 +153,11 @@ def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_resul
 
     monkeypatch.setattr(plt.Figure, "savefig", keep)
     names = []
+    flat_axes = []
     for name, path in _figures(tmp_path, probe_results):
-        assert path.stat().st_size > 0, name
+        assert Path(path) in saved, (name, path)  # the path it returns is the figure it saved
         names.append(name)
-        fig = figs[-1]
+        fig = saved[Path(path)]
         for ax in fig.axes:
             if ax.get_label() == "<colorbar>":
                 assert ax.get_ylabel(), f"{name}: colorbar without a label"
@@ -132,7 +166,10 @@ def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_resul
             assert ax.get_ylabel(), f"{name}: a panel without a y label"
             if ax.get_yscale() == "log":
                 _check_log_ticks(ax, name)
+                if name.endswith("_flat"):
+                    flat_axes.append(ax.get_ylim())
     assert len(names) >= 13
+    assert len(flat_axes) == 2 and all(hi / lo < 1.2 for lo, hi in flat_axes), flat_axes
     if os.environ.get("LSTM_JAX_KEEP_FIGURES"):  # to look at them: copy the PNGs out
         import shutil
 
@@ -148,9 +185,9 @@ def test_one_line_style_per_quantity(tmp_path, probe_results, monkeypatch):
     drawn = {}
     orig = probes._band
 
-    def spy(ax, x, mean, std, color, ls, label):
+    def spy(ax, x, mean, std, color, ls, label, **kw):
         drawn[label] = ls
-        return orig(ax, x, mean, std, color, ls, label)
+        return orig(ax, x, mean, std, color, ls, label, **kw)
 
     probes._band = spy
     try:
@@ -172,6 +209,60 @@ def test_decade_ticks_thin_a_wide_range():
     exps = [round(math.log10(t)) for t in ax.get_yticks()]
     assert exps == [-25, -20, -15, -10, -5, 0] or exps == [-20, -10, 0]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("lim", [(0.164, 0.176), (0.21, 0.45), (0.155, 0.21), (0.9, 1.1),
+                                 (0.01, 0.5)])
+def test_decade_ticks_label_a_narrow_axis_with_two_numbers_or_more(lim):
+    fig, ax = plt.subplots()
+    ax.set_yscale("log")
+    ax.set_ylim(*lim)
+    style.decade_ticks(ax)
+    _check_narrow_ticks(ax, lim)
+    plt.close(fig)
+
+
+def _deep_record(T=600, slope=-0.7) -> dict:
+    """An RNN whose log10 norm passes −300 at k = 429 (float64 cannot show 10^−300.3)."""
+    k = list(range(T))
+    return {"arch": "rnn", "seq_len": T, "hidden_size": 4, "k": k, "step": 0,
+            "log10_hidden": [slope * i for i in k], "log10_hidden_std": [0.1] * T}
+
+
+def test_values_below_the_float_floor_are_not_drawn_as_a_plateau(tmp_path, monkeypatch):
+    figs = []
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, path, *a, **k: (figs.append(fig), Path(path).touch()))
+    rec = _deep_record()
+    below = np.array(rec["log10_hidden"]) < -300
+    probes.plot_decay({"archs": {"rnn": rec}}, tmp_path / "d.png")
+    probes.plot_training_heatmap([rec, dict(rec, step=10)], tmp_path / "h.png")
+    for ax in (figs[0].axes[0], figs[1].axes[1]):
+        y = np.asarray(ax.get_lines()[0].get_ydata(), dtype=float)
+        assert np.isnan(y[below]).all() and np.isfinite(y[~below]).all(), ax.get_title()
+        assert "below 1e-300 at k 429–599, not drawn" in ax.get_lines()[0].get_label()
+
+
+def test_compare_plot_runs_sample_sd_accuracy_in_percent_and_damaged_metrics(tmp_path,
+                                                                             monkeypatch):
+    from lstm_jax.errors import UserError
+
+    figs = []
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, path, *a, **k: (figs.append(fig), Path(path).touch()))
+    run = _run_dir(tmp_path, "r", "lstm")
+    compare.plot_runs({"lstm": run}, tmp_path / "loss.png")
+    values = np.array([[0.2 / (1 + s + i) for i in range(2)] for s in range(0, 50, 10)])
+    band = figs[-1].axes[0].collections[0].get_paths()[0].vertices
+    np.testing.assert_allclose(band[:, 1].max(), (values.mean(1) + values.std(1, ddof=1)).max())
+    compare.plot_runs({"lstm": run}, tmp_path / "acc.png", metric="eval/accuracy")
+    ax = figs[-1].axes[0]
+    assert ax.get_yscale() == "linear" and "accuracy (%)" in ax.get_ylabel()
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [50, 60, 70, 80, 90])
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join([lines[0], "{torn", *lines[1:]]) + "\n")
+    with pytest.raises(UserError, match="line 2"):
+        compare.plot_runs({"lstm": run}, tmp_path / "damaged.png")
 
 
 def _decay_init_results(T=12):
@@ -197,14 +288,11 @@ def _decay_init_results(T=12):
 
 def test_experiment_figures_follow_the_style(tmp_path, monkeypatch):
     """The figures of experiments/*.py, on synthetic or committed results."""
-    import json
-    import sys
-
     root = Path(__file__).resolve().parents[1]
     monkeypatch.syspath_prepend(str(root / "experiments"))
-    figs = []
+    figs, saved = [], []
     monkeypatch.setattr(plt.Figure, "savefig",
-                        lambda fig, path, *a, **k: (figs.append(fig),
+                        lambda fig, path, *a, **k: (figs.append(fig), saved.append(Path(path).name),
                                                     Path(path).write_bytes(b"png")))
     import decay_init
     import imdb_compare
@@ -231,7 +319,8 @@ def test_experiment_figures_follow_the_style(tmp_path, monkeypatch):
             assert ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
             if ax.get_yscale() == "log":
                 _check_log_ticks(ax, ax.get_title())
-    assert "decay_init" in sys.modules
+    assert saved[:4] == ["decay_init.png", "decay_forget_bias.png", "decay_rnn_scale.png",
+                         "decay_init_cells.png"], saved
 
 
 def test_a_real_render_is_a_png(tmp_path, probe_results):

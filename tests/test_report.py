@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ def _headings(text: str) -> list[str]:
 
 def test_empty_folder_every_section_not_run_in_order(tmp_path, monkeypatch):
     # run from the repository root, where committed IMDB results exist: they must not be read
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
     results = tmp_path / "results"
     results.mkdir()
     (results / "manifest.json").write_text(json.dumps({

@@ -2,7 +2,8 @@
 
 Every function reads records made by :func:`lstm_jax.probes.probe` (log10 values, batch mean and
 standard deviation per lag) and draws on a log axis: the line is the batch mean of log10 ‖·‖ (a
-geometric mean), the band ± one standard deviation of log10 ‖·‖ over rows.
+geometric mean), the band ± one standard deviation of log10 ‖·‖ over rows. Values float64 cannot
+show (below 1e-300, and log10 0) are left out, and the legend says where.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from lstm_jax.plots.style import (
 
 PROBE_STYLE = QUANTITY_LINES  # quantity -> (line style, label): one mapping for every figure
 NORM_LABEL = f"Frobenius norm\n({GEO_MEAN}; {BAND_SD})"
-FLOOR = 1e-300  # plotting floor: float64 cannot show a smaller positive number
+FLOOR = 1e-300  # float64 cannot show a smaller positive number: values below it are not drawn
+LOG_FLOOR = float(np.log10(FLOOR))
 
 
 def _arr(values) -> np.ndarray:
@@ -59,12 +61,30 @@ def _default_title(what: str, results, recs: dict) -> str:
                       init=init or "default init", extra=rec.get("method"))
 
 
-def _band(ax, x, mean, std, color, style, label):
+def _shown(log10v) -> np.ndarray:
+    """``10 ** log10v``, NaN (not drawn) where it is below :data:`FLOOR` or unknown: a value
+    under 1e-300 clipped to the floor would look like a plateau."""
+    log10v = np.asarray(log10v, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        lo = np.clip(10.0 ** (mean - std), FLOOR, None)
-        hi = np.clip(10.0 ** (mean + std), FLOOR, None)
-        mid = np.clip(10.0 ** mean, FLOOR, None)
-    ax.plot(x, mid, style, color=color, lw=1.8, label=label)
+        return np.where(log10v >= LOG_FLOOR, 10.0 ** log10v, np.nan)
+
+
+def below_floor(x, log10v, xname: str = "k") -> str:
+    """`` (below 1e-300 at k 40–99, not drawn)`` for a legend, or ``""`` when nothing is."""
+    where = np.flatnonzero(np.asarray(log10v, dtype=np.float64) < LOG_FLOOR)
+    if not where.size:
+        return ""
+    a, b = np.asarray(x)[where[[0, -1]]]
+    span = f"{a:g}" if a == b else f"{a:g}–{b:g}"
+    return f" (below {FLOOR:g} at {xname} {span}, not drawn)"
+
+
+def _band(ax, x, mean, std, color, style, label, xname: str = "k"):
+    mid = _shown(mean)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        lo = np.where(np.isnan(mid), np.nan, np.clip(10.0 ** (mean - std), FLOOR, None))
+    hi = np.where(np.isnan(mid), np.nan, _shown(mean + std))
+    ax.plot(x, mid, style, color=color, lw=1.8, label=label + below_floor(x, mean, xname))
     ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
 
 
@@ -92,8 +112,7 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
                 _band(a, k, _arr(rec[f"log10_{name}"]), _arr(rec[f"log10_{name}_std"]), color,
                       style, f"{ARCH_LABELS.get(arch, arch)} {label}")
         if "log10_spectral" in rec:
-            with np.errstate(over="ignore", under="ignore"):
-                sig = np.clip(10.0 ** _arr(rec["log10_spectral"]), FLOOR, None)
+            sig = _shown(_arr(rec["log10_spectral"]))
             axes[0].plot(rec["spectral_k"], sig, "o", ms=3.5, color=color,
                          label=f"{ARCH_LABELS.get(arch, arch)} " + r"$\sigma_{max}$")
     axes[0].set_title(title or _default_title("Gradient flow back in time", results, recs))
@@ -103,7 +122,8 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
         a.set_yscale("log")
         a.set_xlabel("lag k (steps back from T)")
         a.set_ylabel(NORM_LABEL)
-        legend_below(a, ncol=2)
+        long = any("not drawn" in label for label in a.get_legend_handles_labels()[1])
+        legend_below(a, ncol=1 if long else 2)
     return save(fig, path)
 
 
@@ -116,7 +136,7 @@ def plot_loss_grad(results, path, *, title: str | None = None) -> Path:
             continue
         _band(ax, np.asarray(rec["t"]), _arr(rec["log10_loss_grad"]),
               _arr(rec["log10_loss_grad_std"]), ARCH_COLORS.get(arch, "k"), "-",
-              ARCH_LABELS.get(arch, arch))
+              ARCH_LABELS.get(arch, arch), xname="t")
     ax.set_yscale("log")
     ax.set_xlabel("step t")
     ax.set_ylabel(PROBE_STYLE["loss_grad"][1] + f" ({GEO_MEAN}; {BAND_SD})")
@@ -149,10 +169,18 @@ def plot_training_heatmap(records: Sequence[dict] | str | Path, path, *, probe: 
         records = [r for r in records if r.get("seed", seed) == seed]
     if not records:
         raise ValueError(f"no probe records with log10_{probe}")
+    return save(training_heatmap_figure(records, probe, title), path)
+
+
+def training_heatmap_figure(records: Sequence[dict], probe: str, title: str | None = None):
+    """The Figure of :func:`plot_training_heatmap` for one seed's ``records`` (not saved): left
+    the heatmap (log10 0 and unknown values blank), right the curve at each step (light = late,
+    values below 1e-300 not drawn)."""
     records = sorted(records, key=lambda r: r["step"])
     steps = np.array([r["step"] for r in records])
     k = np.asarray(records[0]["k"])
     z = np.stack([_arr(r[f"log10_{probe}"]) for r in records])
+    style, name = PROBE_STYLE.get(probe, ("-", probe))
     fig, (a0, a1) = new_figure(11.0, 4.4, ncols=2)
     a0.grid(False)
     y_edges = np.arange(len(steps) + 1) - 0.5
@@ -161,23 +189,21 @@ def plot_training_heatmap(records: Sequence[dict] | str | Path, path, *, probe: 
     a0.set_yticks(ticks, [str(steps[i]) for i in ticks])
     a0.set_xlabel("lag k")
     a0.set_ylabel("training step")
-    fig.colorbar(mesh, ax=a0, label=f"log10 {PROBE_STYLE.get(probe, ('', probe))[1]}"
-                 f" ({GEO_MEAN})")
+    fig.colorbar(mesh, ax=a0, label=f"log10 {name} ({GEO_MEAN})")
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]
     for i in range(len(records)):
-        with np.errstate(over="ignore", under="ignore"):
-            a1.plot(k, np.clip(10.0 ** z[i], FLOOR, None), PROBE_STYLE.get(probe, ("-",))[0],
-                    color=cmap(i / max(len(records) - 1, 1)), lw=1.2, label=f"step {steps[i]}"
-                    if i in (0, len(records) - 1) else None)
+        a1.plot(k, _shown(z[i]), style, color=cmap(i / max(len(records) - 1, 1)), lw=1.2,
+                label=f"step {steps[i]}" + below_floor(k, z[i])
+                if i in (0, len(records) - 1) else None)
     a1.set_yscale("log")
     a1.set_xlabel("lag k")
-    a1.set_ylabel(f"{PROBE_STYLE.get(probe, ('', probe))[1]} ({GEO_MEAN})")
+    a1.set_ylabel(f"{name} ({GEO_MEAN})")
     legend_outside(a1)
     arch = records[0].get("arch", "")
     a0.set_title(title or make_title(f"{ARCH_LABELS.get(arch, arch)}: {probe} over training",
                                      T=records[0].get("seq_len"),
                                      H=records[0].get("hidden_size")))
     a1.set_title("curves (light = late)")
-    return save(fig, path)
+    return fig

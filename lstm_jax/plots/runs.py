@@ -1,12 +1,13 @@
 """Figures of ``lstm-jax train`` run directories, read from their files only.
 
 * :func:`plot_run_curves`: several runs' ``metrics.jsonl`` overlaid (one metric against step; the
-  mean over each run's seeds with a ± 1 sd band; the task's baseline dashed).
+  mean over each run's seeds with a ± 1 sd band; the task's baseline dashed; accuracy in %).
 * :func:`plot_probe_heatmap`: one run's ``probes.jsonl`` (written with ``--probe-every``) as a
   heatmap of log10 ‖∂h_T/∂h_{T−k}‖ over training step × lag k, beside the curves at each step.
   Each value is the probe's batch mean of log10 ‖·‖ (a geometric mean over the probe batch).
 
-Both return the matplotlib Figure (already saved to ``path``).
+Both follow :mod:`lstm_jax.plots.style` (architecture colours, legend outside, the shared
+labels and line styles) and return the matplotlib Figure (already saved to ``path``).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from lstm_jax.errors import UserError
-from lstm_jax.plots.common import ARCH_LABELS, new_figure, save
+from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, new_figure, save
+from lstm_jax.plots.style import BAND_SD, BASELINE, init_label, legend_outside, percent
+from lstm_jax.plots.style import title as make_title
+from lstm_jax.plots.training import METRIC_LABELS, axis_label
 
 #: Config fields that tell runs apart in a legend, in the order they are named.
 _LABEL_FIELDS = ("arch", "task", "seq_len", "hidden", "layers", "lr", "optimizer", "chrono",
                  "forget_bias", "recurrent_scale", "batch", "steps")
-_PROBE_NAMES = {"hidden": r"$\|\partial h_T/\partial h_{T-k}\|_F$",
-                "cell": r"$\|\partial C_T/\partial C_{T-k}\|_F$",
-                "cec": r"$\|\Pi_j f_j\|$ (CEC path)"}
+_DASHES = ("-", "--", "-.", ":")  # runs of one architecture, told apart when colour is the arch
 
 
 def _config(run_dir: Path) -> dict:
@@ -60,6 +62,45 @@ def run_labels(configs: Sequence[dict], names: Sequence[str]) -> list[str]:
     return labels
 
 
+def _styles(configs: Sequence[dict]) -> list[tuple]:
+    """(colour, line style) per run: the architecture's colour when the runs differ by
+    architecture (then runs of one architecture get different dashes) or there is one run,
+    else one colour each."""
+    archs = [c.get("arch") for c in configs]
+    if not all(a in ARCH_COLORS for a in archs) or len(set(archs)) == 1 < len(archs):
+        return [(f"C{i % 10}", "-") for i in range(len(configs))]
+    return [(ARCH_COLORS[a], _DASHES[archs[:i].count(a) % len(_DASHES)])
+            for i, a in enumerate(archs)]
+
+
+def _default_title(metric: str, configs: Sequence[dict]) -> str:
+    """``held-out loss: adding (T=50, H=128, LSTM forget bias 1)``: what every run shares (the
+    architecture too, ``held-out loss: LSTM on adding``, when it is one)."""
+    def shared(field):
+        values = {repr(c.get(field)) for c in configs}
+        return configs[0].get(field) if len(values) == 1 else None
+
+    arch, task = shared("arch"), shared("task")
+    inits = {init_label({**c, "arch": arch}) for c in configs}
+    init = (inits.pop() or "default init") if len(inits) == 1 and configs[0] else None
+    on = " on ".join(x for x in (ARCH_LABELS.get(arch, arch), task) if x)
+    what = METRIC_LABELS.get(metric, metric).replace(" (%)", "") + (f": {on}" if on else "")
+    return make_title(what, T=shared("seq_len"), H=shared("hidden"), init=init)
+
+
+def _draw_baselines(ax, runs, metric: str) -> None:
+    """The task baseline of each run (one dashed line per distinct value), for loss metrics."""
+    baselines = {}
+    for cfg, recs in runs:
+        b = recs[-1].get("baseline")
+        if b is not None and metric.endswith("loss"):
+            baselines.setdefault(float(b), []).append(
+                f"{cfg.get('task', '?')}, T={cfg.get('seq_len', '?')}")
+    for j, (b, where) in enumerate(sorted(baselines.items())):
+        what = BASELINE if len(baselines) == 1 else f"{BASELINE} ({'; '.join(sorted(set(where)))})"
+        ax.axhline(b, color="k", ls=(0, (4, 2 + j)), lw=1, label=f"{what} {b:.4g}")
+
+
 def plot_run_curves(run_dirs: Sequence[str | Path], path: str | Path, *,
                     metric: str = "eval/loss", labels: Sequence[str] | None = None,
                     title: str | None = None):
@@ -68,9 +109,10 @@ def plot_run_curves(run_dirs: Sequence[str | Path], path: str | Path, *,
     Args:
       run_dirs: ``lstm-jax train`` output directories (each with ``metrics.jsonl``).
       path: the PNG (or SVG, PDF) to write.
-      metric: a key of the metrics records, e.g. ``eval/loss``, ``eval/accuracy``, ``train/loss``.
+      metric: a key of the metrics records, e.g. ``eval/loss``, ``eval/accuracy`` (drawn in %),
+        ``train/loss``.
       labels: legend labels (default: :func:`run_labels`).
-      title: figure title (default: what the runs share, e.g. ``adding, T=50``).
+      title: figure title (default: the metric and what the runs share: task, T, H, init).
 
     Returns:
       The Figure.
@@ -91,39 +133,26 @@ def plot_run_curves(run_dirs: Sequence[str | Path], path: str | Path, *,
         raise UserError(f"--labels has {len(labels)} names for {len(dirs)} run directories")
     fig, ax = new_figure()
     positive = True
-    for i, ((_, recs), label) in enumerate(zip(runs, labels, strict=True)):
+    for (_, recs), label, (color, ls) in zip(runs, labels, _styles(configs), strict=True):
         recs = [r for r in recs if metric in r]
         steps = np.array([r["step"] for r in recs])
         values = np.array([np.atleast_1d(r[metric]) for r in recs], dtype=float)  # (n, seeds)
-        mean = values.mean(1)
-        seeds = values.shape[1]
-        ax.plot(steps, mean, color=f"C{i % 10}", lw=1.8,
-                label=label + (f" (mean of {seeds} seeds ± 1 sd)" if seeds > 1 else ""))
+        if metric.endswith("accuracy"):
+            values = percent(values)
+        mean, seeds = values.mean(1), values.shape[1]
+        ax.plot(steps, mean, ls, color=color, lw=1.8,
+                label=label + (f" (mean of {seeds} seeds, {BAND_SD})" if seeds > 1 else ""))
         if seeds > 1:
             sd = values.std(1, ddof=1)
-            ax.fill_between(steps, mean - sd, mean + sd, color=f"C{i % 10}", alpha=0.2, lw=0)
+            ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
         positive &= bool(np.all(values > 0))
-    baselines = {}
-    for cfg, recs in runs:
-        b = recs[-1].get("baseline")
-        if b is not None and metric.endswith("loss"):
-            baselines.setdefault(float(b), []).append(
-                f"{cfg.get('task', '?')}, T={cfg.get('seq_len', '?')}")
-    for j, (b, where) in enumerate(sorted(baselines.items())):
-        what = "baseline" if len(baselines) == 1 else f"baseline ({'; '.join(sorted(set(where)))})"
-        ax.axhline(b, color="k", ls=(0, (4, 2 + j)), lw=1, label=f"{what}: {b:.4g}")
+    _draw_baselines(ax, runs, metric)
     if metric.endswith("loss") and positive:
         ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_ylabel(metric)
-    if title is None:
-        shared = [f for f in ("task", "seq_len", "hidden") if configs[0].get(f) is not None
-                  and len({repr(c.get(f)) for c in configs}) == 1]
-        title = ", ".join(f"T={configs[0][f]}" if f == "seq_len" else f"H={configs[0][f]}"
-                          if f == "hidden" else str(configs[0][f]) for f in shared)
-        title = f"{metric} — {title}" if title else metric
-    ax.set_title(title)
-    ax.legend(fontsize=8, loc="best")
+    ax.set_ylabel(axis_label(metric, runs[0][1][-1].get("eval_split")))
+    ax.set_title(title if title is not None else _default_title(metric, configs))
+    legend_outside(ax)
     save(fig, path)
     return fig
 
@@ -150,12 +179,15 @@ def plot_probe_heatmap(run_dir: str | Path, path: str | Path, *, probe: str = "h
       path: the figure to write.
       probe: ``hidden`` (‖∂h_T/∂h_{T−k}‖), ``cell`` (‖∂C_T/∂C_{T−k}‖, LSTM) or ``cec`` (∏f).
       seed: which of the run's seeds (default: its first).
-      title: default: the run's architecture, task, T, H and seed.
+      title: default: the run's architecture, task, T, H, initialisation and seed.
 
     Returns:
-      The Figure: left the heatmap (x lag k, y training step, colour log10 norm), right the
-      curve at each recorded step on a log axis (light = late).
+      The Figure of :func:`lstm_jax.plots.probes.training_heatmap_figure`: left the heatmap
+      (x lag k, y training step, colour log10 norm; log10 0 blank), right the curve at each
+      recorded step on a log axis (light = late).
     """
+    from lstm_jax.plots.probes import training_heatmap_figure
+
     run_dir = Path(run_dir)
     records = _probe_records(run_dir)
     key = f"log10_{probe}"
@@ -165,54 +197,19 @@ def plot_probe_heatmap(run_dir: str | Path, path: str | Path, *, probe: str = "h
     elif seed not in seeds:
         raise UserError(f"--seed={seed} has no probes in {run_dir / 'probes.jsonl'}; its seeds "
                         f"are {', '.join(map(str, seeds))}")
-    records = sorted((r for r in records if r.get("seed", 0) == seed and key in r),
-                     key=lambda r: r["step"])
+    records = [r for r in records if r.get("seed", 0) == seed and key in r]
     if not records:
         raise UserError(f"--probe={probe!r}: no record in {run_dir / 'probes.jsonl'} has {key} "
                         "(cell and cec exist for the LSTM only)")
-    steps = np.array([r["step"] for r in records], dtype=float)
-    k = np.asarray(records[0]["k"], dtype=float)
-    z = np.array([[np.nan if v is None else v for v in r[key]] for r in records], dtype=float)
-    fig, a0 = new_figure(11.0, 4.2)
-    fig.clf()
-    a0, a1 = fig.subplots(1, 2)
-
-    def edges(x):
-        if len(x) == 1:
-            return np.array([x[0] - 0.5, x[0] + 0.5])
-        mid = (x[1:] + x[:-1]) / 2
-        return np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
-
-    mesh = a0.pcolormesh(edges(k), edges(steps), z, shading="flat", cmap="viridis")
-    name = _PROBE_NAMES.get(probe, probe)
-    fig.colorbar(mesh, ax=a0, label=f"log10 {name}")
-    a0.set_xlabel("lag k")
-    a0.set_ylabel("training step")
-    import matplotlib
-
-    cmap = matplotlib.colormaps["viridis"]
-    for i, s in enumerate(steps):
-        with np.errstate(over="ignore", under="ignore"):
-            a1.plot(k, np.clip(10.0 ** z[i], 1e-300, None), color=cmap(i / max(len(steps) - 1, 1)),
-                    lw=1.2, label=f"step {int(s)}" if i in (0, len(steps) - 1) else None)
-    a1.set_yscale("log")
-    a1.set_xlabel("lag k")
-    a1.set_ylabel(f"{name} (geometric mean over the batch)")
-    a1.grid(True, alpha=0.3, which="both")
-    a1.legend(fontsize=8)
-    a1.set_title("each recorded step (light = late)")
-    from matplotlib.ticker import MaxNLocator
-
-    for a in (a0, a1):
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))
-    cfg = _config(run_dir)
     if title is None:
+        cfg = _config(run_dir)
         arch = records[0].get("arch", cfg.get("arch", ""))
-        parts = [ARCH_LABELS.get(arch, arch)]
-        if cfg:
-            parts.append(f"{cfg['task']}, T={cfg['seq_len']}, H={cfg['hidden']}")
-        parts.append(f"seed {seed}")
-        title = f"{probe} probe over training: " + ", ".join(p for p in parts if p)
-    a0.set_title(title, fontsize=10)
+        what = f"{ARCH_LABELS.get(arch, arch)}: {probe} probe over training"
+        if cfg.get("task"):
+            what += f" on {cfg['task']}"
+        title = make_title(what, T=cfg.get("seq_len"), H=cfg.get("hidden"),
+                           init=init_label({**cfg, "arch": arch}) or "default init",
+                           extra=f"seed {seed}")
+    fig = training_heatmap_figure(records, probe, title)
     save(fig, path)
     return fig

@@ -6,7 +6,8 @@ One place decides how a quantity looks, so a reader who has seen one figure can 
   (:data:`QUANTITY_LINES`): the hidden Jacobian ‖∂h_T/∂h_{T−k}‖ solid, the LSTM's cell Jacobian
   ‖∂C_T/∂C_{T−k}‖ dashed, the forget-gate product ∏f dotted, the loss gradient ‖∂L/∂h_t‖ solid.
 * log axes show whole decades, thinned to at most about seven ticks (10⁰, 10⁻¹⁰, 10⁻²⁰ …, never
-  10⁻¹³, 10⁻²⁶), or 1, 2, 5 × 10ᵉ when the axis spans under two decades: :func:`decade_ticks`.
+  10⁻¹³, 10⁻²⁶), or at least two plain numbers (1, 2, 5 × 10ᵉ where they fit) when the axis spans
+  under two decades: :func:`decade_ticks`.
 * a band is ± 1 standard deviation and a probe line is the batch's geometric mean; the legend
   or the axis label says which (:data:`BAND_SD`, :data:`GEO_MEAN`).
 * accuracy in per cent (:func:`percent`), one word for the reference loss (:data:`BASELINE`).
@@ -27,6 +28,7 @@ from matplotlib.ticker import (  # noqa: E402
     FixedLocator,
     FuncFormatter,
     LogFormatterSciNotation,
+    MaxNLocator,
     NullLocator,
 )
 
@@ -114,18 +116,16 @@ def init_label(cfg: dict) -> str | None:
 
 def decade_ticks(ax, axis: str = "y", max_ticks: int = 7) -> None:
     """Major ticks of a log axis at whole decades, every 1, 2, 5, 10, 20, 50 … decades, so at
-    most about ``max_ticks`` labels show (10⁰, 10⁻¹⁰, 10⁻²⁰, …); under two decades, at
-    1, 2, 5 × 10ᵉ written plainly (0.01, 0.02, 0.05, 0.1); no minor ticks."""
+    most about ``max_ticks`` labels show (10⁰, 10⁻¹⁰, 10⁻²⁰, …); under two decades, at least two
+    plain numbers (:func:`_narrow_ticks`: 0.01, 0.02, 0.05, 0.1); no minor ticks."""
     lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
     lo, hi = sorted((lo, hi))
     if not (lo > 0 and math.isfinite(lo) and math.isfinite(hi)):
         return
     a, b = math.floor(math.log10(lo) + 1e-9), math.ceil(math.log10(hi) - 1e-9)
     target = ax.yaxis if axis == "y" else ax.xaxis
-    if math.log10(hi) - math.log10(lo) < 2:  # under two decades: 1, 2, 5 × 10^e, plainly
-        ticks = [m * 10.0 ** e for e in range(a, b + 1) for m in (1, 2, 5)
-                 if lo <= m * 10.0 ** e <= hi]
-        target.set_major_locator(FixedLocator(ticks))
+    if math.log10(hi) - math.log10(lo) < 2:  # under two decades: plain numbers
+        target.set_major_locator(FixedLocator(_narrow_ticks(lo, hi, a, b)))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     else:
         step = next(s for s in _steps() if (b - a) / s <= max_ticks - 1)
@@ -135,6 +135,18 @@ def decade_ticks(ax, axis: str = "y", max_ticks: int = 7) -> None:
         target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
     target.set_minor_locator(NullLocator())
     (ax.set_ylim if axis == "y" else ax.set_xlim)(lo, hi)
+
+
+def _narrow_ticks(lo: float, hi: float, a: int, b: int) -> list[float]:
+    """At least two ticks inside [lo, hi]: 1, 2, 5 × 10ᵉ, else 1 … 9 × 10ᵉ, else evenly spaced
+    round numbers (an axis from 0.164 to 0.176 gets 0.165, 0.17, 0.175)."""
+    for mantissas in ((1, 2, 5), range(1, 10)):
+        ticks = [m * 10.0 ** e for e in range(a, b + 1) for m in mantissas
+                 if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) >= 2:
+            return ticks
+    values = MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    return [float(f"{v:.6g}") for v in values if lo <= v <= hi]
 
 
 def _steps() -> Iterable[int]:

@@ -18,6 +18,16 @@ def _is_accuracy(metric: str) -> bool:
     return metric.endswith("accuracy")
 
 
+def axis_label(metric: str, split: str | None = None) -> str:
+    """The y label of ``metric`` measured on ``split`` (a record's ``eval_split``, "validation"
+    since the three-split protocol): ``held-out loss (validation split)``,
+    ``validation accuracy (%)``."""
+    name = METRIC_LABELS.get(metric, metric)
+    if split is None or not metric.startswith("eval/"):
+        return name
+    return f"{split} {name}" if _is_accuracy(metric) else f"{name} ({split} split)"
+
+
 def plot_curves(records: list[dict], path: str | Path, *, title: str = "",
                 metric: str = "eval/loss", log_y: bool = True) -> Path:
     """``metric`` against step: the mean over seeds, a ± sd band, each seed thin, the baseline."""
@@ -44,9 +54,7 @@ def plot_curves(records: list[dict], path: str | Path, *, title: str = "",
     if log_y and metric.endswith("loss") and np.all(values > 0):
         ax.set_yscale("log")
     ax.set_xlabel("training step")
-    split = records[0].get("eval_split")  # "validation" in runs since the three-split protocol
-    ax.set_ylabel(name if split is None or not metric.startswith("eval/")
-                  else f"{name} ({split} split)")
+    ax.set_ylabel(axis_label(metric, records[0].get("eval_split")))
     ax.set_title(title)
     legend_outside(ax)
     return save(fig, path)
