@@ -124,3 +124,12 @@ def test_recurrent_matrix_stays_orthogonal_after_training_on_adding(tmp_path):
     w = np.asarray(leaves[0]).reshape(-1, 8, 8)[0]  # stacked over seeds
     assert np.abs(np.triu(w, 1)).max() > 0
     assert _orthogonality_error({"w_skew": jnp.asarray(w)}) < 1e-5
+
+
+def test_input_weights_are_he_normal():
+    """The authors' code initialises the input layer with kaiming_normal (fan-in, ReLU gain):
+    std √(2 / D_in)."""
+    D = 400
+    w = np.asarray(Recurrence(D, CellConfig(arch="exprnn", hidden=256),
+                              rngs=nnx.Rngs(0)).cells[0].params()["w_ih"], np.float64)
+    np.testing.assert_allclose(w.std(), math.sqrt(2 / D), rtol=0.03)

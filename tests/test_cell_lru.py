@@ -1,6 +1,8 @@
 """LRU (Orvieto et al. 2023): parallel scan against a sequential loop and a complex-arithmetic
 float64 reference, ring initialisation, and the probes' closed form diag(λ^k)."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,3 +100,19 @@ def test_state_probe_is_the_closed_form_lambda_to_the_k():
         np.testing.assert_allclose(got["cell"]["log10"], np.broadcast_to(want, (2, T)),
                                    rtol=0, atol=1e-12)
         assert np.all(np.isneginf(got["hidden"]["log10"][:, 1:]))
+
+
+def test_input_and_readout_scales_are_the_papers():
+    """Orvieto et al. (2023), Appendix A: B = (N(0,1) + i N(0,1)) / √(2 D_in) and
+    C = (N(0,1) + i N(0,1)) / √N; the skip (here dense) LeCun normal, std 1/√D_in."""
+    D, H = 256, 512
+    N = H // 2
+    cell = Recurrence(D, CellConfig(arch="lru", hidden=H), rngs=nnx.Rngs(0)).cells[0]
+    p = {k: np.asarray(v, np.float64) for k, v in cell.params().items()}
+    b_re, b_im, skip = p["w_ih"][:, :N], p["w_ih"][:, N:H], p["w_ih"][:, H:]
+    for part, want in ((b_re, 1 / math.sqrt(2 * D)), (b_im, 1 / math.sqrt(2 * D)),
+                       (p["c_re"], 1 / math.sqrt(N)), (p["c_im"], 1 / math.sqrt(N)),
+                       (skip, 1 / math.sqrt(D))):
+        np.testing.assert_allclose(part.std(), want, rtol=0.03)
+        assert abs(part.mean()) < 0.05 * want
+    assert np.corrcoef(b_re.ravel(), b_im.ravel())[0, 1] < 0.02  # independent parts

@@ -36,3 +36,15 @@ def test_init_peepholes_uniform_and_zero_peepholes_give_the_lstm():
         getattr(model.cells[0], k)[...] = jnp.zeros(8)
     x = jax.random.normal(jax.random.key(1), (2, 5, 3))
     np.testing.assert_allclose(model(x).outputs, lstm(x, collect=("c",)).outputs, atol=1e-6)
+
+
+def test_chrono_sets_input_bias_to_minus_forget_bias():
+    """Chrono (Tallec & Ollivier 2018) on the peephole LSTM, as on the LSTM: b_f ~ log U[1,
+    T_max − 1] and b_i = −b_f, blocks (i, f, g, o); b_g = b_o = 0."""
+    H, tmax = 256, 40.0
+    b = np.asarray(Recurrence(3, CellConfig(arch="peephole", hidden=H, chrono_tmax=tmax),
+                              rngs=nnx.Rngs(0)).cells[0].params()["bias"]).reshape(4, H)
+    bi, bf = b[0], b[1]
+    np.testing.assert_array_equal(bi, -bf)
+    assert bf.min() >= 0 and bf.max() <= np.log(tmax - 1) + 1e-6 and bf.std() > 0.3
+    np.testing.assert_array_equal(b[2:], 0.0)
