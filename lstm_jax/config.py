@@ -45,7 +45,9 @@ class TrainConfig:
     recurrence's forward and per-step products, everything else float32; see
     :func:`lstm_jax.fused.fused_layer`).
     Optimisation: ``optimizer`` (adam, rmsprop, sgd with ``momentum``), ``lr`` (times
-    ``embed_lr_scale`` for the embedding table of symbol inputs; 0 freezes it), ``clip`` (global
+    ``embed_lr_scale`` for the embedding table of symbol inputs, 0 freezing it, and times
+    ``recurrent_lr_scale`` for the cells' recurrent parameters, e.g. expRNN's skew-symmetric
+    generator, which its authors train at a tenth of the rate), ``clip`` (global
     norm, Pascanu et al. 2013; None = off), ``warmup`` steps of linear warm-up, ``schedule``
     (constant, or cosine decay to 0 at ``steps``), ``steps``, ``batch`` (global, split over
     devices). Seeds: ``seeds`` independent models trained in one program with seeds
@@ -79,6 +81,7 @@ class TrainConfig:
     embed_dim: int = 32
     embed_init: str = "random"
     embed_lr_scale: float = 1.0
+    recurrent_lr_scale: float = 1.0
     readout: str = "task"
     dropout: float = 0.0
     input_dropout: float = 0.0
@@ -151,6 +154,10 @@ class TrainConfig:
         if self.embed_lr_scale < 0:
             raise UserError(f"embed_lr_scale={self.embed_lr_scale!r} must be ≥ 0 (0 freezes the "
                             "embedding)")
+        _finite("recurrent_lr_scale", self.recurrent_lr_scale)
+        if self.recurrent_lr_scale < 0:
+            raise UserError(f"recurrent_lr_scale={self.recurrent_lr_scale!r} must be ≥ 0 (0 "
+                            "freezes the recurrent parameters)")
         for name in ("dropout", "input_dropout"):
             rate = getattr(self, name)
             _finite(name, rate)

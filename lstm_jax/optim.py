@@ -4,7 +4,12 @@
 networks") rescales the whole gradient when its norm exceeds ``clip``; it runs before the
 optimiser. Schedules: constant, or cosine decay to 0 over the run (Loshchilov & Hutter 2017),
 either after ``warmup`` steps of linear warm-up from 0. ``embed_lr_scale`` multiplies the
-embedding table's updates (0 freezes it, e.g. to keep pre-trained word vectors as they are).
+embedding table's updates (0 freezes it, e.g. to keep pre-trained word vectors as they are);
+``recurrent_lr_scale`` the updates of every cell's recurrent parameters (those its
+``recurrent_params`` creates: ``w_hh``, IndRNN's ``u``, expRNN's ``w_skew``, …), as expRNN's
+authors train the skew-symmetric generator at a tenth of the rate (Lezcano-Casado & Martínez-Rubio
+2019, their ``lr_orth``). Both scale the optimiser's update, so with Adam they act as a smaller
+learning rate for those parameters.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ def optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
         opt = optax.sgd(lr, momentum=cfg.momentum or None)
     if cfg.embed_lr_scale != 1.0:
         opt = optax.chain(opt, optax.masked(optax.scale(cfg.embed_lr_scale), embedding_mask))
+    if cfg.recurrent_lr_scale != 1.0:
+        opt = optax.chain(opt, optax.masked(optax.scale(cfg.recurrent_lr_scale),
+                                            recurrent_mask(recurrent_names(cfg))))
     if cfg.clip is None:
         return opt
     return optax.chain(optax.clip_by_global_norm(cfg.clip), opt)
@@ -45,3 +53,25 @@ def embedding_mask(params):
     """True on the leaves of a ``SequenceModel``'s embedding table (``params["embed"]``)."""
     return jax.tree_util.tree_map_with_path(
         lambda path, _: path[0] == jax.tree_util.DictKey("embed"), params)
+
+
+def recurrent_names(cfg: TrainConfig) -> frozenset[str]:
+    """The names of the parameters a cell of ``cfg`` creates in ``recurrent_params``."""
+    from flax import nnx
+
+    from lstm_jax.cells import make_cell
+
+    cell = make_cell(1, cfg.cell(), rngs=nnx.Rngs(0))
+    return frozenset(cell.recurrent_params(jax.random.key(0), jax.numpy.float32))
+
+
+def recurrent_mask(names: frozenset[str]):
+    """A mask function: True on the leaves named in ``names`` inside a stack's ``cells``."""
+    def key(k):
+        return getattr(k, "key", getattr(k, "idx", getattr(k, "name", None)))
+
+    def is_recurrent(path, _):
+        keys = [key(k) for k in path]
+        return "cells" in keys and any(k in names for k in keys[keys.index("cells") + 1:])
+
+    return lambda params: jax.tree_util.tree_map_with_path(is_recurrent, params)

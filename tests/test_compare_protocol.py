@@ -244,3 +244,16 @@ def test_indrnn_init_protocols_change_only_the_init():
             assert cfg == base[key] | {"indrnn_init": "paper"}, (name, key)
         assert (proto.seeds, proto.test_size, proto.tasks) == (
             base_proto.seeds, base_proto.test_size, base_proto.tasks)
+
+
+def test_exprnn_orth_lr_protocol_changes_only_the_generators_rate():
+    """adding_exprnn_orth_lr.toml is adding_cells.toml's expRNN arm with recurrent_lr_scale=0.1
+    and nothing else, at T = 50 and 100."""
+    cells = load_protocol(PROTOCOLS / "adding_cells.toml")
+    proto = load_protocol(PROTOCOLS / "adding_exprnn_orth_lr.toml")
+    base = {(q.T, q.lr): cells.config(q).to_dict() for q in cells.points() if q.arm == "exprnn"}
+    got = {(q.T, q.lr): proto.config(q).to_dict() for q in proto.points()}
+    assert sorted(got) == [(T, lr) for T in (50, 100) for lr in (1e-3, 3e-3)]
+    for key, cfg in got.items():
+        assert cfg == base[key] | {"recurrent_lr_scale": 0.1}, key
+    assert (proto.seeds, proto.test_size) == (cells.seeds, cells.test_size)

@@ -51,6 +51,9 @@ def register(sub) -> None:
     g.add_argument("--embed-dim", type=positive_int, help="embedding width for symbol tasks")
     g.add_argument("--embed-lr-scale", type=finite_float,
                    help="learning-rate multiplier for the embedding table (0 freezes it)")
+    g.add_argument("--recurrent-lr-scale", type=finite_float,
+                   help="learning-rate multiplier for the cells' recurrent parameters (w_hh, "
+                        "IndRNN's u, expRNN's skew generator; its authors use 0.1)")
     g.add_argument("--readout", help="task (the task's own), last, mean or max (over valid steps)")
     g.add_argument("--dropout", type=finite_float, help="dropout on the head's input")
     g.add_argument("--input-dropout", type=finite_float,
