@@ -16,7 +16,9 @@ Nonlinearity: modrelu, as in the paper's experiments, with its bias ``b_mod (H,)
 
 Initialisation (the paper's code): Henaff et al. (2016)'s — A block-diagonal with 2×2 blocks
 ``[[0, θ], [−θ, 0]]``, ``θ ~ U[−π, π]`` (B then rotates each pair of units by its own angle);
-``W`` He normal (``kaiming_normal``); ``b = 0``; ``b_mod ~ U[−0.01, 0.01]``.
+``W`` He normal (``kaiming_normal``); ``b = 0``; ``b_mod ~ U[−0.01, 0.01]``. The paper's code
+also trains ``A`` at a tenth of the other parameters' rate (``lr_orth``): ``TrainConfig(
+recurrent_lr_scale=0.1)``, not the default. Its input projection has no bias (here ``b``, from 0).
 
 :func:`expm` is matmul-only (no LAPACK solve, which can deadlock inside compiled, vmapped
 programs on this jaxlib): scaling and squaring with a Taylor polynomial. For skew-symmetric A
