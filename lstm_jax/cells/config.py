@@ -30,8 +30,9 @@ class CellConfig:
         et al. 2015; Gers et al. 2000 introduced the gate). Ignored when ``chrono_tmax`` is set.
       chrono_tmax: if set, chrono initialisation (Tallec & Ollivier 2018): LSTM, peephole LSTM
         and CIFG ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``;
-        JANET's forget bias; IndRNN's recurrent weights ``u ~ U(0, 2^{1/T_max})`` (Li et al.
-        2018). Refused by cells that do not read it, as is any field a cell does not read
+        JANET's forget bias (JANET is always chrono-initialised, with ``T_max = 100`` when this is
+        unset; its paper uses the sequence length); IndRNN's range and bound for ``u`` (Li et al.
+        2018; without it ``u ~ U(0, 1)``, unbounded). Refused by cells that do not read it, as is any field a cell does not read
         (:func:`cell_accepts`).
       recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
         (entries N(0, 1/H), spectral radius ≈ 1 by the circular law) or ``"identity"`` (each block I,
