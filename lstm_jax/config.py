@@ -144,6 +144,12 @@ class TrainConfig:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise UserError(f"{f}={v!r} must be an integer ≥ 0")
+        # PRNG seeds are uint32: a larger one would wrap round and repeat seed 0's models
+        if self.seed + self.seeds > 2**32:
+            raise UserError(f"seed={self.seed} with seeds={self.seeds} runs past 2^32 − 1, the "
+                            "largest seed; seeds are uint32 and would wrap round to 0")
+        if self.eval_seed >= 2**32:
+            raise UserError(f"eval_seed={self.eval_seed} must be < 2^32 (seeds are uint32)")
         _finite("lr", self.lr, positive=True)
         _finite("momentum", self.momentum)
         if not 0 <= self.momentum < 1:

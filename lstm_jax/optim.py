@@ -5,8 +5,9 @@ networks") rescales the whole gradient when its norm exceeds ``clip``; it runs b
 optimiser. Schedules: constant, or cosine decay to 0 over the run (Loshchilov & Hutter 2017),
 either after ``warmup`` steps of linear warm-up from 0. ``embed_lr_scale`` multiplies the
 embedding table's updates (0 freezes it, e.g. to keep pre-trained word vectors as they are);
-``recurrent_lr_scale`` the updates of every cell's recurrent parameters (those its
-``recurrent_params`` creates: ``w_hh``, IndRNN's ``u``, expRNN's ``w_skew``, …), as expRNN's
+``recurrent_lr_scale`` the updates of every cell's recurrent parameters (its
+``recurrent_names``: ``w_hh``, GRU's ``b_hn``, IndRNN's ``u``, expRNN's ``w_skew``, the LRU's
+``ν, θ, γ``, …), as expRNN's
 authors train the skew-symmetric generator at a tenth of the rate (Lezcano-Casado & Martínez-Rubio
 2019, their ``lr_orth``). Both scale the optimiser's update, so with Adam they act as a smaller
 learning rate for those parameters.
@@ -18,6 +19,7 @@ import jax
 import optax
 
 from lstm_jax.config import TrainConfig
+from lstm_jax.errors import UserError
 
 
 def learning_rate(cfg: TrainConfig) -> optax.Schedule:
@@ -56,17 +58,15 @@ def embedding_mask(params):
 
 
 def recurrent_names(cfg: TrainConfig) -> frozenset[str]:
-    """The names of the parameters a cell of ``cfg`` creates in ``recurrent_params``."""
-    from flax import nnx
+    """The recurrent parameters of ``cfg``'s cell (:attr:`RecurrentCell.recurrent_names`)."""
+    from lstm_jax.cells import cell_class
 
-    from lstm_jax.cells import make_cell
-
-    cell = make_cell(1, cfg.cell(), rngs=nnx.Rngs(0))
-    return frozenset(cell.recurrent_params(jax.random.key(0), jax.numpy.float32))
+    return frozenset(cell_class(cfg.arch).recurrent_names)
 
 
 def recurrent_mask(names: frozenset[str]):
-    """A mask function: True on the leaves named in ``names`` inside a stack's ``cells``."""
+    """A mask function: True on the leaves named in ``names`` inside a stack's ``cells``; a
+    model in which none matches is refused (the scale would silently do nothing)."""
     def key(k):
         return getattr(k, "key", getattr(k, "idx", getattr(k, "name", None)))
 
@@ -74,4 +74,11 @@ def recurrent_mask(names: frozenset[str]):
         keys = [key(k) for k in path]
         return "cells" in keys and any(k in names for k in keys[keys.index("cells") + 1:])
 
-    return lambda params: jax.tree_util.tree_map_with_path(is_recurrent, params)
+    def mask(params):
+        out = jax.tree_util.tree_map_with_path(is_recurrent, params)
+        if not any(jax.tree.leaves(out)):
+            raise UserError(f"recurrent_lr_scale: the model's cells have no parameter named "
+                            f"{sorted(names)} (the cell's recurrent_names)")
+        return out
+
+    return mask

@@ -160,7 +160,9 @@ def _build_programs(cfg: TrainConfig, mesh) -> Programs:
             model = nnx.merge(graphdef, new_params)
             model.project()
             new_params = nnx.state(model)
-        finite = jnp.isfinite(loss) & all_finite(grads)
+        # the update's result too: a finite gradient times a huge rate can overflow the
+        # parameters, and Adam's second moment g² overflows for |g| > ~1.8e19 (then freezes)
+        finite = jnp.isfinite(loss) & all_finite(grads) & all_finite(new_params) & all_finite(opt)
         ok = finite & (state["bad_step"] < 0)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
         bad = jnp.where(~finite & (state["bad_step"] < 0), step, state["bad_step"])

@@ -14,8 +14,9 @@ from lstm_jax.errors import UserError
 from lstm_jax.model import SequenceModel
 from lstm_jax.optim import optimizer
 
-RECURRENT = {"lstm": {"w_hh"}, "indrnn": {"u"}, "exprnn": {"w_skew"},
-             "lru": {"nu_log", "theta_log", "gamma_log", "c_re", "c_im"}}
+RECURRENT = {"lstm": {"w_hh"}, "gru": {"w_hh", "b_hn"}, "peephole": {"w_hh", "p_i", "p_f", "p_o"},
+             "indrnn": {"u"}, "exprnn": {"w_skew"},
+             "lru": {"nu_log", "theta_log", "gamma_log"}}  # λ = exp(−e^ν + i e^θ), γ; not C
 
 
 def _leaves(tree):
@@ -64,3 +65,16 @@ def test_recurrent_lr_scale_is_validated_and_reaches_the_command_line(tmp_path):
     from lstm_jax.train import load_config
 
     assert load_config(out).recurrent_lr_scale == 0.1
+
+
+def test_a_scale_that_would_match_no_parameter_is_refused():
+    """A cell whose recurrent_names match none of its parameters (a user's cell that replaced
+    w_hh without naming its own) would train unscaled without a word: refused instead."""
+    from lstm_jax.optim import recurrent_mask
+
+    model = SequenceModel(input_kind="dense", in_features=3, out_features=1,
+                          cell=CellConfig(arch="indrnn", hidden=4), rngs=nnx.Rngs(0))
+    params = nnx.split(model)[1]
+    assert sum(jax.tree.leaves(recurrent_mask(frozenset({"u"}))(params))) == 1
+    with pytest.raises(UserError, match="no parameter named \\['w_hh'\\]"):
+        recurrent_mask(frozenset({"w_hh"}))(params)

@@ -204,6 +204,45 @@ def test_non_finite_loss_stops_cleanly_and_keeps_last_good_checkpoint(tmp_path):
     assert saved and max(saved) <= bad
 
 
+def test_an_update_that_overflows_stops_the_run_before_it_is_saved(tmp_path):
+    """Finite loss and gradients, but lr × gradient overflows float32: the step is a divergence
+    (it is not applied), and no checkpoint holds an infinite parameter."""
+    cfg = TrainConfig(task="adding", seq_len=10, arch="rnn", hidden=8, steps=6, batch=8,
+                      lr=3e38, optimizer="sgd", momentum=0.0, clip=None, eval_every=3,
+                      checkpoint_every=1, eval_size=8)
+    with pytest.raises(Diverged, match=r"non-finite.*step 0"):
+        train(cfg, tmp_path, progress=False)
+    assert json.loads((tmp_path / "summary.json").read_text())["diverged_at_step"] == 0
+    saved = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    for step in saved:
+        _, params = load_params(tmp_path, step=step)
+        assert all(np.isfinite(a).all() for a in leaves(params)), step
+
+
+def test_seeds_past_uint32_are_refused():
+    """Seeds are uint32: 2^32 would wrap round to 0 and train seed 0's models again."""
+    from lstm_jax.errors import UserError
+
+    assert TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
+    for bad in ({"seed": 2**32}, {"seed": 2**32 - 1, "seeds": 2}, {"eval_seed": 2**32}):
+        with pytest.raises(UserError, match="2\\^32"):
+            TrainConfig(**bad)
+
+
+def test_adams_overflowing_second_moment_is_a_divergence():
+    """A finite gradient of 1e20 is not a divergence by itself (all_finite above), but Adam's
+    ν = g² overflows float32 and would freeze that parameter for good: the step refuses it."""
+    import optax
+
+    from lstm_jax.steps import all_finite
+
+    params = {"w": jnp.ones(3)}
+    tx = optax.adam(1e-3)
+    grads = {"w": jnp.array([1.0, 1e20, 0.0])}
+    _, opt = tx.update(grads, tx.init(params), params)
+    assert all_finite(grads) and not all_finite(opt)
+
+
 @pytest.mark.parametrize("seed", [0])
 def test_lstm_learns_adding_at_T50(tmp_path, seed):
     cfg = TrainConfig(task="adding", seq_len=50, arch="lstm", hidden=32, steps=400, batch=64,

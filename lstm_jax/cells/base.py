@@ -40,6 +40,8 @@ The protocol a cell implements (class attributes and methods of :class:`Recurren
                               It must equal the masked ``lax.scan`` of ``step``.
 ``_init_bias``, ``extra_params``, ``recurrent_params``  initialisation hooks; they may read
                               ``self.last_layer`` (whether the cell tops its stack).
+``recurrent_names``           the parameters of the recurrence proper (default ``("w_hh",)``),
+                              whose updates ``TrainConfig.recurrent_lr_scale`` scales.
 ============================  =====================================================================
 
 Parameters are ``w_ih (D, G·H)``, ``w_hh (H, G·H)``, ``bias (G·H,)`` plus any the cell adds
@@ -81,6 +83,8 @@ class RecurrentCell(nnx.Module):
     fused: ClassVar[FusedPath | None] = None
     jacobian: ClassVar[JacobianPath | None] = None
     sequence: ClassVar[Callable | None] = None
+    #: the parameters of the recurrence proper (``TrainConfig.recurrent_lr_scale`` scales them)
+    recurrent_names: ClassVar[tuple[str, ...]] = ("w_hh",)
 
     def __init__(self, in_features: int, config: CellConfig, *, rngs: nnx.Rngs,
                  dtype=jnp.float32, last_layer: bool = True):

@@ -32,8 +32,8 @@ class CellConfig:
         and CIFG ``b_f ~ log U[1, T_max−1]``, ``b_i = −b_f``; GRU ``b_z ~ log U[1, T_max−1]``;
         JANET's forget bias (JANET is always chrono-initialised, with ``T_max = 100`` when this is
         unset; its paper uses the sequence length); IndRNN's range and bound for ``u`` (Li et al.
-        2018; without it ``u ~ U(0, 1)``, unbounded). Refused by cells that do not read it, as is any field a cell does not read
-        (:func:`cell_accepts`).
+        2018; without it ``u ~ U(0, 1)``, unbounded). Refused by cells that do not read it, as is
+        any field a cell does not read (:func:`cell_accepts`).
       recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
         (entries N(0, 1/H), spectral radius ≈ 1 by the circular law) or ``"identity"`` (each block I,
         Le et al. 2015's IRNN init, here with tanh rather than their ReLU).

@@ -107,6 +107,7 @@ class ExpRNNCell(RecurrentCell):
 
     blocks = 1
     sequence = staticmethod(_sequence)
+    recurrent_names = ("w_skew",)
 
     def __init__(self, in_features, config, *, rngs, dtype=jnp.float32, last_layer=True):
         super().__init__(in_features, config, rngs=rngs, dtype=dtype, last_layer=last_layer)

@@ -86,6 +86,7 @@ class GRUCell(RecurrentCell):
 
     blocks = 3
     gate_names = ("r", "z")
+    recurrent_names = ("w_hh", "b_hn")
     options = frozenset({"chrono_tmax", "gru_reset_after"})
     torch_module = "GRU"
     fused = FusedPath(_forward, _backward, h_residual="prev", extra="b_hn",

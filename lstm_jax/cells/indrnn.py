@@ -50,6 +50,7 @@ class IndRNNCell(RecurrentCell):
 
     blocks = 1
     options = frozenset({"chrono_tmax", "indrnn_init"})
+    recurrent_names = ("u",)
 
     def __init__(self, in_features, config, *, rngs, dtype=jnp.float32, last_layer=True):
         super().__init__(in_features, config, rngs=rngs, dtype=dtype, last_layer=last_layer)

@@ -94,6 +94,7 @@ class LRUCell(RecurrentCell):
     blocks = 2
     carry_names = ("h", "c")
     sequence = staticmethod(_sequence)
+    recurrent_names = ("nu_log", "theta_log", "gamma_log")  # λ and its normalisation; not C
     r_min: float = 0.9
     r_max: float = 0.999
     theta_max: float = math.pi / 10

@@ -40,6 +40,7 @@ class PeepholeLSTMCell(RecurrentCell):
     gate_names = ("i", "f", "o")
     forget_gate = "f"
     options = frozenset({"forget_bias", "chrono_tmax"})
+    recurrent_names = ("w_hh", "p_i", "p_f", "p_o")
 
     def _init_bias(self, key, dtype):
         return lstm_bias(key, self.hidden, self.config, dtype)
