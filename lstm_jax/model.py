@@ -193,13 +193,20 @@ class SequenceModel(nnx.Module):
 
 
 def reversal_index(mask: jax.Array | None, batch: int, steps: int) -> jax.Array:
-    """``(B, T)`` int32: row b's step t reads step ``n_b − 1 − t`` for ``t < n_b`` (its valid
-    prefix reversed) and itself on padding; ``n_b`` = the row's valid steps. An involution."""
+    """``(B, T)`` int32: row b's valid steps in reverse order, each padded step reading itself.
+
+    The j-th valid step of a row reads its (n_b − 1 − j)-th (``n_b`` = the row's valid steps), so
+    a right-padded row's step t reads ``n_b − 1 − t``; padding may sit anywhere (left, holes).
+    An involution."""
     t = jnp.arange(steps, dtype=jnp.int32)[None, :]
     if mask is None:
         return jnp.broadcast_to(steps - 1 - t, (batch, steps))
-    n = jnp.sum(mask.astype(jnp.int32), axis=1, keepdims=True)
-    return jnp.where(t < n, n - 1 - t, t)
+    valid = mask.astype(bool)
+    n = jnp.sum(valid, axis=1, keepdims=True, dtype=jnp.int32)
+    rank = jnp.cumsum(valid, axis=1, dtype=jnp.int32) - 1  # j at the j-th valid step
+    by_rank = jnp.argsort(~valid, axis=1, stable=True).astype(jnp.int32)  # valid steps first
+    mirror = jnp.take_along_axis(by_rank, jnp.clip(n - 1 - rank, 0, steps - 1), axis=1)
+    return jnp.where(valid, mirror, t)
 
 
 def _take_steps(x: jax.Array, index: jax.Array) -> jax.Array:

@@ -19,6 +19,24 @@ def test_reversal_index():
     np.testing.assert_array_equal(np.asarray(reversal_index(mask, 3, 5)),
                                   [[2, 1, 0, 3, 4], [4, 3, 2, 1, 0], [0, 1, 2, 3, 4]])
     np.testing.assert_array_equal(np.asarray(reversal_index(None, 2, 3)), [[2, 1, 0]] * 2)
+    holes = jnp.array([[0, 0, 1, 1, 1], [1, 0, 1, 0, 1], [0, 0, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(np.asarray(reversal_index(holes, 3, 5)),
+                                  [[0, 1, 4, 3, 2], [4, 1, 2, 3, 0], [0, 1, 2, 3, 4]])
+
+
+def test_bidirectional_with_padding_anywhere_equals_the_row_without_it():
+    """A left-padded or holey row gives what its valid steps alone give (the backward direction
+    reads the valid steps in reverse, never the padding)."""
+    T, D, H = 6, 3, 5
+    model = SequenceModel(input_kind="dense", in_features=D, out_features=2,
+                          cell=CellConfig(arch="gru", hidden=H), readout="last",
+                          bidirectional=True, rngs=nnx.Rngs(params=jax.random.key(1)))
+    x = jax.random.normal(jax.random.key(2), (2, T, D))
+    mask = jnp.array([[0, 0, 1, 1, 1, 1], [1, 0, 1, 1, 0, 1]], bool)
+    got = np.asarray(model(x, mask))
+    for b in range(2):
+        row = x[b:b + 1][:, np.asarray(mask[b])]
+        np.testing.assert_allclose(got[b], np.asarray(model(row))[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
