@@ -73,6 +73,22 @@ def _same_saved_config(cfg: TrainConfig, out: Path) -> bool:
     return not cfg.resume_differences(saved)
 
 
+def runtime(mesh) -> dict:
+    """What a bitwise-exact resume needs unchanged besides the config: the JAX stack, the backend
+    and the device count the batch is split over (saved in every checkpoint's meta)."""
+    import jaxlib
+
+    return {"devices": int(mesh.size), "backend": jax.default_backend(),
+            "jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+
+def _runtime_change(saved: dict | None, now: dict) -> str:
+    """``"devices 1 → 2, …"`` for the fields that differ ("" when none, or nothing was saved)."""
+    if not saved:
+        return ""
+    return ", ".join(f"{k} {saved[k]} → {now[k]}" for k in now if k in saved and saved[k] != now[k])
+
+
 def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
     from lstm_jax.config import DATA_TASKS
 
@@ -201,6 +217,10 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
             got = (0, state, {"elapsed": 0.0})
         start, state, meta = got
         elapsed_before = float(meta.get("elapsed", 0.0))
+        moved = _runtime_change(meta.get("runtime"), runtime(mesh))
+        if moved:
+            log(f"warning: resuming on another runtime ({moved}): the continuation equals an "
+                "uninterrupted run to float rounding, not bit for bit")
         if is_primary():
             truncate_after(out / "metrics.jsonl", start)
             truncate_after(out / "probes.jsonl", start if start else -1)  # step 0 is re-probed
@@ -218,7 +238,8 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
     elapsed = lambda: elapsed_before + time.perf_counter() - t0
 
     def save(step: int) -> None:
-        ckpts.save(step, state, {"config": cfg.to_dict(), "step": step, "elapsed": elapsed()})
+        ckpts.save(step, state, {"config": cfg.to_dict(), "step": step, "elapsed": elapsed(),
+                                 "runtime": runtime(mesh)})
 
     def check_finite(step: int) -> None:
         bad = np.asarray(state["bad_step"])

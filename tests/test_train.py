@@ -267,3 +267,22 @@ def test_all_finite_checks_leaves_not_the_overflowing_norm():
     assert not bool(all_finite({**big, "b": jnp.array([1.0, jnp.nan, 0.0])}))
     assert not bool(all_finite({**big, "w": big["w"].at[0, 0].set(jnp.inf)}))
     assert bool(jax.jit(all_finite)(big))
+
+
+def test_resume_on_another_runtime_warns_that_it_is_not_bitwise(tmp_path, monkeypatch):
+    """Every checkpoint records the device count and JAX stack; a resume where they differ says
+    that the continuation is no longer bit for bit an uninterrupted run's."""
+    import lstm_jax.train as train_mod
+
+    cfg = TrainConfig(task="adding", seq_len=6, arch="rnn", hidden=4, steps=2, batch=4,
+                      eval_every=2, eval_size=4, checkpoint_every=2)
+    train(cfg, tmp_path, progress=False, log=lambda m: None)
+    lines = []
+    train(cfg.replace(steps=4), tmp_path, resume=True, progress=False, log=lines.append)
+    assert not any("another runtime" in m for m in lines)
+    real = train_mod.runtime
+    monkeypatch.setattr(train_mod, "runtime", lambda mesh: {**real(mesh), "devices": 8})
+    lines = []
+    train(cfg.replace(steps=6), tmp_path, resume=True, progress=False, log=lines.append)
+    assert any("another runtime (devices 1 → 8)" in m for m in lines), lines
+    assert train_mod._runtime_change(None, {"devices": 1}) == ""  # checkpoints from before
