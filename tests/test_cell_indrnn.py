@@ -182,3 +182,32 @@ def test_cells_without_a_constraint_leave_the_training_step_alone():
 
     assert cell_class("indrnn").constrained()
     assert not any(cell_class(a).constrained() for a in ("rnn", "lstm", "gru", "janet", "lru"))
+
+
+def test_bidirectional_stacks_get_the_last_layer_init_and_the_projection():
+    """Each direction's top layer is a last layer (the head reads both), and training clips u in
+    the backward direction as in the forward one."""
+    from lstm_jax.cells.indrnn import u_bound
+    from lstm_jax.config import TrainConfig
+    from lstm_jax.sharding import data_mesh
+    from lstm_jax.steps import build_programs, seed_keys
+
+    T = 4.0
+    upper, lower = u_bound(T), 1 / u_bound(T)
+    cfg = TrainConfig(task="adding", seq_len=6, arch="indrnn", hidden=16, chrono=T,
+                      indrnn_init="paper", layers=2, bidirectional=True, steps=1, batch=8,
+                      optimizer="sgd", momentum=0.0, lr=1e6, clip=None, eval_every=1,
+                      eval_size=8)
+    progs = build_programs(cfg, data_mesh())
+    keys = seed_keys(cfg)
+    state = progs.init(keys["init"])
+    for stack in ("recurrence", "backward_recurrence"):
+        first, last = (np.asarray(state["params"][stack]["cells"][i]["u"][...]) for i in (0, 1))
+        assert first.min() < 0.1 and last.min() >= lower - 1e-6, stack
+    state, _ = progs.train_step(state, keys["data"], keys["dropout"], np.int32(0),
+                                progs.task.device_data())
+    for stack in ("recurrence", "backward_recurrence"):
+        top = [np.abs(np.asarray(state["params"][stack]["cells"][i]["u"][...])).max()
+               for i in (0, 1)]
+        assert max(top) <= upper + 1e-6, stack
+        assert max(top) == pytest.approx(upper, abs=1e-6), stack  # the step reached the bound

@@ -80,6 +80,28 @@ def test_fused_matches_scan_float64_no_mask(arch):
         _compare(arch, jnp.float64, [(False, None), (True, 4)], tol=1e-11, use_mask=False)
 
 
+@pytest.mark.parametrize("arch", ["lstm", "cifg", pytest.param("rnn", marks=pytest.mark.slow),
+                                  pytest.param("gru", marks=pytest.mark.slow)])
+def test_fused_matches_scan_at_one_step_and_with_a_fully_padded_row(arch):
+    """Edge cases of the loops: T = 1 (the backward loop's first row is also its last), and a
+    row padded at every step (it keeps carry0; its cotangents pass straight through)."""
+    with jax.enable_x64(True):
+        for T, pad_row in ((1, False), (5, True)):
+            cell, params, xs, mask, carry0, w_seq = _setup(arch, jnp.float64, T=T)
+            if pad_row:
+                mask = mask.at[:, 1].set(False)
+            step = step_fn(cell.config)
+            layers = [lambda p, x, c, m=mask, st=step: tuple(scan_layer(st, p, x, m, c))]
+            layers += [lambda p, x, c, m=mask, r=r, s=s: fused_layer(arch, p, x, m, c, remat=r,
+                                                                     segment=s)
+                       for r, s in ((False, None), (True, 2))]
+            fns = [_outputs_and_grads(f, w_seq) for f in layers]
+            ref, *got = jax.jit(lambda *a, fns=fns: [f(*a) for f in fns])(params, xs, carry0)
+            for g in got:
+                for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(g), strict=True):
+                    np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-11)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fused_matches_scan_when_only_the_final_state_is_used(arch):
     """A loss of the final carry alone (the outputs get a zero cotangent)."""

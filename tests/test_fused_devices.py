@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     mesh = data_mesh()
     report = {}
     with jax.enable_x64(True):
-        for arch in ("rnn", "lstm", "gru"):
+        for arch in ("rnn", "lstm", "gru", "cifg"):
             for B in (8, 6):
                 cell, params, xs, mask, carry0, w_seq = _setup(arch, jnp.float64, T=9, B=B)
                 step = step_fn(cell.config)
