@@ -178,7 +178,7 @@ class Checkpoints:
             for i, x in enumerate(leaves)}
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract)))["state"]
-        state = jax.tree.unflatten(treedef, [restored[k] for k in sorted(restored)])
+        state = jax.tree.unflatten(treedef, [restored[f"{i:05d}"] for i in range(len(leaves))])
         meta = self.meta(step) if meta is None else meta
         integrity = meta.get("integrity") if isinstance(meta, dict) else None
         if not isinstance(integrity, dict) or "sha256" not in integrity:
