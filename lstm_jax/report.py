@@ -74,6 +74,27 @@ def _cmd(manifest: dict, stage: str, fallback: str) -> str:
     return s["command"] + extra
 
 
+def _cmd_for(manifest: dict, stage: str, folder: Path, fallback: str) -> str:
+    """:func:`_cmd` when the manifest's command for ``stage`` names ``folder``, else
+    ``fallback``: a section never shows the command of another folder than the one it read."""
+    s = (manifest or {}).get("stages", {}).get(stage)
+    if s and _names_folder(s["command"], folder):
+        return _cmd(manifest, stage, fallback)
+    return fallback
+
+
+def _names_folder(command: str, folder: Path) -> bool:
+    """Whether one of ``command``'s arguments is ``folder`` (compared as resolved paths)."""
+    import shlex
+
+    try:
+        args = shlex.split(command)
+    except ValueError:
+        return False
+    want = Path(folder).resolve()
+    return any(Path(a).resolve() == want for a in args)
+
+
 def _config_block(cfg: dict) -> tuple:
     return ("details", "configuration", json.dumps(cfg, indent=1, sort_keys=True, default=str))
 
@@ -96,6 +117,9 @@ def section_decay_init(R: Path, man: dict) -> list:
                  "against the forget-gate product ∏f (right)."),
             figure(d / "decay_forget_bias.png", "LSTM with forget bias 0, 1 and chrono init."),
             figure(d / "decay_rnn_scale.png", "tanh RNN with recurrent scale 0.5, 1.0, 1.5.")]
+    if (d / "decay_init_cells.png").is_file():
+        out.append(figure(d / "decay_init_cells.png", "‖∂h_T/∂h_(T−k)‖ of every registered cell "
+                          "at its paper's initialisation."))
     S = res["settings"]
     rows = ["| setting | fitted rate (log10/step) | bound log10‖W_hh‖₂ (Pascanu 2013) | "
             "‖W_hh‖₂ / spectral radius | ‖J(100)‖/‖J(0)‖ hidden | ‖J(100)‖/‖J(0)‖ cell | "
@@ -160,32 +184,15 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
     if res is None:
         out += [para("Adding problem: not run."), code_block(cmd)]
     else:
-        c = res["config"]
-        out += [para(f"Adding problem, T={c['seq_len']}, H={c['hidden']}, {c['steps']} steps "
-                   f"(Adam lr {c['lr']}, batch {c['batch']}), probes every {c['probe_every']} "
-                   f"steps (Hutchinson, 4 samples) recorded by the training loop in "
-                   f"probes.jsonl."), code_block(cmd), _config_block(c),
-                figure(d / "decay_trained.png", "After training."),
-                figure(d / "decay_trained_step0.png", "The same networks at step 0.")]
-        for arch in res["archs"]:
-            out.append(figure(d / f"heatmap_{arch}.png", f"{arch}: log10 ‖∂h_T/∂h_(T−k)‖ over "
-                            "lag and training step."))
-        rows = ["| arch | final loss / baseline | k | ‖J(k)‖/‖J(0)‖ hidden, init → trained | "
-                "cell, init → trained | ∏f, init → trained |", "|---|---|---|---|---|---|"]
-        for arch, e in res["archs"].items():
-            def pair(n, e=e):
-                a, b = e.get(f"init_{n}_log10_ratio"), e.get(f"trained_{n}_log10_ratio")
-                return "—" if a is None else f"{_fmt_pow(a)} → {_fmt_pow(b)}"
-            rows.append(f"| {arch} | {_num(e.get('loss_over_baseline'))} | {e['ratio_k']} | "
-                        f"{pair('hidden')} | {pair('cell')} | {pair('cec')} |")
-        out.append(table_block("\n".join(rows)))
+        out += _decay_trained_adding(d, res, cmd)
     for di in imdb_dirs:
         g = _read(di / "gradients.json")
         if g is None:
             continue
-        out += [heading(3, "IMDB (trained models of experiments/imdb_compare.py)"),
-                code_block(_cmd(man, "imdb_gradients",
-                           f"python experiments/imdb_gradients.py --runs {di}")),
+        out += [heading(3, f"IMDB (trained models of experiments/imdb_compare.py, gradients "
+                           f"from {di})"),
+                code_block(_cmd_for(man, "imdb_gradients", di,
+                                    f"python experiments/imdb_gradients.py --runs {di}")),
                 figure(di / "gradients.png", "‖∂L/∂h_t‖ and ‖∂h_T/∂h_(T−k)‖ in the trained IMDB "
                      "models (ratio to distance 0).")]
         rows = ["| arch | readout | L | farthest d | loss grad kept at d = 100 / "
@@ -210,6 +217,69 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                    "mean readout the loss reaches every step directly, so 'kept' can exceed 1.")]
         break
     return out
+
+
+def _decay_trained_adding(d: Path, res: dict, cmd: str) -> list:
+    """Section 2's adding-problem part: the setup with the probe method its records name, the
+    figures (one seed) and the table, each column saying which statistic over seeds it shows."""
+    c, archs = res["config"], res["archs"]
+    first = _first_seed(archs)
+    out = [para(f"Adding problem, T={c['seq_len']}, H={c['hidden']}, {c['steps']} steps "
+                f"(Adam lr {c['lr']}, batch {c['batch']}), probes every {c['probe_every']} "
+                f"steps ({_probe_method(d, archs)}) recorded by the training loop in "
+                f"probes.jsonl."), code_block(cmd), _config_block(c),
+           figure(d / "decay_trained.png", f"After training ({first})."),
+           figure(d / "decay_trained_step0.png", f"The same networks at step 0 ({first}).")]
+    for arch in archs:
+        out.append(figure(d / f"heatmap_{arch}.png", f"{arch}: log10 ‖∂h_T/∂h_(T−k)‖ over "
+                          f"lag and training step ({first})."))
+    stat = {e.get("ratio_statistic", "statistic not recorded") for e in archs.values()}
+    stat = stat.pop() if len(stat) == 1 else "statistic per arch in results.json"
+    rows = [f"| arch | seeds | final loss / baseline (mean over seeds) | k | ‖J(k)‖/‖J(0)‖ hidden, "
+            f"init → trained ({stat}) | cell, init → trained ({stat}) | ∏f, init → trained "
+            f"({stat}) |", "|---|---|---|---|---|---|---|"]
+    for arch, e in archs.items():
+        def pair(n, e=e):
+            a, b = e.get(f"init_{n}_log10_ratio"), e.get(f"trained_{n}_log10_ratio")
+            return "—" if a is None else f"{_fmt_pow(a)} → {_fmt_pow(b)}"
+        rows.append(f"| {arch} | {len(e.get('seeds') or []) or '—'} | "
+                    f"{_num(e.get('loss_over_baseline'))} | {e['ratio_k']} | "
+                    f"{pair('hidden')} | {pair('cell')} | {pair('cec')} |")
+    return out + [table_block("\n".join(rows)),
+                  para("Every seed's ratio is in results.json (`per_seed`).")]
+
+
+def _first_seed(archs: dict) -> str:
+    """"seed 0": the one seed the figures show (the first of each arch's ``seeds``)."""
+    firsts = {(e.get("seeds") or [None])[0] for e in archs.values()}
+    first = firsts.pop() if len(firsts) == 1 else None
+    return "one seed" if first is None else f"seed {first}"
+
+
+def _probe_method(d: Path, archs) -> str:
+    """How the probes were estimated, from the first record of each run's ``probes.jsonl``
+    (``d/runs/<arch>``): "Hutchinson, 4 samples", "exact", or "method not recorded"."""
+    found = {}
+    for arch in archs:
+        path = d / "runs" / arch / "probes.jsonl"
+        if path.is_file():
+            with open(path) as f:
+                rec = json.loads(f.readline() or "{}")
+            found[arch] = _method_text(rec)
+    texts = set(found.values())
+    if not texts:
+        return "method not recorded"
+    if len(texts) == 1:
+        return texts.pop()
+    return "; ".join(f"{arch}: {t}" for arch, t in found.items())
+
+
+def _method_text(rec: dict) -> str:
+    method, samples = rec.get("method"), rec.get("samples")
+    if method is None:
+        return "method not recorded"
+    name = "Hutchinson" if method == "hutchinson" else method
+    return f"{name}, {samples} samples" if samples else name
 
 
 def section_lag(R: Path, man: dict) -> list:
@@ -301,7 +371,7 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                           ("length_box.png", "Length by sentiment.")):
             if (e / name).is_file():
                 out.append(figure(e / name, cap))
-        out.append(("details", "stats.json", json.dumps(stats, indent=1)[:6000]))
+        out.append(("details", "stats.json", _clipped(json.dumps(stats, indent=1), e / "stats.json")))
         out.append(bullets(ANCHORS["eda"]))
         out.append(para("What the data say: " + _eda_verdict(stats)))
     for di in imdb_dirs:
@@ -309,8 +379,9 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
         if not res or not res.get("runs"):
             continue
         out += [heading(3, f"Models (results from {di})"),
-                code_block(_cmd(man, "imdb_compare",
-                           f"python experiments/imdb_compare.py --out {di}   # reused, not rerun")),
+                code_block(_cmd_for(man, "imdb_compare", di,
+                                    f"python experiments/imdb_compare.py --out {di}"
+                                    "   # reused, not rerun")),
                 _config_block(_read(di / "config.json") or {})]
         if (di / "imdb_compare.png").is_file():
             out.append(figure(di / "imdb_compare.png", "Held-out accuracy during training and "
@@ -334,6 +405,15 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                 _config_block(_read(best / "config.json") or {}),
                 table_block((best / "table.md").read_text())]
     return out
+
+
+def _clipped(text: str, source: Path, limit: int = 6000) -> str:
+    """``text``, or its first ``limit`` characters and a line saying it was cut and where the
+    whole file is."""
+    if len(text) <= limit:
+        return text
+    return (text[:limit] + f"\n… truncated: {limit:,} of {len(text):,} characters shown; "
+            f"the whole file is {source}")
 
 
 def section_comparison(R: Path, man: dict) -> list:

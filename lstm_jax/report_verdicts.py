@@ -61,7 +61,7 @@ def disagreements(R: Path, imdb_dirs: list[Path]) -> list[str]:
     for di in imdb_dirs:
         g = _read(di / "gradients.json")
         if g:
-            out.append(_kept_verdict(g))
+            out.append(_kept_verdict(g, di))
             break
     return [v for v in out if v]
 
@@ -165,16 +165,16 @@ def _farthest(summary: dict) -> tuple:
             (summary.get("loss_grad_kept") or [None])[-1])
 
 
-def _kept_verdict(g: dict) -> str | None:
-    """‖∂L/∂h_t‖ kept at the farthest distance in the trained IMDB models (last-state
-    readout), against the anchor's 200-word numbers when the distance is near 200."""
+def _kept_verdict(g: dict, folder: Path) -> str | None:
+    """‖∂L/∂h_t‖ kept at the farthest distance in the trained IMDB models of ``folder``
+    (last-state readout), against the anchor's 200-word numbers when the distance is near 200."""
     kept = {(r["arch"], r["readout"]): _farthest(r["summary"]) for r in g["records"]}
     dr, r_ = kept.get(("rnn", "last"), (None, None))
     dl, l_ = kept.get(("lstm", "last"), (None, None))
     if None in (dr, r_, dl, l_):
         return None
     where = f"{dr} tokens" if dr == dl else f"{dr} (RNN) / {dl} (LSTM) tokens"
-    text = (f"Trained IMDB models (last-state readout): ‖∂L/∂h_t‖ {where} before the end, "
+    text = (f"Trained IMDB models (last-state readout, from {folder}): ‖∂L/∂h_t‖ {where} before the end, "
             f"relative to the last step, is {r_:.3g} for the RNN and {l_:.3g} for the LSTM")
     if not all(180 <= d <= 220 for d in (dr, dl)):
         return text + ("; the anchor's 1/18,000 (RNN) and 1/7 (LSTM) are for 200 words back, "

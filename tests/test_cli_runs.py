@@ -416,3 +416,22 @@ def test_plot_cli(tmp_path, capsys):
         code, _, err = _cli(["plot", *argv], capsys)
         assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_cli_refuses_flags_the_chosen_figure_ignores(tmp_path, capsys):
+    a = _write_run(tmp_path / "a", "lstm", 50, [0.2, 0.1])
+    _write_probes(a)
+    for argv, message in [
+        (["--probes", a, "--metric", "eval/loss"], "--metric sets the curves, which --probes"),
+        (["--probes", a, "--labels", "x"], "--labels sets the curves"),
+        (["--probes", a, "--metric", "train/loss", "--labels", "x"],
+         "--metric and --labels set the curves"),
+        ([a, "--probe", "cell"], "--probe sets the heatmap, which is drawn only with --probes"),
+        ([a, "--seed", "0"], "--seed sets the heatmap"),
+    ]:
+        code, _, err = _cli(["plot", *argv, "--out", tmp_path / "x.png"], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "x.png").exists()
+    code, _, err = _cli(["plot", "--probes", a, "--seed", "1", "--out", tmp_path / "h.png"],
+                        capsys)
+    assert code == 0, err

@@ -326,3 +326,101 @@ def test_experiment_figures_follow_the_style(tmp_path, monkeypatch):
 def test_a_real_render_is_a_png(tmp_path, probe_results):
     path = probes.plot_loss_grad(probe_results, tmp_path / "lg.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _lengths(*splits):
+    rng = np.random.default_rng(1)
+    return {s: {"tokens": rng.integers(5, 80, 10), "label": np.array([0, 1] * 5)} for s in splits}
+
+
+def test_imdb_figures_with_missing_splits(tmp_path, monkeypatch):
+    """A test split only: the histogram and its marks come from the test split and say so; no
+    labelled split or no class counts at all: a ValueError that says what is missing."""
+    figs = []
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, path, *a, **k: (figs.append(fig), Path(path).touch()))
+    summary = {"median": 33, "p90": 70, "p99": 78, "frac_100_300": 0.0, "frac_gt_1000": 0.0}
+    stats = {"counts": {"test": {"neg": 5, "pos": 5}}, "tokens": {"test": {"all": summary}}}
+    imdb.plot_length_histogram(_lengths("test"), stats, tmp_path / "hist.png")
+    ax = figs[-1].axes[0]
+    assert "test (10 reviews)" in ax.get_title() and "train" not in ax.get_title()
+    assert "median = 33" in ax.get_legend_handles_labels()[1]
+    imdb.plot_sentiment(stats, tmp_path / "sentiment.png")
+    with pytest.raises(ValueError, match="neither a train nor a test split"):
+        imdb.plot_length_histogram(_lengths("unsupervised"), stats, tmp_path / "h.png")
+    with pytest.raises(ValueError, match="neither a train nor a test split"):
+        imdb.plot_length_box({}, tmp_path / "b.png")
+    with pytest.raises(ValueError, match="no tokens summary for 'labelled'"):
+        imdb.plot_length_histogram(_lengths("train", "test"), stats, tmp_path / "h.png")
+    with pytest.raises(ValueError, match="no class counts for train, test, unsupervised"):
+        imdb.plot_sentiment({"counts": {}}, tmp_path / "s.png")
+
+
+def _sweep_row(tmp_path, arch, T, per_seed, chrono=None, baseline=0.1):
+    """A sweep_lag results row whose run's summary.json holds the per-seed final losses."""
+    run = tmp_path / f"{arch}_T{T}"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps(
+        {"final": {"eval/loss": {"per_seed": [baseline * v for v in per_seed]}},
+         "task": {"baseline": baseline}}))
+    v = np.array(per_seed)
+    return {"task": "adding", "arch": arch, "seq_len": T, "hidden": 8, "chrono": chrono,
+            "loss_over_baseline_mean": v.mean(), "loss_over_baseline_sd": v.std(ddof=1),
+            "run_dir": str(run)}
+
+
+def test_lag_sweep_bars_stay_above_zero_on_the_log_axis(tmp_path, monkeypatch):
+    """Seeds at 0.01 and 0.9 of the baseline: mean 0.455 ± sd 0.63 would reach below 0; the
+    figure draws each seed and their geometric mean with a bar of ± 1 sd of log10 instead."""
+    figs = []
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, path, *a, **k: (figs.append(fig), Path(path).touch()))
+    rows = [_sweep_row(tmp_path, "rnn", 10, [0.01, 0.9]), _sweep_row(tmp_path, "rnn", 20, [0.9, 1.0]),
+            _sweep_row(tmp_path, "lstm", 10, [0.001, 0.002], chrono=10.0),
+            {"task": "adding", "arch": "lstm", "seq_len": 20, "hidden": 8, "chrono": 20.0,
+             "loss_over_baseline_mean": 0.5, "loss_over_baseline_sd": 0.1}]
+    training.plot_lag_sweep(rows, tmp_path / "lag.png")
+    ax = figs[-1].axes[0]
+    (bars,) = [c for c in ax.containers if c.has_yerr and c.get_label() == "tanh RNN"]
+    segments = np.concatenate(bars.lines[2][0].get_segments())
+    assert (segments[:, 1] > 0).all(), segments
+    centre = np.asarray(bars.lines[0].get_ydata(), dtype=float)
+    np.testing.assert_allclose(centre, [np.sqrt(0.009), np.sqrt(0.9)])
+    dots = [sorted(np.asarray(line.get_ydata(), dtype=float)) for line in ax.get_lines()
+            if list(line.get_xdata()) == [10, 10]]
+    assert any(np.allclose(d, [0.01, 0.9]) for d in dots), dots
+    title, labels = ax.get_title(), ax.get_legend_handles_labels()[1]
+    assert "geometric mean over seeds" in title and "± 1 sd of log10" in title
+    assert "chrono T_max=T for LSTM" in title and "mean ± 1 sd" not in title
+    assert "one seed" in labels and any("per-seed values not found" in la for la in labels)
+
+
+def test_titles_and_labels_name_what_is_drawn(tmp_path, monkeypatch, probe_results):
+    """No LSTM forget bias in a title without an LSTM; the cell panel names every cell in it;
+    σ_max dots are not called a Frobenius norm; one seed is "1 seed"."""
+    figs = []
+    monkeypatch.setattr(plt.Figure, "savefig",
+                        lambda fig, path, *a, **k: (figs.append(fig), Path(path).touch()))
+    norms = list(np.linspace(0.1, 1, K))
+    cfg = {"hidden": 4, "forget_bias": 1.0, "chrono": None}
+    states.plot_state_norms({"config": cfg, "state_norms": {"rnn": norms, "gru": norms}},
+                            tmp_path / "s.png")
+    assert "forget bias" not in figs[-1].axes[0].get_title()
+    assert "default init" in figs[-1].axes[0].get_title()
+    states.plot_state_norms({"config": cfg, "state_norms": {"rnn": norms, "lstm": norms}},
+                            tmp_path / "s2.png")
+    assert "forget bias 1" in figs[-1].axes[0].get_title()
+    janet = dict(_probe_record("lstm", -0.2), arch="janet")
+    rnn = dict(_probe_record("rnn", -2.0), spectral_k=[0, 5], log10_spectral=[0.0, -9.0])
+    probes.plot_decay({"config": cfg, "archs": {"rnn": rnn, "lstm": _probe_record("lstm", -1.0),
+                                                "janet": janet}}, tmp_path / "d.png")
+    left, right = figs[-1].axes
+    assert right.get_title().startswith("LSTM, JANET:"), right.get_title()
+    assert "σ_max" in left.get_ylabel() and "σ_max" not in right.get_ylabel()
+    probes.plot_decay({"config": cfg, "archs": {"rnn": rnn, "gru": _probe_record("gru", -3.0)}},
+                      tmp_path / "d2.png")
+    assert "forget bias" not in figs[-1].axes[0].get_title()
+    records = [{"step": s, "eval/loss": [0.2 / (1 + s)]} for s in (0, 10)]
+    training.plot_curves(records, tmp_path / "c.png")
+    (label,) = [la for la in figs[-1].axes[0].get_legend_handles_labels()[1] if "held-out" in la]
+    assert label == "held-out loss (1 seed)", label

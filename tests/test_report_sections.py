@@ -56,7 +56,7 @@ def test_missing_numbers_print_a_dash(tmp_path):
     text = _report(R, tmp_path)
     assert "rnn: fitted — vs bound +0.000 log10/step." in text
     assert "rnn_scale0.5: fitted -0.477 vs bound -0.301 log10/step — within the bound" in text
-    assert "| rnn | — | 19 |" in text
+    assert "| rnn | — | — | 19 |" in text
     assert "| 0.5, — | — | — |" in text
 
 
@@ -156,3 +156,66 @@ def test_the_farthest_distance_is_read_not_assumed(tmp_path):
     (text,) = disagreements(R, [di])
     assert "199 tokens before the end" in text
     assert "our RNN keeps more and our LSTM more than its anchor." in text
+
+
+def _imdb_results(di):
+    _write(di / "results.json", {"runs": [{"arch": "rnn"}, {"arch": "lstm"}, {"arch": "gru"}]})
+
+
+def test_each_imdb_section_names_the_folder_it_read_and_its_own_command(tmp_path):
+    """Section 2 reads gradients from B, section 5 results from A: each names its folder, and a
+    manifest command for another folder is replaced by the command for the folder read."""
+    R, a, b = tmp_path / "results", tmp_path / "imdb_a", tmp_path / "imdb_b"
+    _imdb_results(a)
+    _gradients(b, 199)
+    _write(R / "manifest.json", {"mode": "full", "stages": {
+        "imdb_compare": {"command": f"python experiments/imdb_compare.py --out {a}",
+                         "seconds": 5.0, "returncode": 0, "load_before": 1, "load_after": 1},
+        "imdb_gradients": {"command": "python experiments/imdb_gradients.py --runs elsewhere",
+                           "seconds": 5.0, "returncode": 0, "load_before": 1, "load_after": 1}}})
+    text = write_report(R, tmp_path / "report", [a, b])[0].read_text()
+    s2 = text[text.index("## 2."):text.index("## 3.")]
+    s5 = text[text.index("## 5."):text.index("## 6.")]
+    assert f"gradients from {b})" in s2 and str(a) not in s2
+    assert f"python experiments/imdb_gradients.py --runs {b}\n" in s2
+    assert "elsewhere" not in s2
+    assert f"Models (results from {a})" in s5
+    assert f"python experiments/imdb_compare.py --out {a}   # 5 s, exit 0" in s5
+    assert f"(last-state readout, from {b})" in " ".join(disagreements(R, [a, b]))
+
+
+def test_decay_trained_says_which_statistic_and_probe_method(tmp_path):
+    R = tmp_path / "results"
+    d = R / "decay_trained"
+    entry = {"seeds": [0, 1, 2], "ratio_statistic": "median over seeds", "ratio_k": 19,
+             "loss_over_baseline": 0.5, "init_hidden_log10_ratio": -3.0,
+             "trained_hidden_log10_ratio": -1.0}
+    _write(d / "results.json",
+           {"config": {"seq_len": 20, "hidden": 4, "steps": 10, "lr": 0.01, "batch": 2,
+                       "probe_every": 5}, "archs": {"rnn": entry, "gru": entry}})
+    for arch, method, samples in (("rnn", "exact", None), ("gru", "exact", None)):
+        _write(d / "runs" / arch / "probes.jsonl", {"step": 0, "seed": 0, "method": method,
+                                                    "samples": samples})
+    (d / "decay_trained.png").write_bytes(b"\x89PNG")
+    text = _report(R, tmp_path)
+    assert "probes every 5 steps (exact) recorded" in text and "Hutchinson" not in text
+    assert "final loss / baseline (mean over seeds)" in text
+    assert "init → trained (median over seeds)" in text and "| rnn | 3 | 0.5 | 19 |" in text
+    assert "After training (seed 0)." in text
+    _write(d / "runs" / "gru" / "probes.jsonl", {"method": "hutchinson", "samples": 8})
+    assert "(rnn: exact; gru: Hutchinson, 8 samples)" in _report(R, tmp_path)
+
+
+def test_every_decay_figure_is_shown_and_a_cut_file_says_so(tmp_path):
+    R = tmp_path / "results"
+    _decay_init(R)
+    (R / "decay_init" / "decay_init_cells.png").write_bytes(b"\x89PNG")
+    summary = {"median": 230, "p90": 600, "p99": 1500, "frac_100_300": 0.5, "frac_gt_1000": 0.1}
+    stats = {"counts": {"train": {"neg": 1, "pos": 1}},
+             "tokens": {"train": {"all": summary, "neg": summary, "pos": summary}},
+             "padding": ["x" * 50] * 200}
+    _write(R / "eda" / "stats.json", stats)
+    text = _report(R, tmp_path)
+    assert "figures/decay_init_decay_init_cells.png" in text
+    assert f"… truncated: 6,000 of {len(json.dumps(stats, indent=1)):,} characters" in text
+    assert str(R / "eda" / "stats.json") in text

@@ -20,21 +20,23 @@ def register(sub) -> None:
                    help="directories written by `lstm-jax train`")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="the figure to write (.png, .svg or .pdf)")
-    p.add_argument("--metric", default="eval/loss",
+    p.add_argument("--metric", default=None,
                    help="what to overlay: a key of metrics.jsonl (eval/loss, eval/accuracy, "
-                        "train/loss, ...)")
+                        "train/loss, ...; default: eval/loss); not with --probes")
     p.add_argument("--labels", default=None,
                    help="comma-separated legend labels, one per RUN_DIR (default: the config "
-                        "fields in which the runs differ, else the directory names)")
+                        "fields in which the runs differ, else the directory names); not with "
+                        "--probes")
     p.add_argument("--title", default=None,
                    help="figure title (default: what the runs share, e.g. the task and T)")
     g = p.add_argument_group("probes over training (--probes)")
     g.add_argument("--probes", action="store_true",
                    help="draw the heatmap of RUN_DIR/probes.jsonl instead (one RUN_DIR)")
-    g.add_argument("--probe", default="hidden", choices=("hidden", "cell", "cec"),
-                   help="hidden: ‖∂h_T/∂h_{T−k}‖; cell: ‖∂C_T/∂C_{T−k}‖ and cec: ∏f (LSTM)")
+    g.add_argument("--probe", default=None, choices=("hidden", "cell", "cec"),
+                   help="hidden: ‖∂h_T/∂h_{T−k}‖; cell: ‖∂C_T/∂C_{T−k}‖ and cec: ∏f (LSTM); "
+                        "only with --probes (default: hidden)")
     g.add_argument("--seed", type=int, default=None,
-                   help="which of the run's seeds (default: its first)")
+                   help="which of the run's seeds (default: its first); only with --probes")
     p.set_defaults(func=run)
 
 
@@ -52,13 +54,35 @@ def run(args) -> int:
     for d in args.run_dirs:
         if not Path(d).is_dir():
             raise UserError(f"RUN_DIR={d!r} is not a directory")
+    check_mode_flags(args)
     if args.probes:
         if len(args.run_dirs) != 1:
             raise UserError(f"--probes draws one run; got {len(args.run_dirs)} RUN_DIRs")
-        plot_probe_heatmap(args.run_dirs[0], out, probe=args.probe, seed=args.seed,
+        plot_probe_heatmap(args.run_dirs[0], out, probe=args.probe or "hidden", seed=args.seed,
                            title=args.title)
     else:
         labels = None if args.labels is None else [s.strip() for s in args.labels.split(",")]
-        plot_run_curves(args.run_dirs, out, metric=args.metric, labels=labels, title=args.title)
+        plot_run_curves(args.run_dirs, out, metric=args.metric or "eval/loss", labels=labels,
+                        title=args.title)
     print(f"wrote {out}")
     return 0
+
+
+def check_mode_flags(args) -> None:
+    """UserError for a flag the chosen figure would ignore: --metric/--labels draw the curves,
+    --probe/--seed the heatmap of --probes."""
+    from lstm_jax.errors import UserError
+
+    curve = [f for f, v in (("--metric", args.metric), ("--labels", args.labels)) if v is not None]
+    heat = [f for f, v in (("--probe", args.probe), ("--seed", args.seed)) if v is not None]
+    if args.probes and curve:
+        raise UserError(f"{_flags(curve)} the curves, which --probes does not draw "
+                        "(it draws the heatmap): drop one or the other")
+    if not args.probes and heat:
+        raise UserError(f"{_flags(heat)} the heatmap, which is drawn only with "
+                        f"--probes: add --probes, or drop {'it' if len(heat) == 1 else 'them'}")
+
+
+def _flags(names: list[str]) -> str:
+    """"--metric sets" or "--metric and --labels set"."""
+    return " and ".join(names) + (" sets" if len(names) == 1 else " set")

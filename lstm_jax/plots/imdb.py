@@ -18,9 +18,12 @@ SPLIT_ORDER = ("train", "test", "unsupervised")
 
 
 def plot_sentiment(stats: dict, path: str | Path) -> Path:
-    """Bar chart: reviews per class (neg, pos, unlabelled) for each split."""
-    counts = stats["counts"]
-    splits = [s for s in SPLIT_ORDER if s in counts]
+    """Bar chart: reviews per class (neg, pos, unlabelled) for each split; ValueError when
+    ``stats["counts"]`` has none of train, test, unsupervised."""
+    counts = stats.get("counts", {})
+    splits = [s for s in SPLIT_ORDER if counts.get(s)]
+    if not splits:
+        raise ValueError(f"stats has no class counts for {', '.join(SPLIT_ORDER)}: nothing to plot")
     classes = [c for c in ("neg", "pos", "unlabelled") if any(c in counts[s] for s in splits)]
     fig, ax = new_figure(6.5, 4.0)
     width = 0.8 / max(len(counts[s]) for s in splits)
@@ -43,13 +46,31 @@ def plot_sentiment(stats: dict, path: str | Path) -> Path:
     return save(fig, path)
 
 
+def _labelled_splits(lengths: dict) -> list[str]:
+    """The labelled splits (train, test) in ``lengths``; ValueError when there is neither."""
+    splits = [s for s in ("train", "test") if s in lengths]
+    if not splits:
+        raise ValueError("lengths has neither a train nor a test split: nothing to plot")
+    return splits
+
+
+def _summary(stats: dict, unit: str, splits: list[str]) -> dict:
+    """The length summary of exactly ``splits``: the pooled "labelled" entry for train + test."""
+    key = "labelled" if len(splits) == 2 else splits[0]
+    summary = stats.get(unit, {}).get(key)
+    if summary is None:
+        raise ValueError(f"stats has no {unit} summary for {key!r} ({' + '.join(splits)})")
+    return summary["all"]
+
+
 def plot_length_histogram(lengths: dict, stats: dict, path: str | Path,
                           unit: str = "tokens") -> Path:
-    """Histogram of review length (train + test) on a log axis; median, p90, p99 marked and the
-    100–300 band shaded, with the fractions inside it and beyond 1,000 in the legend."""
-    x = np.concatenate([lengths[s][unit] for s in ("train", "test") if s in lengths])
-    x = np.maximum(x, 1)
-    summary = stats[unit].get("labelled", stats[unit].get("train"))["all"]
+    """Histogram of review length (train + test, or the one of them present) on a log axis;
+    median, p90, p99 of the same reviews marked and the 100–300 band shaded, with the fractions
+    inside it and beyond 1,000 in the legend."""
+    splits = _labelled_splits(lengths)
+    x = np.maximum(np.concatenate([lengths[s][unit] for s in splits]), 1)
+    summary = _summary(stats, unit, splits)
     fig, ax = new_figure(7.5, 4.4)
     bins = np.geomspace(max(1, x.min()), x.max() * 1.01, 80)
     ax.hist(x, bins=bins, color="#8c8c8c", alpha=0.85)
@@ -63,7 +84,7 @@ def plot_length_histogram(lengths: dict, stats: dict, path: str | Path,
                    label=f"{key} = {summary[key]:.0f}")
     ax.set_xlabel(f"review length ({unit}, log scale)")
     ax.set_ylabel("reviews per bin")
-    ax.set_title(f"IMDB review lengths, train + test ({len(x):,} reviews)")
+    ax.set_title(f"IMDB review lengths, {' + '.join(splits)} ({len(x):,} reviews)")
     legend_outside(ax)
     return save(fig, path)
 
@@ -71,9 +92,7 @@ def plot_length_histogram(lengths: dict, stats: dict, path: str | Path,
 def plot_length_box(lengths: dict, path: str | Path, unit: str = "tokens") -> Path:
     """Box plot of review length by sentiment for train and test (log y; whiskers 1.5 IQR)."""
     data, labels, colors = [], [], []
-    for s in ("train", "test"):
-        if s not in lengths:
-            continue
+    for s in _labelled_splits(lengths):
         for k, name in ((0, "neg"), (1, "pos")):
             data.append(np.maximum(lengths[s][unit][lengths[s]["label"] == k], 1))
             labels.append(f"{s}\n{name}")
@@ -98,15 +117,19 @@ def plot_length_box(lengths: dict, path: str | Path, unit: str = "tokens") -> Pa
 
 
 def plot_all(out_dir: str | Path, unit: str = "tokens") -> list[Path]:
-    """All three figures from ``out_dir/stats.json`` and ``out_dir/lengths.csv``."""
+    """The three figures from ``out_dir/stats.json`` and ``out_dir/lengths.csv``: the sentiment
+    bars when there are class counts, the two length figures when there is a labelled split."""
     from lstm_jax.data.eda import read_lengths_csv
     from lstm_jax.io import read_json
 
     out_dir = Path(out_dir)
     stats = read_json(out_dir / "stats.json")
     lengths = read_lengths_csv(out_dir / "lengths.csv")
-    paths = [plot_sentiment(stats, out_dir / "sentiment.png"),
-             plot_length_histogram(lengths, stats, out_dir / "length_hist.png", unit),
-             plot_length_box(lengths, out_dir / "length_box.png", unit)]
+    paths = []
+    if any(stats.get("counts", {}).get(s) for s in SPLIT_ORDER):
+        paths.append(plot_sentiment(stats, out_dir / "sentiment.png"))
+    if any(s in lengths for s in ("train", "test")):
+        paths += [plot_length_histogram(lengths, stats, out_dir / "length_hist.png", unit),
+                  plot_length_box(lengths, out_dir / "length_box.png", unit)]
     plt.close("all")
     return paths

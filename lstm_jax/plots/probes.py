@@ -19,7 +19,7 @@ from lstm_jax.plots.style import (
     BAND_SD,
     GEO_MEAN,
     QUANTITY_LINES,
-    init_label,
+    figure_init_label,
     legend_below,
     legend_outside,
     new_figure,
@@ -30,6 +30,7 @@ from lstm_jax.plots.style import (
 
 PROBE_STYLE = QUANTITY_LINES  # quantity -> (line style, label): one mapping for every figure
 NORM_LABEL = f"Frobenius norm\n({GEO_MEAN}; {BAND_SD})"
+SPECTRAL_NORM_LABEL = f"Frobenius norm (lines), spectral norm σ_max (dots)\n({GEO_MEAN}; {BAND_SD})"
 FLOOR = 1e-300  # float64 cannot show a smaller positive number: values below it are not drawn
 LOG_FLOOR = float(np.log10(FLOOR))
 
@@ -56,9 +57,8 @@ def _default_title(what: str, results, recs: dict) -> str:
     cfg = results.get("config", {}) if isinstance(results, dict) else {}
     if isinstance(results, str | Path):
         cfg = read_json(results).get("config", {})
-    init = init_label({**cfg, "arch": rec.get("arch") if len(recs) == 1 else None})
     return make_title(what, T=rec.get("seq_len"), H=rec.get("hidden_size"),
-                      init=init or "default init", extra=rec.get("method"))
+                      init=figure_init_label(cfg, recs), extra=rec.get("method"))
 
 
 def _shown(log10v) -> np.ndarray:
@@ -117,11 +117,15 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
                          label=f"{ARCH_LABELS.get(arch, arch)} " + r"$\sigma_{max}$")
     axes[0].set_title(title or _default_title("Gradient flow back in time", results, recs))
     if has_lstm:
-        axes[1].set_title("LSTM: every path vs the forget-gate product")
+        cells = [ARCH_LABELS.get(a, a) for a, r in recs.items()
+                 if "log10_cell" in r or "log10_cec" in r]
+        axes[1].set_title(f"{', '.join(cells)}: every path vs the forget-gate product")
     for a in axes:
         a.set_yscale("log")
         a.set_xlabel("lag k (steps back from T)")
         a.set_ylabel(NORM_LABEL)
+    if any("log10_spectral" in r for r in recs.values()):
+        axes[0].set_ylabel(SPECTRAL_NORM_LABEL)
         long = any("not drawn" in label for label in a.get_legend_handles_labels()[1])
         legend_below(a, ncol=1 if long else 2)
     return save(fig, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS, new_figure, save
-from lstm_jax.plots.style import init_label, legend_outside, title
+from lstm_jax.plots.style import figure_init_label, legend_outside, title
 
 
 def plot_state_norms(summary: dict, out: str | Path) -> Path:
@@ -19,6 +19,6 @@ def plot_state_norms(summary: dict, out: str | Path) -> Path:
     cfg = summary["config"]
     ax.set_title(title("Hidden-state norm at initialisation, random inputs",
                        T=len(next(iter(summary["state_norms"].values()))), H=cfg["hidden"],
-                       init=init_label(cfg) or "default init"))
+                       init=figure_init_label(cfg, summary["state_norms"])))
     legend_outside(ax)
     return save(fig, out)

@@ -114,6 +114,15 @@ def init_label(cfg: dict) -> str | None:
     return ", ".join(bits) or None
 
 
+def figure_init_label(cfg: dict, archs) -> str:
+    """The initialisation of a figure drawing ``archs`` made with ``cfg``: the forget bias only
+    when an LSTM is among them, "default init" when nothing else is set."""
+    archs = list(archs)
+    if "lstm" not in archs:
+        cfg = {**cfg, "forget_bias": None}
+    return init_label({**cfg, "arch": archs[0] if len(archs) == 1 else None}) or "default init"
+
+
 def decade_ticks(ax, axis: str = "y", max_ticks: int = 7) -> None:
     """Major ticks of a log axis at whole decades, every 1, 2, 5, 10, 20, 50 … decades, so at
     most about ``max_ticks`` labels show (10⁰, 10⁻¹⁰, 10⁻²⁰, …); under two decades, at least two

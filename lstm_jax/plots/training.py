@@ -10,6 +10,8 @@ from lstm_jax.plots.common import new_figure, save
 from lstm_jax.plots.style import ACCURACY_LABEL, BAND_SD, BASELINE, legend_outside, percent
 from lstm_jax.plots.style import title as make_title
 
+#: legend entries of the lag sweep that explain the markers, listed after the architectures
+NOTES = ("one seed", "arithmetic mean\n(per-seed values not found)", BASELINE)
 METRIC_LABELS = {"eval/loss": "held-out loss", "train/loss": "training loss",
                  "eval/accuracy": ACCURACY_LABEL}
 
@@ -42,7 +44,7 @@ def plot_curves(records: list[dict], path: str | Path, *, title: str = "",
     name = METRIC_LABELS.get(metric, metric)
     seeds = values.shape[1]
     ax.plot(steps, mean, color="C0", lw=2,
-            label=f"{name}, mean of {seeds} seeds" + (f" ({BAND_SD})" if seeds > 1 else ""))
+            label=f"{name}, mean of {seeds} seeds ({BAND_SD})" if seeds > 1 else f"{name} (1 seed)")
     if seeds > 1:
         ax.fill_between(steps, mean - sd, mean + sd, color="C0", alpha=0.2)
     if "train/loss" in records[0] and metric == "eval/loss":
@@ -84,38 +86,97 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
 
 def plot_lag_sweep(rows: list[dict], path: str | Path) -> Path:
-    """Final eval loss / baseline against T, one panel per task, one line per architecture
-    (mean ± sd over seeds); rows as written by ``experiments/sweep_lag.py`` (results.json)."""
+    """Final eval loss / baseline against T, one panel per task, one line per architecture; rows
+    as written by ``experiments/sweep_lag.py`` (results.json). Each seed is a dot, the line the
+    geometric mean over seeds with a bar of ± 1 sd of log10 (always above 0 on the log axis);
+    a point whose per-seed values are not found (:func:`seed_ratios`) shows its arithmetic mean,
+    hollow and without a bar."""
     from lstm_jax.plots.common import ARCH_COLORS, ARCH_LABELS
     from lstm_jax.plots.style import legend_below
     from lstm_jax.plots.style import new_figure as styled_figure
 
     tasks = sorted({r["task"] for r in rows})
-    fig, axes = styled_figure(5.5 * len(tasks), 4.6, ncols=len(tasks))
+    fig, axes = styled_figure(5.5 * len(tasks), 4.8, ncols=len(tasks))
     for ax, task in zip(np.atleast_1d(axes), tasks, strict=True):
-        for arch in _ordered({r["arch"] for r in rows}):
-            sel = sorted((r for r in rows if r["task"] == task and r["arch"] == arch),
-                         key=lambda r: r["seq_len"])
-            if not sel:
-                continue
-            T = [r["seq_len"] for r in sel]
-            ratio = np.array([r["loss_over_baseline_mean"] for r in sel])
-            sd = np.array([r["loss_over_baseline_sd"] for r in sel])
-            ax.errorbar(T, ratio, yerr=sd, marker="o", capsize=3, color=ARCH_COLORS.get(arch),
-                        label=ARCH_LABELS.get(arch, arch))
-        ax.axhline(1.0, color="k", ls="--", lw=1, label=BASELINE)
+        sel = [r for r in rows if r["task"] == task]
+        archs, drawn = _ordered({r["arch"] for r in sel}), set()
+        names = [ARCH_LABELS.get(a, a) for a in archs]
+        for arch, name in zip(archs, names, strict=True):
+            points = sorted((r for r in sel if r["arch"] == arch), key=lambda r: r["seq_len"])
+            drawn |= _lag_line(ax, points, ARCH_COLORS.get(arch), name)
+        if "seeds" in drawn:
+            ax.plot([], [], "o", color="0.4", ms=3, alpha=0.5, label=NOTES[0])
+        if "means" in drawn:
+            ax.plot([], [], "o", mfc="none", color="0.4", label=NOTES[1])
+        ax.axhline(1.0, color="k", ls="--", lw=1, label=NOTES[2])
         ax.set_xscale("log")
         ax.set_yscale("log")
-        lengths = sorted({r["seq_len"] for r in rows if r["task"] == task})
+        lengths = sorted({r["seq_len"] for r in sel})
         ax.set_xticks(lengths, [str(t) for t in lengths])
         ax.minorticks_off()
         ax.set_xlabel("sequence length T (lag)")
         ax.set_ylabel(f"final held-out loss / {BASELINE}")
-        sel = [r for r in rows if r["task"] == task]
-        ax.set_title(make_title(f"{task}: mean ± 1 sd over seeds",
-                                H=sel[0].get("hidden") if sel else None))
-        legend_below(ax, ncol=4)
+        ax.set_title(make_title(f"{task}: geometric mean over seeds, bar ± 1 sd of log10",
+                                H=sel[0].get("hidden") if sel else None, init=_sweep_init(sel)))
+        handles, labels = ax.get_legend_handles_labels()
+        first = sorted(range(len(labels)), key=lambda i: (names + list(NOTES)).index(labels[i]))
+        legend_below(ax, ncol=4, handles=[handles[i] for i in first],
+                     labels=[labels[i] for i in first])
     return save(fig, path)
+
+
+def seed_ratios(row: dict) -> np.ndarray | None:
+    """A sweep point's final loss / baseline per seed: ``row["loss_over_baseline_per_seed"]``,
+    else from the ``summary.json`` in ``row["run_dir"]``; None when neither is there."""
+    from lstm_jax.io import read_json
+
+    if row.get("loss_over_baseline_per_seed") is not None:
+        return np.array(row["loss_over_baseline_per_seed"], dtype=float)
+    if not row.get("run_dir") or not (Path(row["run_dir"]) / "summary.json").is_file():
+        return None
+    s = read_json(Path(row["run_dir"]) / "summary.json")
+    per_seed = s.get("final", {}).get("eval/loss", {}).get("per_seed")
+    base = s.get("task", {}).get("baseline")
+    if not per_seed or not base:
+        return None
+    return np.array([np.nan if v is None else v for v in per_seed], dtype=float) / base
+
+
+def _lag_line(ax, points: list[dict], color, label: str) -> set[str]:
+    """One architecture: per-seed dots and the geometric mean ± 1 sd of log10, or a hollow
+    arithmetic mean where per-seed values are not found; returns which of {"seeds", "means"}
+    it drew."""
+    T, centre, lo, hi, means = [], [], [], [], []
+    for r in points:
+        v = seed_ratios(r)
+        v = None if v is None else v[np.isfinite(v) & (v > 0)]
+        if v is None or not v.size:
+            means.append((r["seq_len"], r["loss_over_baseline_mean"]))
+            continue
+        logs = np.log10(v)
+        m, sd = logs.mean(), logs.std(ddof=1) if v.size > 1 else 0.0
+        T.append(r["seq_len"])
+        centre.append(10 ** m)
+        lo.append(10 ** m - 10 ** (m - sd))
+        hi.append(10 ** (m + sd) - 10 ** m)
+        ax.plot([r["seq_len"]] * v.size, v, "o", ms=3, alpha=0.5, color=color)
+    if T:
+        ax.errorbar(T, centre, yerr=[lo, hi], marker="o", ms=4.5, capsize=3, color=color,
+                    label=label)
+    if means:
+        x, y = zip(*means, strict=True)
+        ax.plot(x, y, "o--", mfc="none", color=color, label=None if T else label)
+    return ({"seeds"} if T else set()) | ({"means"} if means else set())
+
+
+def _sweep_init(rows: list[dict]) -> str:
+    """The initialisation the sweep rows name: chrono (T_max = T) for the cells given it."""
+    from lstm_jax.plots.style import arch_label
+
+    chrono = _ordered({r["arch"] for r in rows if r.get("chrono")})
+    if not chrono:
+        return "default init"
+    return f"chrono T_max=T for {', '.join(arch_label(a) for a in chrono)}"
 
 
 def _ordered(archs) -> list[str]:
