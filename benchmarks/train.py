@@ -72,6 +72,11 @@ def bench_shape(torch, arch: str, B: int, T: int, D: int, H: int, *, impls=("sca
     return row
 
 
+def _vs_torch(impl: dict) -> str:
+    """``"0.82× torch, "``, or nothing when PyTorch was not timed."""
+    return "" if impl.get("vs_torch") is None else f"{impl['vs_torch']:.2f}× torch, "
+
+
 def _bench_shape_fresh(use_torch: bool, threads: int, shape: tuple, kwargs: dict) -> dict:
     """:func:`bench_shape` in a fresh interpreter (PyTorch configured first, as in ``run.py``)."""
     torch = setup_torch(threads) if use_torch else None
@@ -95,8 +100,8 @@ def run(torch, shapes, *, impls, reps, numpy_roofline=False, isolate=True, log=p
         else:
             row = bench_shape(torch, *shape, **kwargs)
         arch, B, T, D, H = shape
-        cells = "  ".join(f"{k} {v['median_s'] * 1e3:8.1f} ms ({v.get('vs_torch') or 0:.2f}× torch,"
-                          f" {v['vs_roofline']:.2f}× roof, {row['timings'][k]['minor_faults']:.0f}"
+        cells = "  ".join(f"{k} {v['median_s'] * 1e3:8.1f} ms ({_vs_torch(v)}"
+                          f"{v['vs_roofline']:.2f}× roof, {row['timings'][k]['minor_faults']:.0f}"
                           " faults)" for k, v in row["impls"].items())
         log(f"{arch:4s} B={B} T={T:5d} D={D} H={H:4d}  roof {row['roofline_s'] * 1e3:7.1f} ms  "
             + cells)
