@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import shutil
 from pathlib import Path
 
@@ -122,3 +123,44 @@ def render_html(blocks: list) -> str:
              "font-size:0.8em}figure{margin:1em 0}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>lstm_jax report</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+# ------------------------------------------------ commands and configurations shown with a section
+
+
+def _cmd(manifest: dict, stage: str, fallback: str) -> str:
+    s = (manifest or {}).get("stages", {}).get(stage)
+    if not s:
+        return fallback
+    extra = ""
+    if "seconds" in s:
+        extra = (f"   # {s['seconds']:.0f} s, exit {s['returncode']}, load "
+                 f"{s['load_before']}→{s['load_after']}, {s.get('finished', '')}")
+    elif "skipped" in s:
+        extra = f"   # skipped: {s['skipped']}"
+    return s["command"] + extra
+
+
+def _cmd_for(manifest: dict, stage: str, folder: Path, fallback: str) -> str:
+    """:func:`_cmd` when the manifest's command for ``stage`` names ``folder``, else
+    ``fallback``: a section never shows the command of another folder than the one it read."""
+    s = (manifest or {}).get("stages", {}).get(stage)
+    if s and _names_folder(s["command"], folder):
+        return _cmd(manifest, stage, fallback)
+    return fallback
+
+
+def _names_folder(command: str, folder: Path) -> bool:
+    """Whether one of ``command``'s arguments is ``folder`` (compared as resolved paths)."""
+    import shlex
+
+    try:
+        args = shlex.split(command)
+    except ValueError:
+        return False
+    want = Path(folder).resolve()
+    return any(Path(a).resolve() == want for a in args)
+
+
+def _config_block(cfg: dict) -> tuple:
+    return ("details", "configuration", json.dumps(cfg, indent=1, sort_keys=True, default=str))

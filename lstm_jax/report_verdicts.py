@@ -9,6 +9,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+#: what the literature and the essay say, quoted beside each section
+ANCHORS = {
+    "decay": ["Pascanu, Mikolov & Bengio (2013), eq. 7: ‖∂h_t/∂h_(t−1)‖₂ ≤ ‖W_hh‖₂ · max tanh' "
+              "(= ‖W_hh‖₂), so ‖∂h_T/∂h_(T−k)‖₂ ≤ ‖W_hh‖₂ᵏ: vanishing is guaranteed when "
+              "‖W_hh‖₂ < 1, possible explosion needs ‖W_hh‖₂ > 1.",
+              "Bengio, Simard & Frasconi (1994); Hochreiter (1991): exponential vanishing.",
+              "The essay: ∂C_t/∂C_(t−k) = ∏ f_j (this is the cell-to-cell path only; the full "
+              "Jacobian adds paths through h, i, g and f)."],
+    "lag": ["Bai, Kolter & Koltun (2018): adding at T=600, MSE 0.177 (RNN) and 0.164 (LSTM, i.e. "
+            "failed; baseline 0.167).",
+            "Hochreiter & Schmidhuber (1997): the LSTM solved adding at T=1000.",
+            "Tallec & Ollivier (2018): chrono-initialised LSTMs beat the copy baseline at T=500 "
+            "and 2000."],
+    "imdb": ["Dai & Le (2015): 86.5 % for a plain LSTM.",
+             "A tuned LSTM on the last 200 words: 88.8 %; a tanh RNN on the same setting: 83.5 %.",
+             "Gradient kept 200 words back in trained models: about 1/18,000 (RNN), 1/7 (LSTM)."],
+    "eda": ["The essay: the classes are perfectly balanced; most reviews fall between 100 and 300 "
+            "tokens with a tail past 1,000; positive reviews are slightly more variable."],
+}
+
 
 def _read(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
