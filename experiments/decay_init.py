@@ -75,9 +75,11 @@ def settings(T: int) -> dict[str, dict]:
 #: the registered cells beyond RNN/LSTM/GRU (issue 20), each at its paper's initialisation
 OTHER_CELLS = ("peephole", "cifg", "janet", "indrnn", "exprnn", "lru")
 #: options that make a cell's init its paper's at sequence length T: JANET's chrono forget bias
-#: with T_max = the sequence length (van der Westhuizen & Lasenby 2018), IndRNN's authors' adding
-#: init (a single layer is the last: u ~ U(2^(-1/T), 2^(1/T)), inputs N(0, 0.001^2))
-PAPER_OPTIONS = {"janet": lambda T: {"chrono_tmax": float(T)},
+#: with T_max = the sequence length and Glorot-uniform kernels, as in its authors' code (van der
+#: Westhuizen & Lasenby 2018), IndRNN's authors' adding init (a single layer is the last:
+#: u ~ U(2^(-1/T), 2^(1/T)), inputs N(0, 0.001^2))
+PAPER_OPTIONS = {"janet": lambda T: {"chrono_tmax": float(T), "input_init": "glorot",
+                                     "recurrent_init": "glorot"},
                  "indrnn": lambda T: {"chrono_tmax": float(T), "indrnn_init": "paper"}}
 
 

@@ -11,7 +11,7 @@ import json
 import math
 from typing import Any
 
-from lstm_jax.cells import ARCHS, INDRNN_INITS, RECURRENT_INITS, CellConfig, cell_config_for
+from lstm_jax.cells import ARCHS, INDRNN_INITS, INPUT_INITS, RECURRENT_INITS, CellConfig, cell_config_for
 from lstm_jax.errors import UserError, check_choice, check_positive
 from lstm_jax.recurrence import IMPLS, MATMUL_DTYPES
 
@@ -78,6 +78,7 @@ class TrainConfig:
     recurrent_scale: float = 1.0
     gru_reset_after: bool = True
     indrnn_init: str = "uniform"
+    input_init: str = "lecun"
     embed_dim: int = 32
     embed_init: str = "random"
     embed_lr_scale: float = 1.0
@@ -121,6 +122,7 @@ class TrainConfig:
         check_choice("arch", self.arch, ARCHS)
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         check_choice("indrnn_init", self.indrnn_init, INDRNN_INITS)
+        check_choice("input_init", self.input_init, INPUT_INITS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("readout", self.readout, READOUTS)
@@ -207,7 +209,7 @@ class TrainConfig:
                                chrono_tmax=self.chrono, recurrent_init=self.recurrent_init,
                                recurrent_scale=self.recurrent_scale,
                                gru_reset_after=self.gru_reset_after,
-                               indrnn_init=self.indrnn_init)
+                               indrnn_init=self.indrnn_init, input_init=self.input_init)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -78,11 +78,12 @@ def test_decay_init_files_and_closed_forms(results):
 
 
 def test_decay_init_uses_the_papers_init_and_remeasures_a_changed_setting(results, capsys):
-    """JANET and IndRNN get their papers' T-dependent init at the probe's T (chrono T_max = T;
-    IndRNN's authors' adding init); a stored setting measured with other options is measured
-    again on the next run, the others are reused."""
+    """JANET and IndRNN get their papers' T-dependent init at the probe's T (chrono T_max = T and
+    Glorot kernels, as JANET's code; IndRNN's authors' adding init); a stored setting measured
+    with other options is measured again on the next run, the others are reused."""
     opts = decay_init.settings(T)
-    assert opts["janet"] == {"arch": "janet", "chrono_tmax": float(T)}
+    assert opts["janet"] == {"arch": "janet", "chrono_tmax": float(T), "input_init": "glorot",
+                             "recurrent_init": "glorot"}
     assert opts["indrnn"] == {"arch": "indrnn", "chrono_tmax": float(T), "indrnn_init": "paper"}
     d = results / "decay_init"
     res = json.loads((d / "results.json").read_text())

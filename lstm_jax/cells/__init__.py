@@ -22,6 +22,7 @@ interchange block by block (:mod:`lstm_jax.interop`): LSTM ``(i, f, g=C̃, o)``,
 from lstm_jax.cells.base import RecurrentCell, make_cell, step_fn
 from lstm_jax.cells.config import (
     INDRNN_INITS,
+    INPUT_INITS,
     RECURRENT_INITS,
     CellConfig,
     cell_accepts,
@@ -56,7 +57,7 @@ CELL_CLASSES = {name: entry.cls for name, entry in registered().items()}
 
 __all__ = [
     "ARCHS", "CELL_CLASSES", "CIFGCell", "ExpRNNCell", "IndRNNCell", "JANETCell",
-    "INDRNN_INITS", "PeepholeLSTMCell", "RECURRENT_INITS",
+    "INDRNN_INITS", "INPUT_INITS", "PeepholeLSTMCell", "RECURRENT_INITS",
     "CellConfig", "CellEntry", "CellStep",
     "FusedPath", "GRUCell", "JacobianPath", "LRUCell", "LSTMCell", "RNNCell", "RecurrentCell",
     "StepJacobian", "StepResiduals", "cell_accepts", "cell_class", "cell_config_for", "fused_path",

@@ -85,6 +85,8 @@ class RecurrentCell(nnx.Module):
     sequence: ClassVar[Callable | None] = None
     #: the parameters of the recurrence proper (``TrainConfig.recurrent_lr_scale`` scales them)
     recurrent_names: ClassVar[tuple[str, ...]] = ("w_hh",)
+    #: True when the cell initialises ``w_ih`` itself (``CellConfig.input_init`` is then refused)
+    own_input_init: ClassVar[bool] = False
 
     def __init__(self, in_features: int, config: CellConfig, *, rngs: nnx.Rngs,
                  dtype=jnp.float32, last_layer: bool = True):
@@ -96,8 +98,9 @@ class RecurrentCell(nnx.Module):
         self.in_features = in_features
         self.hidden = H = config.hidden
         G = self.blocks
-        self.w_ih = nnx.Param(jax.nn.initializers.lecun_normal()(rngs.params(), (in_features, G * H),
-                                                                dtype))
+        init = (jax.nn.initializers.glorot_uniform() if config.input_init == "glorot"
+                else jax.nn.initializers.lecun_normal())
+        self.w_ih = nnx.Param(init(rngs.params(), (in_features, G * H), dtype))
         for name, value in self.recurrent_params(rngs.params(), dtype).items():
             setattr(self, name, nnx.Param(value))
         self.bias = nnx.Param(self._init_bias(rngs.params(), dtype))
@@ -210,7 +213,11 @@ def step_fn(config: CellConfig) -> CellStep:
 
 
 def recurrent_kernel(key, hidden: int, blocks: int, config: CellConfig, dtype) -> jax.Array:
-    """``(H, G·H)``: G blocks, each orthogonal or N(0, 1/H), times ``recurrent_scale``."""
+    """``(H, G·H)``: G blocks, each orthogonal, N(0, 1/H) or I, or the whole kernel Glorot
+    uniform (Glorot & Bengio 2010: ±√(6/(H + G·H))), times ``recurrent_scale``."""
+    if config.recurrent_init == "glorot":
+        return config.recurrent_scale * jax.nn.initializers.glorot_uniform()(
+            key, (hidden, blocks * hidden), dtype)
     keys = jax.random.split(key, blocks)
     if config.recurrent_init == "orthogonal":
         mats = [orthogonal(k, (hidden, hidden), dtype) for k in keys]

@@ -13,7 +13,8 @@ from lstm_jax.errors import UserError, check_choice, check_positive
 if TYPE_CHECKING:
     from lstm_jax.cells.kernel import CellStep
 
-RECURRENT_INITS = ("orthogonal", "normal", "identity")
+RECURRENT_INITS = ("orthogonal", "normal", "identity", "glorot")
+INPUT_INITS = ("lecun", "glorot")
 INDRNN_INITS = ("uniform", "paper")
 
 
@@ -36,7 +37,12 @@ class CellConfig:
         any field a cell does not read (:func:`cell_accepts`).
       recurrent_init: ``"orthogonal"`` (each H×H gate block orthogonal) or ``"normal"``
         (entries N(0, 1/H), spectral radius ≈ 1 by the circular law) or ``"identity"`` (each block I,
-        Le et al. 2015's IRNN init, here with tanh rather than their ReLU).
+        Le et al. 2015's IRNN init, here with tanh rather than their ReLU) or ``"glorot"``
+        (Glorot & Bengio 2010's uniform init of the whole ``(H, G·H)`` kernel, TensorFlow 1's
+        default, which JANET's reference code uses).
+      input_init: the input kernel ``w_ih (D, G·H)``: ``"lecun"`` (LeCun normal, variance 1/D) or
+        ``"glorot"`` (uniform on ±√(6/(D + G·H)), TensorFlow 1's default, as in JANET's code).
+        Refused by the cells that initialise ``w_ih`` their own way (IndRNN, expRNN, LRU).
       recurrent_scale: multiplies the recurrent kernel. With orthogonal init every eigenvalue of the
         tanh RNN's W_hh has modulus exactly ``recurrent_scale``, so it *is* the spectral radius
         (Pascanu et al. 2013: < 1 is sufficient for vanishing gradients, > 1 necessary for
@@ -59,12 +65,14 @@ class CellConfig:
     recurrent_scale: float = 1.0
     gru_reset_after: bool = True
     indrnn_init: str = "uniform"
+    input_init: str = "lecun"
 
     def __post_init__(self):
         cls = cell_class(self.arch)
         check_positive("hidden", self.hidden, maximum=65536)
         check_choice("recurrent_init", self.recurrent_init, RECURRENT_INITS)
         check_choice("indrnn_init", self.indrnn_init, INDRNN_INITS)
+        check_choice("input_init", self.input_init, INPUT_INITS)
         if not (isinstance(self.recurrent_scale, int | float) and math.isfinite(self.recurrent_scale)
                 and self.recurrent_scale >= 0):
             raise UserError(f"recurrent_scale={self.recurrent_scale!r} must be a finite number ≥ 0")
@@ -100,19 +108,23 @@ class CellConfig:
 def cell_accepts(arch: str, option: str) -> bool:
     """Whether the cell registered as ``arch`` reads the :class:`CellConfig` field ``option``:
     ``recurrent_init`` and ``recurrent_scale`` when it keeps the dense recurrent kernel (a cell
-    with its own ``recurrent_params``, like IndRNN, expRNN or the LRU, does not), any other
-    field when its ``options`` name it."""
+    with its own ``recurrent_params``, like IndRNN, expRNN or the LRU, does not), ``input_init``
+    unless it initialises ``w_ih`` itself (``own_input_init``), any other field when its
+    ``options`` name it."""
     from lstm_jax.cells.base import RecurrentCell  # base imports this module
 
     cls = cell_class(arch)
     if option in _DENSE_KERNEL_FIELDS:
         return cls.recurrent_params is RecurrentCell.recurrent_params
+    if option == "input_init":
+        return not cls.own_input_init
     return option in cls.options
 
 
 _DENSE_KERNEL_FIELDS = ("recurrent_init", "recurrent_scale")
 # chrono_tmax has its own message above; hidden and arch every cell reads
-_REFUSED_UNLESS_READ = ("forget_bias", *_DENSE_KERNEL_FIELDS, "gru_reset_after", "indrnn_init")
+_REFUSED_UNLESS_READ = ("forget_bias", *_DENSE_KERNEL_FIELDS, "gru_reset_after", "indrnn_init",
+                        "input_init")
 
 
 def cell_config_for(arch: str, **fields) -> CellConfig:

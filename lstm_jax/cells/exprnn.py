@@ -106,6 +106,7 @@ class ExpRNNCell(RecurrentCell):
     """expRNN (Lezcano-Casado & Martínez-Rubio 2019); equations in the module docstring."""
 
     blocks = 1
+    own_input_init = True
     sequence = staticmethod(_sequence)
     recurrent_names = ("w_skew",)
 

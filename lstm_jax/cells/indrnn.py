@@ -49,6 +49,7 @@ class IndRNNCell(RecurrentCell):
     """IndRNN (Li et al. 2018); equations and initialisation in the module docstring."""
 
     blocks = 1
+    own_input_init = True
     options = frozenset({"chrono_tmax", "indrnn_init"})
     recurrent_names = ("u",)
 

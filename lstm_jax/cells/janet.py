@@ -14,7 +14,10 @@ recurrent kernels): the ∏f_j path the essay argues about, with nothing else mu
 Two blocks ``(f, c)``; gate ``f`` (= σ(s_t)), so the probes report ∏f_j ("cec").
 Initialisation: chrono for the forget bias, ``b_f ~ log U[1, T_max − 1]`` (Tallec & Ollivier
 2018), as the paper does, with ``T_max`` = ``chrono_tmax`` (the paper uses the sequence length)
-or, when that is unset, :attr:`JANETCell.default_tmax`; ``b_c = 0``. No fast paths.
+or, when that is unset, :attr:`JANETCell.default_tmax`; ``b_c = 0``. The kernels follow the
+package's defaults (``w_ih`` LeCun normal, each recurrent block orthogonal); the authors' code
+(github.com/JosvanderWesthuizen/janet) takes TensorFlow 1's Glorot uniform for both, which
+``input_init="glorot", recurrent_init="glorot"`` reproduces. No fast paths.
 """
 
 from __future__ import annotations

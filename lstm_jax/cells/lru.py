@@ -92,6 +92,7 @@ class LRUCell(RecurrentCell):
     """LRU (Orvieto et al. 2023); equations, shapes and initialisation in the module docstring."""
 
     blocks = 2
+    own_input_init = True
     carry_names = ("h", "c")
     sequence = staticmethod(_sequence)
     recurrent_names = ("nu_log", "theta_log", "gamma_log")  # λ and its normalisation; not C

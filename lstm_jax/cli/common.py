@@ -97,7 +97,11 @@ def add_model_args(parser: argparse.ArgumentParser, *, arch_default: str = "lstm
                    help="chrono init of LSTM/GRU gate biases for dependencies up to T_MAX steps "
                         "(default: off)")
     g.add_argument("--recurrent-init", default="orthogonal", action=Given,
-                   help="orthogonal or normal")
+                   help="orthogonal (each gate block), normal (N(0, 1/H)), identity (Le et al. "
+                        "2015) or glorot (the whole kernel Glorot uniform, TensorFlow 1's default)")
+    g.add_argument("--input-init", default="lecun", action=Given,
+                   help="input kernel: lecun (LeCun normal) or glorot (Glorot uniform, as in "
+                        "JANET's reference code); not for IndRNN, expRNN, LRU")
     g.add_argument("--recurrent-scale", type=finite_float, default=1.0, action=Given,
                    help="scale of the recurrent kernel (= spectral radius of the tanh RNN's W_hh)")
     g.add_argument("--gru-reset-before", nargs=0, action=Given,
@@ -117,12 +121,13 @@ def cell_config(args: argparse.Namespace, arch: str):
                            chrono_tmax=args.chrono, recurrent_init=args.recurrent_init,
                            recurrent_scale=args.recurrent_scale,
                            gru_reset_after=not args.gru_reset_before,
-                           indrnn_init=args.indrnn_init)
+                           indrnn_init=args.indrnn_init, input_init=args.input_init)
 
 
 _CELL_FLAGS = {"forget_bias": "forget_bias", "chrono": "chrono_tmax",
                "recurrent_init": "recurrent_init", "recurrent_scale": "recurrent_scale",
-               "gru_reset_before": "gru_reset_after", "indrnn_init": "indrnn_init"}
+               "gru_reset_before": "gru_reset_after", "indrnn_init": "indrnn_init",
+               "input_init": "input_init"}
 
 
 def check_cell_flags(args: argparse.Namespace, archs: list[str]) -> None:

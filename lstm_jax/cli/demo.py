@@ -84,6 +84,8 @@ def _model_flags(args, archs: list[str]) -> list[str]:
         flags.append("--gru-reset-before")
     if args.indrnn_init != "uniform" and reads("indrnn_init"):
         flags += ["--indrnn-init", args.indrnn_init]
+    if args.input_init != "lecun" and reads("input_init"):
+        flags += ["--input-init", args.input_init]
     return flags
 
 

@@ -26,7 +26,7 @@ from lstm_jax.cli.common import GLOBAL_ARGS, Given, add_model_args, nonneg_int, 
 _MUST_MATCH = {"task": "task", "hidden": "hidden", "layers": "layers",
                "forget_bias": "forget_bias", "chrono": "chrono",
                "recurrent_init": "recurrent_init", "recurrent_scale": "recurrent_scale",
-               "indrnn_init": "indrnn_init"}
+               "indrnn_init": "indrnn_init", "input_init": "input_init"}
 
 
 def register(sub) -> None:

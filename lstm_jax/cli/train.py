@@ -15,7 +15,7 @@ from lstm_jax.cli.common import GLOBAL_ARGS, add_model_args, finite_float, posit
 from lstm_jax.cli.common import nonneg_int as _nonneg_int
 
 _MODEL_FLAGS = ("hidden", "layers", "forget_bias", "chrono", "recurrent_init", "recurrent_scale",
-                "gru_reset_before", "indrnn_init")
+                "gru_reset_before", "indrnn_init", "input_init")
 
 
 def _clip(text: str):

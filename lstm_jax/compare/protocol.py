@@ -51,7 +51,7 @@ from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
 
 ARM_FIELDS = ("arch", "forget_bias", "chrono", "recurrent_init", "recurrent_scale",
-              "gru_reset_after", "indrnn_init", "readout", "bidirectional")
+              "gru_reset_after", "indrnn_init", "input_init", "readout", "bidirectional")
 # Arm fields that [train] may set for every arm instead (never both for one arm).
 SHARED_ARM_FIELDS = frozenset({"readout", "bidirectional"})
 TOP_FIELDS = ("name", "description", "seeds", "first_seed", "lr_grid", "budget", "eval", "train",
