@@ -246,6 +246,19 @@ def test_indrnn_init_protocols_change_only_the_init():
             base_proto.seeds, base_proto.test_size, base_proto.tasks)
 
 
+def test_janet_init_protocol_changes_only_the_kernels_init():
+    """adding_janet_init.toml is adding_cells.toml's JANET arm at T = 200 with Glorot kernels."""
+    cells = load_protocol(PROTOCOLS / "adding_cells.toml")
+    proto = load_protocol(PROTOCOLS / "adding_janet_init.toml")
+    base = {(q.T, q.lr): cells.config(q).to_dict() for q in cells.points()
+            if q.arm == "janet+chrono" and q.T == 200}
+    got = {(q.T, q.lr): proto.config(q).to_dict() for q in proto.points()}
+    assert sorted(got) == sorted(base) and len(got) == 2
+    for key, cfg in got.items():
+        assert cfg == base[key] | {"input_init": "glorot", "recurrent_init": "glorot"}, key
+    assert (proto.seeds, proto.test_size) == (cells.seeds, cells.test_size)
+
+
 def test_exprnn_orth_lr_protocol_changes_only_the_generators_rate():
     """adding_exprnn_orth_lr.toml is adding_cells.toml's expRNN arm with recurrent_lr_scale=0.1
     and nothing else, at T = 50 and 100."""
