@@ -146,13 +146,15 @@ def test_config_without_impl_resumes_as_scan():
     assert TrainConfig.from_dict(d).impl == "scan"
 
 
-def test_eight_devices_match_one(reference, tmp_path):
+def test_eight_devices_match_one(reference, tmp_path, tmp_path_factory):
     """8 fake CPU devices train the same model as one, and wait for every step: a deep queue of
     data-parallel steps stalls XLA:CPU's all-reduce until it aborts (``waits_for_each_step``;
-    docs/robustness.md; ``experiments/cpu_devices_stall_repro.py`` shows it without lstm_jax)."""
+    docs/robustness.md; ``experiments/cpu_devices_stall_repro.py`` shows it without lstm_jax).
+    A run interrupted on 8 devices and resumed there ends bit for bit as the uninterrupted one."""
     ref_out, _ = reference
+    resumed_dir = tmp_path_factory.mktemp("resumed8")
     script = textwrap.dedent(f"""
-        import jax, json
+        import jax, json, os, signal
         from jax.sharding import Mesh
         assert len(jax.devices()) == 8, jax.devices()
         waits, real = [], jax.block_until_ready
@@ -163,6 +165,19 @@ def test_eight_devices_match_one(reference, tmp_path):
         from tests.test_train import h_norm_probe
         cfg = TrainConfig.from_json({SMALL.to_json()!r})
         s = train(cfg, {str(tmp_path)!r}, probe_fn=h_norm_probe, progress=False)
+        n_waits = len(waits)
+        calls = []
+        def interrupting(model, batch):
+            calls.append(1)
+            if len(calls) == 4:  # step 4: mid-interval (eval and checkpoint every 8)
+                os.kill(os.getpid(), signal.SIGINT)
+            return h_norm_probe(model, batch)
+        first = train(cfg, {str(resumed_dir)!r}, probe_fn=interrupting, progress=False)
+        assert (first["status"], first["steps"]) == ("interrupted", 4), first
+        again = train(cfg, {str(resumed_dir)!r}, resume=True, probe_fn=h_norm_probe,
+                      progress=False)
+        assert again["status"] == "completed", again
+        waits = waits[:n_waits]
         from lstm_jax.evaluate import score
         val = score({str(tmp_path)!r}, "validation")["metrics"]
         print(json.dumps({{"devices": s["devices"], "waits": len(waits), "val": val,
@@ -180,6 +195,12 @@ def test_eight_devices_match_one(reference, tmp_path):
     assert got["waits_each"] is True and got["one"] is False
     assert got["waits"] >= SMALL.steps  # one wait per step (the first step adds its own)
     assert_same_run(ref_out, tmp_path)
+    assert metrics_without_time(resumed_dir / "metrics.jsonl") == metrics_without_time(
+        tmp_path / "metrics.jsonl")
+    assert read_jsonl(resumed_dir / "probes.jsonl") == read_jsonl(tmp_path / "probes.jsonl")
+    for a, b in zip(leaves(load_params(tmp_path)[1]), leaves(load_params(resumed_dir)[1]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
     # scoring a run works on 8 devices too (params and batches placed on the mesh) and agrees
     # with one device
     from lstm_jax.evaluate import score
