@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     mesh = data_mesh()
     report = {}
     with jax.enable_x64(True):
-        for arch in ("rnn", "lstm", "gru", "cifg"):
+        for arch in ("rnn", "lstm", "gru", "cifg", "janet"):
             for B in (8, 6):
                 cell, params, xs, mask, carry0, w_seq = _setup(arch, jnp.float64, T=9, B=B)
                 step = step_fn(cell.config)
@@ -62,7 +62,7 @@ def test_split_batch_matches_one_device_and_never_gathers():
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(report) == 16  # 4 cells × 2 batches × remat or not
+    assert len(report) == 20  # 5 cells × 2 batches × remat or not
     for case, r in report.items():
         assert r["err"] < 1e-11, (case, r)
         assert r["all-gather"] == 0 and r["all-to-all"] == 0, (case, r)

@@ -17,7 +17,14 @@ Initialisation: chrono for the forget bias, ``b_f ~ log U[1, T_max − 1]`` (Tal
 or, when that is unset, :attr:`JANETCell.default_tmax`; ``b_c = 0``. The kernels follow the
 package's defaults (``w_ih`` LeCun normal, each recurrent block orthogonal); the authors' code
 (github.com/JosvanderWesthuizen/janet) takes TensorFlow 1's Glorot uniform for both, which
-``input_init="glorot", recurrent_init="glorot"`` reproduces. No fast paths.
+``input_init="glorot", recurrent_init="glorot"`` reproduces.
+
+Fused backward for training (:mod:`lstm_jax.fused`; ``f = σ(s)``, ``q = σ(s − β)``,
+``g = tanh(z_c)``, ``h' = f h + (1 − q) g``)::
+
+    ds = dh' (h f(1 − f) − g q(1 − q)),   dz_c = dh' (1 − q)(1 − g²),   dh = dh' f + (…)U^T
+
+The probes use the generic path (``jax.vjp`` of the step).
 """
 
 from __future__ import annotations
@@ -25,10 +32,26 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, chrono_bias
+from lstm_jax.cells.base import RecurrentCell, chrono_bias, matmul
+from lstm_jax.cells.kernel import FusedPath
 from lstm_jax.cells.registry import register
 
 BETA = 1.0
+
+
+def _forward(xw_t, h, c, w_hh, extra, mm=None):
+    s, zc = jnp.split(xw_t + matmul(h, w_hh, mm), 2, axis=-1)
+    f, q, g = jax.nn.sigmoid(s), jax.nn.sigmoid(s - BETA), jnp.tanh(zc)
+    return f * h + (1.0 - q) * g, None, jnp.concatenate([f, g], axis=-1), (q,)
+
+
+def _backward(big, small, h_t, c_new, dh, dc):
+    (q,) = small
+    h_prev = h_t
+    f, g = jnp.split(big, 2, axis=-1)
+    ds = dh * (h_prev * f * (1.0 - f) - g * q * (1.0 - q))
+    dzc = dh * (1.0 - q) * (1.0 - g * g)
+    return jnp.concatenate([ds, dzc], axis=-1), None, dh * f, None
 
 
 @register("janet", "forget-gate-only LSTM: C_t = f⊙C_{t−1} + (1−σ(s−β))⊙C̃, h_t = C_t",
@@ -40,6 +63,7 @@ class JANETCell(RecurrentCell):
     gate_names = ("f",)
     forget_gate = "f"
     options = frozenset({"chrono_tmax"})
+    fused = FusedPath(_forward, _backward, h_residual="prev", gate_blocks=(("f", 0),))
     #: T_max of the chrono forget bias when ``chrono_tmax`` is unset.
     default_tmax = 100.0
 
