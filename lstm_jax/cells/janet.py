@@ -29,10 +29,12 @@ The probes use the generic path (``jax.vjp`` of the step).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell, chrono_bias, matmul
+from lstm_jax.cells.base import RecurrentCell, block_mask, chrono_bias, matmul
 from lstm_jax.cells.kernel import FusedPath
 from lstm_jax.cells.registry import register
 
@@ -40,9 +42,16 @@ BETA = 1.0
 
 
 def _forward(xw_t, h, c, w_hh, extra, mm=None):
-    s, zc = jnp.split(xw_t + matmul(h, w_hh, mm), 2, axis=-1)
-    f, q, g = jax.nn.sigmoid(s), jax.nn.sigmoid(s - BETA), jnp.tanh(zc)
-    return f * h + (1.0 - q) * g, None, jnp.concatenate([f, g], axis=-1), (q,)
+    # Both gates in one elementwise pass over the pre-activation (tanh x = 2σ(2x) − 1), and
+    # σ(s − β) = f / (f + e^β (1 − f)) from f: then only one fusion reads the step's row of the
+    # buffer that the loop updates in place. Separate σ(s), σ(s − β), tanh(z_c) each read that
+    # row, and XLA copied the whole (T, B, 2H) buffer every step (17× slower at T = 1000).
+    a = xw_t + matmul(h, w_hh, mm)
+    k = 1.0 + block_mask(a, 1, 2)  # 1 on f's columns, 2 on the candidate's
+    gates = jax.nn.sigmoid(a * k) * k - (k - 1.0)
+    f, g = jnp.split(gates, 2, axis=-1)
+    q = f / (f + math.exp(BETA) * (1.0 - f))
+    return f * h + (1.0 - q) * g, None, gates, (q,)
 
 
 def _backward(big, small, h_t, c_new, dh, dc):
