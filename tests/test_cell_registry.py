@@ -59,15 +59,17 @@ def test_cell_options_are_validated_by_the_cell():
     assert CellConfig(arch="janet", chrono_tmax=50.0).chrono_tmax == 50.0
     assert TrainConfig(arch="janet", chrono=40.0).cell().chrono_tmax == 40.0
     assert TrainConfig(arch="rnn", chrono=40.0).cell().chrono_tmax is None
-    for arch in ("peephole", "janet"):
-        TrainConfig(arch=arch)
+    for arch in ("peephole", "indrnn"):
+        TrainConfig(arch=arch, **({"chrono": 10.0} if arch == "indrnn" else {}))
         with pytest.raises(UserError, match="fused"):
             TrainConfig(arch=arch, matmul_dtype="bfloat16")
-    TrainConfig(arch="cifg", matmul_dtype="bfloat16")  # it has a fused path
+    for arch in ("cifg", "janet"):  # they have a fused path
+        TrainConfig(arch=arch, matmul_dtype="bfloat16")
     # fast paths are asked of the cell, per configuration
     assert fused_arch(step_fn(CellConfig(arch="gru"))) is not None
     assert fused_arch(step_fn(CellConfig(arch="gru", gru_reset_after=False))) is None
-    assert [a for a in BUILT_IN if step_fn(CellConfig(arch=a)).fused] == ["rnn", "lstm", "gru", "cifg"]
+    assert [a for a in BUILT_IN if step_fn(CellConfig(arch=a)).fused] == ["rnn", "lstm", "gru", "cifg",
+                                                                           "janet"]
 
 
 # Comparisons of something named *arch* with a string literal, membership tests against literal
