@@ -83,6 +83,15 @@ def test_reference_run_writes_its_files(reference):
     assert summary["machine"]["cpu_detail"] == machine_info()["cpu_detail"]
 
 
+def assert_bitwise_same_run(a, b):
+    """Two run directories hold the same metrics (times apart), probes and final parameters,
+    bit for bit."""
+    assert metrics_without_time(a / "metrics.jsonl") == metrics_without_time(b / "metrics.jsonl")
+    assert read_jsonl(a / "probes.jsonl") == read_jsonl(b / "probes.jsonl")
+    for x, y in zip(leaves(load_params(a)[1]), leaves(load_params(b)[1]), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_interrupted_and_resumed_run_is_bitwise_identical(reference, tmp_path):
     ref_out, _ = reference
 
@@ -103,12 +112,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(reference, tmp_path):
               progress=False)
     resumed = train(SMALL, tmp_path, resume=True, probe_fn=h_norm_probe, progress=False)
     assert resumed["status"] == "completed"
-    assert metrics_without_time(tmp_path / "metrics.jsonl") == metrics_without_time(
-        ref_out / "metrics.jsonl")
-    assert read_jsonl(tmp_path / "probes.jsonl") == read_jsonl(ref_out / "probes.jsonl")
-    for a, b in zip(leaves(load_params(ref_out)[1]), leaves(load_params(tmp_path)[1]),
-                    strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_bitwise_same_run(ref_out, tmp_path)
 
 
 def test_resume_without_checkpoint_is_a_user_error(tmp_path):
@@ -195,12 +199,7 @@ def test_eight_devices_match_one(reference, tmp_path, tmp_path_factory):
     assert got["waits_each"] is True and got["one"] is False
     assert got["waits"] >= SMALL.steps  # one wait per step (the first step adds its own)
     assert_same_run(ref_out, tmp_path)
-    assert metrics_without_time(resumed_dir / "metrics.jsonl") == metrics_without_time(
-        tmp_path / "metrics.jsonl")
-    assert read_jsonl(resumed_dir / "probes.jsonl") == read_jsonl(tmp_path / "probes.jsonl")
-    for a, b in zip(leaves(load_params(tmp_path)[1]), leaves(load_params(resumed_dir)[1]),
-                    strict=True):
-        np.testing.assert_array_equal(a, b)
+    assert_bitwise_same_run(tmp_path, resumed_dir)
     # scoring a run works on 8 devices too (params and batches placed on the mesh) and agrees
     # with one device
     from lstm_jax.evaluate import score
