@@ -1,8 +1,6 @@
 """Glorot-uniform kernels (``input_init``/``recurrent_init = "glorot"``), the init JANET's reference
 code gets from TensorFlow 1's default, against the closed form of U(−a, a), a = √(6/(fan_in+fan_out))."""
 
-import tomllib
-
 import numpy as np
 import pytest
 from flax import nnx
@@ -63,31 +61,15 @@ def test_bad_values_name_the_field_and_the_choices():
 
 
 def test_train_config_and_protocol_arms_carry_input_init():
+    from tests.test_compare_protocol import _with
+
     assert TrainConfig(arch="janet", input_init="glorot").cell().input_init == "glorot"
-    text = """
-name = "t"
-seeds = 1
-lr_grid = [1e-3]
-[budget]
-steps = 2
-batch = 4
-[eval]
-every = 1
-size = 8
-[tasks.adding]
-lengths = [5]
-success = { metric = "loss", below = 0.01 }
-[arms."janet+paper"]
-arch = "janet"
-chrono = "T"
-input_init = "glorot"
-recurrent_init = "glorot"
-"""
-    proto = parse_protocol(tomllib.loads(text))
+    arm = {"arch": "janet", "chrono": "T", "input_init": "glorot", "recurrent_init": "glorot"}
+    proto = parse_protocol(_with("arms", {"janet+paper": arm}))
     cell = proto.config(proto.points()[0]).cell()
-    assert (cell.input_init, cell.recurrent_init, cell.chrono_tmax) == ("glorot", "glorot", 5.0)
+    assert (cell.input_init, cell.recurrent_init, cell.chrono_tmax) == ("glorot", "glorot", 10.0)
     with pytest.raises(UserError, match="input_init does not apply to arch lru"):
-        parse_protocol(tomllib.loads(text + '[arms.bad]\narch = "lru"\ninput_init = "glorot"\n'))
+        parse_protocol(_with("arms.bad", {"arch": "lru", "input_init": "glorot"}))
 
 
 def test_cli_refuses_input_init_for_a_cell_that_sets_its_own_input_kernel(capsys, tmp_path):
