@@ -164,6 +164,8 @@ def test_every_panel_is_labelled_and_log_ticks_are_decades(tmp_path, probe_resul
                 continue
             assert ax.get_xlabel(), f"{name}: a panel without an x label"
             assert ax.get_ylabel(), f"{name}: a panel without a y label"
+            if ax.get_legend_handles_labels()[1]:  # labelled lines need a legend to be read
+                assert ax.get_legend() is not None or fig.legends, f"{name}: no legend"
             if ax.get_yscale() == "log":
                 _check_log_ticks(ax, name)
                 if name.endswith("_flat"):

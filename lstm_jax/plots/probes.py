@@ -124,10 +124,10 @@ def plot_decay(results, path, *, probes: Sequence[str] = ("hidden", "cell", "cec
         a.set_yscale("log")
         a.set_xlabel("lag k (steps back from T)")
         a.set_ylabel(NORM_LABEL)
-    if any("log10_spectral" in r for r in recs.values()):
-        axes[0].set_ylabel(SPECTRAL_NORM_LABEL)
         long = any("not drawn" in label for label in a.get_legend_handles_labels()[1])
         legend_below(a, ncol=1 if long else 2)
+    if any("log10_spectral" in r for r in recs.values()):
+        axes[0].set_ylabel(SPECTRAL_NORM_LABEL)
     return save(fig, path)
 
 
