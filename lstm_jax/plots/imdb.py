@@ -21,7 +21,7 @@ def plot_sentiment(stats: dict, path: str | Path) -> Path:
     """Bar chart: reviews per class (neg, pos, unlabelled) for each split; ValueError when
     ``stats["counts"]`` has none of train, test, unsupervised."""
     counts = stats.get("counts", {})
-    splits = [s for s in SPLIT_ORDER if counts.get(s)]
+    splits = _counted_splits(stats)
     if not splits:
         raise ValueError(f"stats has no class counts for {', '.join(SPLIT_ORDER)}: nothing to plot")
     classes = [c for c in ("neg", "pos", "unlabelled") if any(c in counts[s] for s in splits)]
@@ -46,9 +46,19 @@ def plot_sentiment(stats: dict, path: str | Path) -> Path:
     return save(fig, path)
 
 
+def _counted_splits(stats: dict) -> list[str]:
+    """The splits, in :data:`SPLIT_ORDER`, that ``stats["counts"]`` has class counts for."""
+    return [s for s in SPLIT_ORDER if stats.get("counts", {}).get(s)]
+
+
+def _present_labelled(lengths: dict) -> list[str]:
+    """The labelled splits (train, test) in ``lengths``."""
+    return [s for s in ("train", "test") if s in lengths]
+
+
 def _labelled_splits(lengths: dict) -> list[str]:
-    """The labelled splits (train, test) in ``lengths``; ValueError when there is neither."""
-    splits = [s for s in ("train", "test") if s in lengths]
+    """:func:`_present_labelled`; ValueError when there is neither."""
+    splits = _present_labelled(lengths)
     if not splits:
         raise ValueError("lengths has neither a train nor a test split: nothing to plot")
     return splits
@@ -126,9 +136,9 @@ def plot_all(out_dir: str | Path, unit: str = "tokens") -> list[Path]:
     stats = read_json(out_dir / "stats.json")
     lengths = read_lengths_csv(out_dir / "lengths.csv")
     paths = []
-    if any(stats.get("counts", {}).get(s) for s in SPLIT_ORDER):
+    if _counted_splits(stats):
         paths.append(plot_sentiment(stats, out_dir / "sentiment.png"))
-    if any(s in lengths for s in ("train", "test")):
+    if _present_labelled(lengths):
         paths += [plot_length_histogram(lengths, stats, out_dir / "length_hist.png", unit),
                   plot_length_box(lengths, out_dir / "length_box.png", unit)]
     plt.close("all")
