@@ -136,6 +136,18 @@ def run_lock(directory: Path, field: str = "--out"):
     block, so two processes never write one run; a second one gets a :class:`UserError` naming
     the holder. The lock is the kernel's (``flock``): it goes away with the process, even after
     ``kill -9``."""
+    with try_run_lock(directory, field) as holder:
+        if holder is not None:
+            raise UserError(f"{field}={str(directory)!r} is in use by another lstm-jax process "
+                            f"(PID {holder}); wait for it to finish or choose another {field}")
+        yield
+
+
+@contextlib.contextmanager
+def try_run_lock(directory: Path, field: str = "--out"):
+    """:func:`run_lock` without the error: yields None when this process now holds the lock, or
+    the holder's PID (a string, "unknown" if it wrote none yet) when another process does, so a
+    caller can pass the directory by (``lstm-jax compare`` run in several processes does)."""
     path = Path(directory) / ".lock"
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -146,11 +158,11 @@ def run_lock(directory: Path, field: str = "--out"):
     except BlockingIOError:
         holder = os.read(fd, 32).decode("utf-8", "replace").strip() or "unknown"
         os.close(fd)
-        raise UserError(f"{field}={str(directory)!r} is in use by another lstm-jax process "
-                        f"(PID {holder}); wait for it to finish or choose another {field}") from None
+        yield holder
+        return
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        yield
+        yield None
     finally:
         os.close(fd)  # closing the descriptor releases the lock

@@ -128,7 +128,7 @@ def _progress(total: int, initial: int, enabled: bool, first_step_s: float | Non
 def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
           probe_fn: ProbeFn | None = None, stop_at: int | None = None,
           progress: bool = True, log: Callable[[str], None] = print,
-          on_metrics: Callable[[dict], None] | None = None) -> dict:
+          on_metrics: Callable[[dict], None] | None = None, lock: bool = True) -> dict:
     """Train ``cfg.seeds`` models of ``cfg`` and write the run's files into ``out``.
 
     Args:
@@ -141,12 +141,14 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
       progress: show a tqdm bar (loss and baseline); plain periodic lines when stderr is not a
         terminal.
       on_metrics: also called with each metrics record (e.g. a TensorBoard writer's ``write``).
+      lock: hold :func:`lstm_jax.io.run_lock` on ``out`` while training; False only when the
+        caller already holds it (``lstm-jax compare`` claims a point before deciding to train it).
 
     Returns:
       The summary dict (also written to ``out/summary.json``).
     """
     out = ensure_out_dir(out)
-    with run_lock(out) if is_primary() else contextlib.nullcontext():
+    with run_lock(out) if lock and is_primary() else contextlib.nullcontext():
         return _train(cfg, out, resume=resume, probe_fn=probe_fn, stop_at=stop_at,
                       progress=progress, log=log, on_metrics=on_metrics)
 

@@ -243,3 +243,50 @@ def test_scored_at_size_reads_old_records_and_whole_splits():
     whole = {"examples": 25000, "size_requested": 25000, "splits": {"sizes": {"test": 25000}}}
     assert _scored_at_size(whole, 25000) and _scored_at_size({**whole, "size_requested": None}, 30000)
     assert not _scored_at_size({**whole, "examples": 1024, "size_requested": 1024}, 25000)
+
+
+def test_processes_share_a_comparison_point_by_point(smoke_one_lr, tmp_path, capsys):
+    """A point whose run lock another process holds is passed over, not refused or retrained;
+    the comparison says it is shared, and a later call trains what is left."""
+    from lstm_jax.cli import main
+    from lstm_jax.io import run_lock
+
+    out = tmp_path / "cmp"
+    first, second = (run_dir(out, p) for p in load_protocol(smoke_one_lr).points())
+    first.mkdir(parents=True)
+    lines = []
+    with run_lock(first):  # what a second `lstm-jax compare` training this point holds
+        res = run_comparison(smoke_one_lr, out, log=lines.append)
+        assert (res["status"], res["trained"]) == ("shared", 1)
+        assert [r["status"] for r in res["results"]["rows"]] == ["pending", "done"]
+        assert not (first / "config.json").exists() and (second / "summary.json").is_file()
+        assert any("being trained by other processes" in x and first.name in x for x in lines)
+        code = main(["compare", str(smoke_one_lr), "--out", str(out)])  # the CLI says so too
+        assert code == 0 and "shared: 0 point(s) trained now; 1/2" in capsys.readouterr().out
+    stamp = (second / "metrics.jsonl").stat().st_mtime_ns
+    res = run_comparison(smoke_one_lr, out, log=lambda m: None)
+    assert (res["status"], res["trained"]) == ("completed", 1)
+    assert [r["status"] for r in res["results"]["rows"]] == ["done", "done"]
+    assert (second / "metrics.jsonl").stat().st_mtime_ns == stamp  # not retrained
+
+
+def test_a_point_finished_before_its_claim_is_not_trained_again(smoke_one_lr, tmp_path,
+                                                                monkeypatch):
+    """The state is read again under the lock: a point another process finished between this
+    process's first look and its claim is read, not resumed."""
+    import lstm_jax.compare.run as run_mod
+
+    out = tmp_path / "cmp"
+    run_comparison(smoke_one_lr, out, log=lambda m: None)
+    first = run_dir(out, load_protocol(smoke_one_lr).points()[0])
+    stamp = (first / "metrics.jsonl").stat().st_mtime_ns
+    real, calls = run_mod.point_status, []
+
+    def stale_first_look(where, budget):  # the first look at each point predates its finish
+        calls.append(where)
+        return "partial" if calls.count(where) == 1 else real(where, budget)
+
+    monkeypatch.setattr(run_mod, "point_status", stale_first_look)
+    res = run_comparison(smoke_one_lr, out, log=lambda m: None)
+    assert (res["status"], res["trained"]) == ("completed", 0)
+    assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp

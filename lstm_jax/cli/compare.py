@@ -4,7 +4,8 @@ Trains every (task, T, arm, lr) point declared in the protocol (the same budget 
 arm, the seeds vmapped in one program), picks each arm's learning rate on validation, scores test
 once per selected configuration, and writes results.md/.csv/.json, differences.csv,
 success_vs_T.png and a copy of the protocol into DIR. Run the same command again to continue an
-interrupted comparison; finished points are read, not retrained. See docs/compare.md.
+interrupted comparison; finished points are read, not retrained. Run it in two terminals to
+share the points between two processes (each claims the points it trains). See docs/compare.md.
 """
 
 from __future__ import annotations
