@@ -15,13 +15,13 @@ import numpy as np
 from lstm_jax.errors import UserError
 
 
-def _to_jsonable(obj):
+def to_jsonable(obj):
     if isinstance(obj, dict):
-        return {str(k): _to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_to_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray) or hasattr(obj, "__array__") and not isinstance(obj, str):
-        return _to_jsonable(np.asarray(obj).tolist())
+        return to_jsonable(np.asarray(obj).tolist())
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -64,7 +64,7 @@ def _umask() -> int:
 
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Atomically write ``obj`` as indented JSON (NumPy/JAX arrays become lists)."""
-    return atomic_write_text(path, json.dumps(_to_jsonable(obj), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike):

@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 
 from lstm_jax.errors import UserError
-from lstm_jax.io import _to_jsonable, atomic_write_text
+from lstm_jax.io import atomic_write_text, to_jsonable
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    line = json.dumps(_to_jsonable(record), sort_keys=False) + "\n"
+    line = json.dumps(to_jsonable(record), sort_keys=False) + "\n"
     with open(path, "a") as f:
         f.write(line)
         f.flush()

@@ -38,17 +38,17 @@ from lstm_jax.report_blocks import (
 from lstm_jax.report_decay import section_decay_init, section_decay_trained
 from lstm_jax.report_verdicts import (
     ANCHORS,
-    _eda_verdict,
-    _num,
-    _read,
     disagreements,
+    eda_verdict,
+    fmt_num,
+    read_if_present,
 )
 
 # --------------------------------------------------------------------------------------- sections
 
 def section_lag(R: Path, man: dict) -> list:
     d = R / "sweep_lag"
-    rows = _read(d / "results.json")
+    rows = read_if_present(d / "results.json")
     out = [heading(2, "3. Success against lag (adding problem, copy task)")]
     # FULL runs the sweep in parts (sweep_adding, sweep_copy, …) and then one --collect.
     parts = [n for n in (man or {}).get("stages", {}) if n.startswith("sweep_") and n != "sweep_lag"]
@@ -56,16 +56,16 @@ def section_lag(R: Path, man: dict) -> list:
                     + [_cmd(man, "sweep_lag", f"python experiments/sweep_lag.py --out {d}")])
     if rows is None:
         return out + [para("Not run."), code_block(cmd)] + _long_runs(R, man)
-    sc = _read(d / "sweep_config.json") or {}
+    sc = read_if_present(d / "sweep_config.json") or {}
     out += [code_block(cmd)] + ([] if parts else [_config_block(sc.get("args", {}))])
     out += [figure(d / "lag_sweep.png", "Final eval loss / memoryless baseline against T.")]
     t = ["| task | arch | T | seeds | steps | H | loss / baseline (mean ± sd) | train s/point |",
          "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t.append(f"| {r['task']} | {r['arch']} | {r['seq_len']} | {r['seeds']} | {r['steps']} | "
-                 f"{r['hidden']} | {_num(r.get('loss_over_baseline_mean'))} ± "
-                 f"{_num(r.get('loss_over_baseline_sd'), '.2g')} | "
-                 f"{_num(r.get('wall_time_s'), '.0f')} |")
+                 f"{r['hidden']} | {fmt_num(r.get('loss_over_baseline_mean'))} ± "
+                 f"{fmt_num(r.get('loss_over_baseline_sd'), '.2g')} | "
+                 f"{fmt_num(r.get('wall_time_s'), '.0f')} |")
     out += [table_block("\n".join(t)), bullets(ANCHORS["lag"])]
     return out + _long_runs(R, man)
 
@@ -79,15 +79,15 @@ def _long_runs(R: Path, man: dict) -> list:
     """Single longer runs (FULL: ``R/long_runs/<name>``), one table row each."""
     rows = []
     for d in sorted((R / "long_runs").glob("*/summary.json")):
-        s, c = _read(d), _read(d.parent / "config.json") or {}
+        s, c = read_if_present(d), read_if_present(d.parent / "config.json") or {}
         f, base = s.get("final", {}), s.get("task", {}).get("baseline")
         per_seed = f.get("eval/loss", {}).get("per_seed", [])
-        ratio = ", ".join(_num(_div(v, base)) for v in per_seed) if base else "—"
+        ratio = ", ".join(fmt_num(_div(v, base)) for v in per_seed) if base else "—"
         acc = f.get("eval/accuracy", {}).get("mean")
         rows.append(f"| `{d.parent.name}` | {c.get('task')} | {c.get('arch')} | "
                     f"{c.get('seq_len')} | {c.get('hidden')} | {s.get('steps')} | {ratio} | "
                     f"{'—' if acc is None else f'{100 * acc:.1f} %'} | "
-                    f"{_num(_div(s.get('wall_time_s'), 60), '.1f')} |")
+                    f"{fmt_num(_div(s.get('wall_time_s'), 60), '.1f')} |")
     if not rows:
         return []
     cmds = [_cmd(man, d.parent.name, "") for d in sorted((R / "long_runs").glob("*/summary.json"))]
@@ -99,7 +99,7 @@ def _long_runs(R: Path, man: dict) -> list:
 
 def section_stability(R: Path, man: dict) -> list:
     d = R / "stability"
-    res = _read(d / "results.json")
+    res = read_if_present(d / "results.json")
     out = [heading(2, "4. Training stability and gradient clipping")]
     cmd = _cmd(man, "stability", f"python experiments/stability.py --out {d}")
     if res is None:
@@ -125,7 +125,7 @@ def section_stability(R: Path, man: dict) -> list:
 def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
     out = [heading(2, "5. IMDB: the essay's figures and RNN vs LSTM vs GRU")]
     e = R / "eda"
-    stats = _read(e / "stats.json")
+    stats = read_if_present(e / "stats.json")
     out.append(code_block(_cmd(man, "eda", f"lstm-jax eda imdb --out {e}")))
     if stats is None:
         out.append(para("EDA not run (no IMDB archive, or the stage was skipped)."))
@@ -137,16 +137,16 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
                 out.append(figure(e / name, cap))
         out.append(("details", "stats.json", _clipped(json.dumps(stats, indent=1), e / "stats.json")))
         out.append(bullets(ANCHORS["eda"]))
-        out.append(para("What the data say: " + _eda_verdict(stats)))
+        out.append(para("What the data say: " + eda_verdict(stats)))
     for di in imdb_dirs:
-        res = _read(di / "results.json")
+        res = read_if_present(di / "results.json")
         if not res or not res.get("runs"):
             continue
         out += [heading(3, f"Models (results from {di})"),
                 code_block(_cmd_for(man, "imdb_compare", di,
                                     f"python experiments/imdb_compare.py --out {di}"
                                     "   # reused, not rerun")),
-                _config_block(_read(di / "config.json") or {})]
+                _config_block(read_if_present(di / "config.json") or {})]
         if (di / "imdb_compare.png").is_file():
             out.append(figure(di / "imdb_compare.png", "Held-out accuracy during training and "
                             "full-test accuracy with the anchors."))
@@ -166,7 +166,7 @@ def section_imdb(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
     if (best / "table.md").is_file():
         out += [heading(3, "The best LSTM setting (goal: ≥ 89 % in under 30 minutes)"),
                 code_block(_cmd(man, "imdb_best", f"python experiments/imdb_compare.py --out {best}")),
-                _config_block(_read(best / "config.json") or {}),
+                _config_block(read_if_present(best / "config.json") or {}),
                 table_block((best / "table.md").read_text())]
     return out
 
@@ -185,7 +185,7 @@ def section_comparison(R: Path, man: dict) -> list:
     out = [heading(2, "6. The essay's table, measured")]
     cmd = _cmd(man, "comparison",
                f"python experiments/comparison_table.py --results {R} --out {d}")
-    res = _read(d / "comparison.json")
+    res = read_if_present(d / "comparison.json")
     if res is None or not (d / "comparison.md").is_file():
         return out + [para("Not run."), code_block(cmd)]
     out += [code_block(cmd), _config_block(res["config"]), table_block((d / "comparison.md").read_text()),
@@ -196,10 +196,10 @@ def section_comparison(R: Path, man: dict) -> list:
 
 
 def build_blocks(results: Path, imdb_dirs: list[Path]) -> list:
-    man = _read(results / "manifest.json") or {}
+    man = read_if_present(results / "manifest.json") or {}
     machine = None
     for sub in ("decay_init", "stability"):
-        r = _read(results / sub / "results.json")
+        r = read_if_present(results / sub / "results.json")
         if r and "machine" in r:
             machine = r["machine"]
             break

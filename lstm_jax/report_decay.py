@@ -18,12 +18,12 @@ from lstm_jax.report_blocks import (
     para,
     table_block,
 )
-from lstm_jax.report_verdicts import ANCHORS, _fmt_pow, _num, _read, chrono_clause
+from lstm_jax.report_verdicts import ANCHORS, chrono_clause, fmt_num, fmt_pow, read_if_present
 
 
 def section_decay_init(R: Path, man: dict) -> list:
     d = R / "decay_init"
-    res = _read(d / "results.json")
+    res = read_if_present(d / "results.json")
     out = [heading(2, "1. Gradient decay at initialisation")]
     cmd = _cmd(man, "decay_init", f"python experiments/decay_init.py --out {d}")
     if res is None:
@@ -53,9 +53,9 @@ def section_decay_init(R: Path, man: dict) -> list:
         rate = h.get("fitted_rate_log10_per_step")  # None: fewer than two nonzero lags to fit
         rows.append(
             f"| {name} | {'—' if rate is None else f'{rate:+.4f}'} | {bound} | {norms} | "
-            f"{_fmt_pow(h['ratio_k100_log10'])} | "
-            f"{_fmt_pow(e['cell']['ratio_k100_log10']) if 'cell' in e else '—'} | "
-            f"{_fmt_pow(e['cec']['ratio_k100_log10']) if 'cec' in e else '—'} |")
+            f"{fmt_pow(h['ratio_k100_log10'])} | "
+            f"{fmt_pow(e['cell']['ratio_k100_log10']) if 'cell' in e else '—'} | "
+            f"{fmt_pow(e['cec']['ratio_k100_log10']) if 'cec' in e else '—'} |")
     out.append(table_block("\n".join(rows)))
     out.append(bullets(ANCHORS["decay"]))
     notes = [_rate_note(name, S[name]) for name in ("rnn_scale0.5", "rnn", "rnn_scale1.5")
@@ -70,7 +70,7 @@ def _rate_note(name: str, e: dict) -> str:
     """The fitted decay rate of a tanh RNN against the Pascanu bound ("—" when either is
     missing, e.g. fewer than two nonzero lags to fit)."""
     fit, b = e["hidden"].get("fitted_rate_log10_per_step"), e.get("bound_rate_log10_per_step")
-    text = f"{name}: fitted {_num(fit, '+.3f')} vs bound {_num(b, '+.3f')} log10/step"
+    text = f"{name}: fitted {fmt_num(fit, '+.3f')} vs bound {fmt_num(b, '+.3f')} log10/step"
     if fit is None or b is None:
         return text + "."
     return text + (" — within the bound (tanh' < 1 makes the decay faster than ‖W‖₂ alone)."
@@ -84,8 +84,8 @@ def _lstm_init_note(S: dict) -> str:
     cec = S["lstm"].get("cec", {}).get("ratio_k100_log10")
     if cell is None or cec is None:
         return ""
-    text = (f"LSTM (forget bias 1) at k=100: full cell Jacobian {_fmt_pow(cell)}, ∏f alone "
-            f"{_fmt_pow(cec)}")
+    text = (f"LSTM (forget bias 1) at k=100: full cell Jacobian {fmt_pow(cell)}, ∏f alone "
+            f"{fmt_pow(cec)}")
     if cec <= -1e300:
         return text + "."
     text += f" (as if every forget gate were {10 ** (cec / 100):.3f})"
@@ -98,7 +98,7 @@ def _lstm_init_note(S: dict) -> str:
 
 def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
     d = R / "decay_trained"
-    res = _read(d / "results.json")
+    res = read_if_present(d / "results.json")
     out = [heading(2, "2. Gradient decay after training")]
     cmd = _cmd(man, "decay_trained", f"python experiments/decay_trained.py --out {d}")
     if res is None:
@@ -106,7 +106,7 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
     else:
         out += _decay_trained_adding(d, res, cmd)
     for di in imdb_dirs:
-        g = _read(di / "gradients.json")
+        g = read_if_present(di / "gradients.json")
         if g is None:
             continue
         out += [heading(3, f"IMDB (trained models of experiments/imdb_compare.py, gradients "
@@ -125,7 +125,7 @@ def section_decay_trained(R: Path, man: dict, imdb_dirs: list[Path]) -> list:
 
             def kept(n, i, s=s):
                 v = s.get(f"{n}_kept")
-                return "—" if v is None or i is None else _num(v[i])
+                return "—" if v is None or i is None else fmt_num(v[i])
             rows.append(f"| {r['arch']} | {r['readout']} | {r['max_len']} | "
                         f"{dist[-1] if dist else '—'} | "
                         f"{kept('loss_grad', i100)} / {kept('loss_grad', -1)} | "
@@ -161,9 +161,9 @@ def _decay_trained_adding(d: Path, res: dict, cmd: str) -> list:
     for arch, e in archs.items():
         def pair(n, e=e):
             a, b = e.get(f"init_{n}_log10_ratio"), e.get(f"trained_{n}_log10_ratio")
-            return "—" if a is None else f"{_fmt_pow(a)} → {_fmt_pow(b)}"
+            return "—" if a is None else f"{fmt_pow(a)} → {fmt_pow(b)}"
         rows.append(f"| {arch} | {len(e.get('seeds') or []) or '—'} | "
-                    f"{_num(e.get('loss_over_baseline'))} | {e['ratio_k']} | "
+                    f"{fmt_num(e.get('loss_over_baseline'))} | {e['ratio_k']} | "
                     f"{pair('hidden')} | {pair('cell')} | {pair('cec')} |")
     return out + [table_block("\n".join(rows)),
                   para("Every seed's ratio is in results.json (`per_seed`).")]

@@ -30,11 +30,12 @@ ANCHORS = {
 }
 
 
-def _read(path: Path):
+def read_if_present(path: Path):
+    """The JSON in ``path``, or None when the file is not there (a result not made yet)."""
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _num(v, spec: str = ".3g") -> str:
+def fmt_num(v, spec: str = ".3g") -> str:
     """``v`` formatted with ``spec``; "—" for a missing value (how results files store NaN)."""
     return "—" if v is None else format(v, spec)
 
@@ -44,14 +45,14 @@ def _pct(v) -> str:
     return f"{100 * v:.2f} %"
 
 
-def _fmt_pow(log10v) -> str:
+def fmt_pow(log10v) -> str:
     """``10^x`` from a log10 value; −1e308 is how results files store log10 0 (−inf)."""
     if log10v is None:
         return "—"
     return "0 (exactly)" if log10v <= -1e300 else f"10^{log10v:.1f}"
 
 
-def _eda_verdict(stats: dict) -> str:
+def eda_verdict(stats: dict) -> str:
     """Sentences comparing the essay's EDA claims with ``stats.json`` (labelled reviews)."""
     try:
         c = stats["counts"]["labelled"]
@@ -72,14 +73,14 @@ def _eda_verdict(stats: dict) -> str:
 def disagreements(R: Path, imdb_dirs: list[Path]) -> list[str]:
     """Sentences, computed from the results, where the data disagree with the essay or anchors."""
     out = []
-    init = _read(R / "decay_init" / "results.json")
+    init = read_if_present(R / "decay_init" / "results.json")
     if init and "lstm" in init["settings"]:
         out += _init_verdicts(init["settings"])
-    cmp_ = _read(R / "comparison" / "comparison.json")
+    cmp_ = read_if_present(R / "comparison" / "comparison.json")
     if cmp_:
         out += [_imdb_verdict(cmp_), _gru_verdict(cmp_)]
     for di in imdb_dirs:
-        g = _read(di / "gradients.json")
+        g = read_if_present(di / "gradients.json")
         if g:
             out.append(_kept_verdict(g, di))
             break
@@ -93,8 +94,8 @@ def chrono_clause(S: dict) -> str:
     if ch is None:
         return ""
     if ch >= -1:
-        return f"chrono init provides it at init (∏f at k=100: {_fmt_pow(ch)})"
-    return f"even chrono init does not at init (∏f at k=100: {_fmt_pow(ch)})"
+        return f"chrono init provides it at init (∏f at k=100: {fmt_pow(ch)})"
+    return f"even chrono init does not at init (∏f at k=100: {fmt_pow(ch)})"
 
 
 def _init_verdicts(S: dict) -> list[str]:
@@ -105,12 +106,12 @@ def _init_verdicts(S: dict) -> list[str]:
     if lc is not None and lc < -3:
         chrono = chrono_clause(S)
         out.append(f"At initialisation with forget bias 1 the LSTM's cell gradient also vanishes "
-                   f"(‖∂C_T/∂C_(T−100)‖ relative to k=0: {_fmt_pow(lc)}); 'gradients remain "
+                   f"(‖∂C_T/∂C_(T−100)‖ relative to k=0: {fmt_pow(lc)}); 'gradients remain "
                    f"strong' needs f ≈ 1" + (f": {chrono}." if chrono else "."))
     if lc is not None and cec is not None and abs(lc - cec) > 1:
         how = ("larger than", "dominate") if lc > cec else ("smaller than", "partly cancel it")
         out.append(f"∂C_t/∂C_(t−k) = ∏f_j is the cell-to-cell path only: at init and k=100 "
-                   f"the full cell Jacobian is {_fmt_pow(lc)}, {how[0]} ∏f's {_fmt_pow(cec)}: "
+                   f"the full cell Jacobian is {fmt_pow(lc)}, {how[0]} ∏f's {fmt_pow(cec)}: "
                    f"the other paths, through h and the gates, {how[1]}.")
     return out
 
@@ -175,8 +176,8 @@ def _gru_verdict(cmp_: dict) -> str | None:
     acc = [f"{_pct(g[f'imdb_{r}'])} ({r})" for r in ("last", "mean")
            if g.get(f"imdb_{r}") is not None]
     return (f"GRU (not in the essay's table): IMDB {' / '.join(acc)}{_source(cmp_)}; the longest "
-            f"adding lag it solved is T = {_num(g.get('longest_lag_solved'), '')}, the LSTM's "
-            f"T = {_num(c['lstm'].get('longest_lag_solved'), '')}.")
+            f"adding lag it solved is T = {fmt_num(g.get('longest_lag_solved'), '')}, the LSTM's "
+            f"T = {fmt_num(c['lstm'].get('longest_lag_solved'), '')}.")
 
 
 def _farthest(summary: dict) -> tuple:

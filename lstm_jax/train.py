@@ -89,7 +89,7 @@ def _runtime_change(saved: dict | None, now: dict) -> str:
     return ", ".join(f"{k} {saved[k]} → {now[k]}" for k in now if k in saved and saved[k] != now[k])
 
 
-def _check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
+def check_resume_config(cfg: TrainConfig, meta: dict, where: Path) -> None:
     from lstm_jax.config import DATA_TASKS
 
     if meta["config"].get("task") in DATA_TASKS and "val_size" not in meta["config"]:
@@ -193,7 +193,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
             truncate_after(out / "probes.jsonl", -1)
     if resume:  # refuse another configuration before compiling anything
         try:
-            _check_resume_config(cfg, ckpts.meta(ckpts.latest_step()), ckpt_dir)
+            check_resume_config(cfg, ckpts.meta(ckpts.latest_step()), ckpt_dir)
         except UserError:
             ckpts.close()
             raise
@@ -212,7 +212,7 @@ def _train(cfg: TrainConfig, out: Path, *, resume: bool, probe_fn: ProbeFn | Non
 
     start, elapsed_before = 0, 0.0
     if resume:
-        got = ckpts.restore_latest(state, check_meta=lambda m: _check_resume_config(cfg, m, ckpt_dir),
+        got = ckpts.restore_latest(state, check_meta=lambda m: check_resume_config(cfg, m, ckpt_dir),
                                    quarantine=True)
         if got is None:  # every checkpoint was broken (each reported): start again
             log(f"--resume: no usable checkpoint in {ckpt_dir}; starting {out} from step 0")
@@ -423,7 +423,7 @@ def load_params(out: str | Path, cfg: TrainConfig | None = None, step: int | Non
     try:
         if step is None:  # the newest checkpoint that loads (a broken one is reported)
             where = Path(out) / "checkpoints"
-            got = ckpts.restore_latest(like, check_meta=lambda m: _check_resume_config(cfg, m, where))
+            got = ckpts.restore_latest(like, check_meta=lambda m: check_resume_config(cfg, m, where))
             if got is None:
                 raise UserError(f"no complete checkpoint in {Path(out) / 'checkpoints'}")
             state = got[1]

@@ -140,7 +140,7 @@ class RecurrentCell(nnx.Module):
     @classmethod
     def kernel(cls, config: CellConfig | None = None) -> CellStep:
         """The pure step with its fast paths. Override when the step depends on the config."""
-        return _class_kernel(cls)
+        return class_kernel(cls)
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -187,7 +187,7 @@ class RecurrentCell(nnx.Module):
 _KERNELS: dict[type, CellStep] = {}
 
 
-def _class_kernel(cls) -> CellStep:
+def class_kernel(cls) -> CellStep:
     """One :class:`CellStep` per class (so equal configs give the same jit cache entry)."""
     if cls not in _KERNELS or _KERNELS[cls].fn is not cls.step:
         _KERNELS[cls] = CellStep(cls.step, tuple(cls.carry_names), tuple(cls.gate_names),

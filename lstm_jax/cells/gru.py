@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstm_jax.cells.base import RecurrentCell, _class_kernel, chrono_bias, matmul
+from lstm_jax.cells.base import RecurrentCell, chrono_bias, class_kernel, matmul
 from lstm_jax.cells.kernel import CellStep, FusedPath, JacobianPath, StepJacobian
 from lstm_jax.cells.registry import register
 
@@ -107,7 +107,7 @@ class GRUCell(RecurrentCell):
     def kernel(cls, config=None) -> CellStep:
         if config is not None and not config.gru_reset_after:
             return _RESET_BEFORE
-        return _class_kernel(cls)
+        return class_kernel(cls)
 
     @staticmethod
     def _gates(params, carry, xw, reset_after: bool):

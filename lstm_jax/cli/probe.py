@@ -146,7 +146,7 @@ def _saved_step(args, cfg) -> int:
 
     from lstm_jax.checkpoint import Checkpoints
     from lstm_jax.errors import UserError
-    from lstm_jax.train import _check_resume_config
+    from lstm_jax.train import check_resume_config
 
     where = Path(args.checkpoint) / "checkpoints"
     if not where.is_dir():
@@ -161,7 +161,7 @@ def _saved_step(args, cfg) -> int:
             raise UserError(f"--step={args.step} has no checkpoint in {where}; saved steps: "
                             f"{', '.join(map(str, steps))}")
         step = steps[-1] if args.step is None else args.step
-        _check_resume_config(cfg, ckpts.meta(step), where)  # written by the run's config?
+        check_resume_config(cfg, ckpts.meta(step), where)  # written by the run's config?
     finally:
         ckpts.close()
     return step

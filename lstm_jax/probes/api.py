@@ -221,7 +221,7 @@ def gate_statistics(model, x, mask=None, *, layer: int = 0, initial_carry=None) 
     return {g: {k: np.asarray(v) for k, v in s.items()} for g, s in stats.items()}
 
 
-def _batch_summary(log10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def batch_summary(log10: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation over rows of per-row log10 values ``(B, K)``, NaN-aware."""
     with warnings.catch_warnings(), np.errstate(invalid="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -236,12 +236,12 @@ def jacobian_record(jac: dict) -> dict:
     for name, r in jac.items():
         if name in ("k", "anchor"):
             continue
-        mean, std = _batch_summary(r["log10"])
+        mean, std = batch_summary(r["log10"])
         rec[f"log10_{name}"], rec[f"log10_{name}_std"] = mean.tolist(), std.tolist()
         if r["log10_se"] is not None:
             with np.errstate(invalid="ignore", over="ignore"):
                 rel = 10.0 ** (r["log10_se"] - 2 * r["log10"])
-            rec[f"{name}_rel_se"] = _batch_summary(rel)[0].tolist()  # NaN where no row reaches
+            rec[f"{name}_rel_se"] = batch_summary(rel)[0].tolist()  # NaN where no row reaches
     return rec
 
 
@@ -277,7 +277,7 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     lg = loss_grad(model, x, mask, loss_fn, layer=layer, key=k_loss,
                    initial_carry=initial_carry)
     rec["t"] = lg["t"].tolist()
-    mean, std = _batch_summary(lg["log10"])
+    mean, std = batch_summary(lg["log10"])
     rec["log10_loss_grad"], rec["log10_loss_grad_std"] = mean.tolist(), std.tolist()
     rec["gates"] = {g: {k: v.tolist() for k, v in s.items()}
                     for g, s in gate_statistics(model, x, mask, layer=layer,
@@ -285,7 +285,7 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     if spectral:
         sp = spectral_norms(model, x, mask, layer=layer, iters=spectral_iters, key=k_spec,
                             initial_carry=initial_carry)
-        mean, std = _batch_summary(sp["log10"])
+        mean, std = batch_summary(sp["log10"])
         rec["spectral_k"] = sp["k"].tolist()
         rec["log10_spectral"], rec["log10_spectral_std"] = mean.tolist(), std.tolist()
     return rec

@@ -291,7 +291,7 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     ``log10_loss_grad_<leaf>`` per leaf; ``arch`` is the cell's class name, ``model``
     ``"flax.nnx.RNN"``, ``carry_sizes`` ``{leaf: units}``; ``gates`` is empty.
     """
-    from lstm_jax.probes.api import BATCH_AVERAGE, _batch_summary, jacobian_record
+    from lstm_jax.probes.api import BATCH_AVERAGE, batch_summary, jacobian_record
 
     key = _default_key() if key is None else key
     k_jac, k_loss, k_spec = jax.random.split(key, 3)
@@ -306,13 +306,13 @@ def probe(model, x, mask=None, *, layer: int = 0, probes=None, method: str = "ex
     lg = loss_grad(model, x, mask, loss_fn, layer=layer, key=k_loss, **kw)
     rec["t"] = lg["t"].tolist()
     for suffix, v in [("", lg["log10"])] + [(f"_{p}", v) for p, v in lg["leaves"].items()]:
-        mean, std = _batch_summary(v)
+        mean, std = batch_summary(v)
         rec[f"log10_loss_grad{suffix}"] = mean.tolist()
         rec[f"log10_loss_grad{suffix}_std"] = std.tolist()
     rec["gates"] = {}
     if spectral:
         sp = spectral_norms(model, x, mask, layer=layer, iters=spectral_iters, key=k_spec, **kw)
-        mean, std = _batch_summary(sp["log10"])
+        mean, std = batch_summary(sp["log10"])
         rec["spectral_k"] = sp["k"].tolist()
         rec["log10_spectral"], rec["log10_spectral_std"] = mean.tolist(), std.tolist()
     return rec
