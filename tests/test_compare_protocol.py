@@ -4,6 +4,7 @@ protocols parse and declare what issue 21 asks (same budget for every arm, ≥ 5
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from pathlib import Path
 
@@ -270,3 +271,52 @@ def test_exprnn_orth_lr_protocol_changes_only_the_generators_rate():
     for key, cfg in got.items():
         assert cfg == base[key] | {"recurrent_lr_scale": 0.1}, key
     assert (proto.seeds, proto.test_size) == (cells.seeds, cells.test_size)
+
+
+SMOKE_YAML = """\
+# the smoke protocol in YAML: the same fields, the same meaning
+name: smoke
+description: 2 arms, adding at T=10, 2 seeds, 30 steps
+seeds: 2
+lr_grid: [1e-2, 3e-2]          # YAML 1.1 would read these as strings; we read numbers
+budget: {steps: 30, batch: 8}
+eval: {every: 10, size: 32, test_size: 48}
+train: {hidden: 8, checkpoint_every: 10}
+tasks:
+  adding:
+    lengths: [10]
+    success: {metric: loss, below: 0.1}
+arms:
+  rnn: {arch: rnn}
+  lstm+chrono: {arch: lstm, chrono: T}
+"""
+
+
+def test_a_yaml_protocol_is_the_toml_one(tmp_path):
+    path = tmp_path / "smoke.yaml"
+    path.write_text(SMOKE_YAML)
+    toml = load_protocol(Path(__file__).parent.parent / "experiments" / "protocols" / "smoke.toml")
+    assert load_protocol(path).to_dict() == toml.to_dict()
+    assert load_protocol(path).lr_grid == (0.01, 0.03)
+    yml = tmp_path / "smoke.yml"
+    yml.write_text(SMOKE_YAML.replace("[1e-2, 3e-2]", "[0.01, 3.0e-2]"))
+    assert load_protocol(yml).to_dict() == toml.to_dict()
+
+
+@pytest.mark.parametrize("text, says", [
+    ("name: [unclosed", "not valid YAML"),
+    ("- just\n- a list\n", "must be a mapping"),
+    ("name: x\nlr_grid: ['1e-3x']\n", "lr_grid[0]"),
+])
+def test_bad_yaml_is_named(tmp_path, text, says):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=re.escape(says)):
+        load_protocol(path)
+
+
+def test_other_suffixes_are_refused(tmp_path):
+    path = tmp_path / "smoke.json"
+    path.write_text("{}")
+    with pytest.raises(UserError, match=r"\.toml, \.yaml, \.yml"):
+        load_protocol(path)

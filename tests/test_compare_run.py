@@ -290,3 +290,18 @@ def test_a_point_finished_before_its_claim_is_not_trained_again(smoke_one_lr, tm
     res = run_comparison(smoke_one_lr, out, log=lambda m: None)
     assert (res["status"], res["trained"]) == ("completed", 0)
     assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_a_yaml_comparison_keeps_its_yaml_and_refuses_a_changed_protocol(tmp_path):
+    from test_compare_protocol import SMOKE_YAML
+
+    path, out = tmp_path / "smoke.yaml", tmp_path / "cmp"
+    path.write_text(SMOKE_YAML)
+    run_comparison(path, out, max_points=0, log=lambda m: None)
+    assert (out / "protocol.yaml").read_text() == SMOKE_YAML
+    assert not (out / "protocol.toml").exists()
+    run_comparison(SMOKE, out, max_points=0, log=lambda m: None)  # the same protocol, in TOML
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(SMOKE_YAML.replace("steps: 30", "steps: 40"))
+    with pytest.raises(UserError, match="another protocol.*differ: steps"):
+        run_comparison(changed, out, max_points=0, log=lambda m: None)

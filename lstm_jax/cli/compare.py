@@ -16,9 +16,10 @@ from lstm_jax.cli.common import nonneg_int
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compare", help="compare arms under one declared protocol (TOML)",
+    p = sub.add_parser("compare", help="compare arms under one declared protocol (TOML or YAML)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("protocol", help="the protocol file, e.g. experiments/protocols/adding.toml")
+    p.add_argument("protocol", help="the protocol file (TOML or YAML), e.g. "
+                                          "experiments/protocols/adding.toml")
     p.add_argument("--out", required=True, help="comparison directory (resumable)")
     p.add_argument("--max-points", type=nonneg_int,
                    help="train at most N points in this call, then stop (run again to "
@@ -47,8 +48,10 @@ def run(args) -> int:
               sep="\n")
     print(f"{res['status']}: {res['trained']} point(s) trained now; {done}/{len(rows)} "
           f"(task, T, arm) configurations done")
+    from pathlib import Path
+
     print(f"wrote {args.out}/results.md, results.csv, results.json, differences.csv, "
-          "success_vs_T.png, final_by_arm.png, protocol.toml")
+          f"success_vs_T.png, final_by_arm.png, protocol{Path(args.protocol).suffix.lower()}")
     return 130 if res["status"] == "interrupted" else 0
 
 

@@ -1,4 +1,4 @@
-"""A comparison protocol: one TOML file that declares everything before anything is trained.
+"""A comparison protocol: one TOML (or YAML) file that declares everything before anything is trained.
 
 The file names the arms (an architecture with its initialisation: ``lstm`` and ``lstm+chrono`` are
 two arms), the tasks with their lengths and success criteria, one budget (steps × batch) and one
@@ -29,6 +29,10 @@ learning-rate grid shared by every arm, the seeds, and the training settings eve
     [arms."lstm+chrono"]
     arch = "lstm"
     chrono = "T"                   # T_max: "T", "3T/2", "2*T" (of each point's T) or a number
+
+The same protocol in YAML (a ``.yaml`` or ``.yml`` file) has the same fields: ``budget: {steps:
+5000, batch: 64}``, ``arms: {"lstm+chrono": {arch: lstm, chrono: T}}``, and so on; ``1e-3`` is
+read as a number there too.
 
 An arm may also set ``readout`` and ``bidirectional`` (e.g. IMDB's ``lstm/mean``), unless
 ``[train]`` sets them for every arm.
@@ -215,16 +219,57 @@ class Protocol:
         return dataclasses.asdict(self)
 
 
+SUFFIXES = (".toml", ".yaml", ".yml")
+
+
 def load_protocol(path: str | Path) -> Protocol:
-    """Parse and check a protocol file (see the module docstring)."""
+    """Parse and check a protocol file, TOML or YAML by its suffix (see the module docstring)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"protocol={str(path)!r} is not a file")
+    return parse_protocol(read_protocol_text(path.read_text(), path), default_name=path.stem)
+
+
+def read_protocol_text(text: str, path: Path) -> dict:
+    """The raw table of a protocol file's ``text``, read as TOML or YAML by ``path``'s suffix."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UserError(f"protocol={str(path)!r}: the file must end in {', '.join(SUFFIXES)} "
+                        "(TOML or YAML)")
+    if suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"protocol {path} is not valid TOML ({e})") from None
+    import yaml
+
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"protocol {path} is not valid TOML ({e})") from None
-    return parse_protocol(raw, default_name=path.stem)
+        raw = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise UserError(f"protocol {path} is not valid YAML ({e})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"protocol {path}: the YAML must be a mapping of fields "
+                        f"(name, lr_grid, budget, tasks, arms, ...), not {type(raw).__name__}")
+    return raw
+
+
+def _yaml_loader():
+    """PyYAML's SafeLoader, but reading ``1e-3`` as a number as TOML and YAML 1.2 do (YAML 1.1,
+    which PyYAML follows, wants ``1.0e-3`` and reads ``1e-3`` as a string)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return Loader
 
 
 def parse_protocol(raw: dict, default_name: str = "comparison") -> Protocol:

@@ -29,7 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lstm_jax.compare.outcome import point_outcome, selection_key
-from lstm_jax.compare.protocol import Point, Protocol, load_protocol, parse_protocol
+from lstm_jax.compare.protocol import (
+    SUFFIXES,
+    Point,
+    Protocol,
+    load_protocol,
+    parse_protocol,
+    read_protocol_text,
+)
 from lstm_jax.compare.stats import paired_bootstrap, wilson
 from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
@@ -92,12 +99,17 @@ def _claim(where: Path):
         yield holder
 
 
-def _check_out(proto: Protocol, source: str, out: Path) -> None:
-    saved = out / "protocol.toml"
-    if saved.is_file():
-        import tomllib
+def saved_protocol(out: Path) -> Path | None:
+    """The copy of the protocol a comparison directory holds (``protocol.toml``, ``.yaml`` or
+    ``.yml``, as the file it was run from), None before its first run."""
+    return next((p for s in SUFFIXES if (p := out / f"protocol{s}").is_file()), None)
 
-        old = parse_protocol(tomllib.loads(saved.read_text()), default_name=proto.name).to_dict()
+
+def _check_out(proto: Protocol, source: Path, out: Path) -> None:
+    saved = saved_protocol(out)
+    if saved is not None:
+        old = parse_protocol(read_protocol_text(saved.read_text(), saved),
+                             default_name=proto.name).to_dict()
         new = proto.to_dict()
         diff = sorted(k for k in new if old.get(k) != new[k])
         if diff:
@@ -105,7 +117,7 @@ def _check_out(proto: Protocol, source: str, out: Path) -> None:
                             f"{', '.join(diff)}); a declared protocol does not change after the "
                             "run: use another --out")
     else:
-        atomic_write_text(saved, source)
+        atomic_write_text(out / f"protocol{source.suffix.lower()}", source.read_text())
 
 
 def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | None = None,
@@ -114,7 +126,7 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
     """Train the protocol's points that are not done yet and write the results into ``out``.
 
     Args:
-      protocol: the protocol TOML file.
+      protocol: the protocol file (TOML, or YAML: ``.yaml``/``.yml``).
       out: the comparison directory (created; resumable).
       max_points: stop after training this many points in this call (None: all; 0 trains
         nothing and only rewrites the tables and figures from the finished points).
@@ -131,7 +143,7 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
 
     proto = load_protocol(protocol)
     out = ensure_out_dir(out)
-    _check_out(proto, Path(protocol).read_text(), out)
+    _check_out(proto, Path(protocol), out)
     points = proto.points()
     for p in points:  # refuse a foreign point before training anything
         check_point(proto.config(p), run_dir(out, p))
