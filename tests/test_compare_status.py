@@ -136,3 +136,18 @@ def test_a_point_whose_run_lock_is_held_shows_as_running(planted):
     assert lock_holder(where) is None
     assert {r["state"] for r in status_rows(proto, out) if r["T"] == 20 and r["lr"] == 0.01
             and r["arm"] == "rnn"} == {"partial"}
+
+
+def test_status_says_when_points_train_at_once(planted):
+    from lstm_jax.compare.status import format_status
+
+    path, _, out = planted
+    proto = load_protocol(path)
+    rows = status_rows(proto, out)
+    todo = [r for r in rows if r["state"] != "done"]
+    todo[0]["state"] = "running"
+    assert "at once" not in format_status(proto, rows)  # one process: nothing to add
+    todo[1]["state"] = "running"
+    assert format_status(proto, rows).endswith(
+        "; 2 points are training at once (processes sharing the comparison): the hours above "
+        "add up the points one after another, at the pace of the finished ones")

@@ -116,4 +116,9 @@ def format_status(proto: Protocol, rows: list[dict]) -> str:
     total = (f"{len(rows) - len(todo)}/{len(rows)} points done; about {known / 3600:.1f} h left"
              + (f" plus {unknown} point(s) of arms with no finished point" if unknown else "")
              + " (from the same arm's finished points: a fixed part plus a part in proportion to T)")
+    running = sum(r["state"] == "running" for r in rows)
+    if running > 1:  # processes sharing the comparison (each claims the points it trains)
+        total += (f"; {running} points are training at once (processes sharing the "
+                  "comparison): the hours above add up the points one after another, at the pace "
+                  "of the finished ones")
     return "\n".join([*lines, total])
