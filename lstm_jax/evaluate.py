@@ -54,7 +54,7 @@ def saved_steps(run_dir: str | Path) -> list[int]:
 
 
 def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
-          size: int | None = None, force: bool = False) -> dict:
+          size: int | None = None, force: bool = False, lock: bool = True) -> dict:
     """Evaluate every seed of the run in ``run_dir`` on ``split`` and write the result.
 
     Args:
@@ -65,16 +65,27 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
         ``eval_size``); rounded to whole batches as during training, except that a whole split
         of a task with an exact evaluator (IMDB) is scored review by review, every one once.
       force: score test again although it was scored before (counted in ``times_scored``).
+      lock: hold the run's lock (:func:`lstm_jax.io.run_lock`) while scoring, so two processes
+        never score one run's test split at once; False when the caller holds it.
 
     Returns:
       The record written to ``RUN_DIR/<split>_metrics.json``.
     """
+    import contextlib
+
+    from lstm_jax.io import run_lock
+    from lstm_jax.sharding import is_primary
+
+    with run_lock(Path(run_dir), "RUN_DIR") if lock and is_primary() else contextlib.nullcontext():
+        return _score(Path(run_dir), split, step, size, force)
+
+
+def _score(run_dir: Path, split: str, step: int | None, size: int | None, force: bool) -> dict:
     from lstm_jax.sharding import data_mesh, replicated
     from lstm_jax.steps import build_programs, placed_inputs
     from lstm_jax.train import load_config, load_params
 
     check_choice("split", split, SPLITS)
-    run_dir = Path(run_dir)
     out = metrics_path(run_dir, split)
     log = run_dir / "test_log.jsonl"
     if split == "test" and out.is_file() and not force:

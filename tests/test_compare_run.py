@@ -305,3 +305,41 @@ def test_a_yaml_comparison_keeps_its_yaml_and_refuses_a_changed_protocol(tmp_pat
     changed.write_text(SMOKE_YAML.replace("steps: 30", "steps: 40"))
     with pytest.raises(UserError, match="another protocol.*differ: steps"):
         run_comparison(changed, out, max_points=0, log=lambda m: None)
+
+
+def test_test_is_scored_once_when_another_process_holds_the_point(smoke_one_lr, tmp_path):
+    """Two processes finishing together both reach the scoring of test: the second waits for the
+    first's lock and then reads its score instead of scoring again (``times_scored`` stays 1);
+    ``evaluate.score`` itself refuses a run another process holds."""
+    import threading
+
+    from lstm_jax.evaluate import score
+    from lstm_jax.io import run_lock
+
+    out = tmp_path / "cmp"
+    run_comparison(smoke_one_lr, out, score_test=False, log=lambda m: None)
+    proto = load_protocol(smoke_one_lr)
+    first = run_dir(out, proto.points()[0])
+    assert not (first / "test_metrics.json").exists()
+    held, release = threading.Event(), threading.Event()
+
+    def other_process():  # holds the point's lock, scores test, lets go
+        with run_lock(first):
+            held.set()
+            release.wait(10)
+            score(first, "test", size=48, lock=False)
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    held.wait(10)
+    with pytest.raises(UserError, match="in use by another lstm-jax process"):
+        score(first, "test")
+    lines = []
+    timer = threading.Timer(0.5, release.set)
+    timer.start()
+    res = collect(proto, out, log=lines.append)
+    thread.join()
+    assert any(x.startswith("  waiting for PID") for x in lines)
+    assert not any(f"scoring test once: {first}" in x for x in lines)
+    assert len(read_jsonl(first / "test_log.jsonl")) == 1
+    assert res["rows"][0]["test_times_scored"] == 1
