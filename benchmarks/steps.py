@@ -25,7 +25,8 @@ from lstm_jax.cells import CellConfig
 from lstm_jax.recurrence import Recurrence
 from lstm_jax.sharding import batch_sharding, data_mesh, replicated
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3, "cifg": 3, "janet": 2}  # gate blocks: the roofline matmuls
+# gate blocks: the roofline matmuls
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "cifg": 3, "janet": 2, "peephole": 4}
 
 #: Benchmarked JAX variants: name -> (Recurrence ``impl``, ``matmul_dtype``).
 IMPLS = {"scan": ("scan", "float32"), "fused": ("fused", "float32"),

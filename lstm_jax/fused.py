@@ -45,7 +45,7 @@ Each cell's per-step factors (one step forward returning the residuals the backw
 needs, and one step backward) live with the cell, in its :class:`~lstm_jax.cells.FusedPath`
 (``lstm_jax/cells/lstm.py`` etc., derivations in each module's docstring); this module holds the
 loops, the buffer discipline and the custom VJP, which are the same for every cell. A cell
-without a fused path (the reset-before GRU, the peephole LSTM, ...) makes :func:`fused_arch`
+without a fused path (the reset-before GRU, IndRNN, expRNN, the LRU) makes :func:`fused_arch`
 return None, and the caller falls back to the plain scan.
 """
 
@@ -83,7 +83,7 @@ def _row(buf, t):
     return jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
 
 
-def _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None, emit_c=False):
+def _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, extra, unroll, mm=None, emit_c=False):
     """Scan over ``xw (S,B,G·H)``; a cell state is carried when ``c0`` is not None.
 
     Returns (hN, cN, hs (S,B,H), buf, small) and, with ``emit_c``, also cs (S,B,H) or None:
@@ -99,7 +99,7 @@ def _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None, emit_
     def body(carry, inputs):
         h, c, buf = carry
         t, m_t = inputs
-        h_new, c_new, big, small = fp.forward(_row(buf, t) + bias, h, c, w_hh, b_hn, mm)
+        h_new, c_new, big, small = fp.forward(_row(buf, t) + bias, h, c, w_hh, extra, mm)
         if big is not None:
             buf = jax.lax.dynamic_update_index_in_dim(buf, big, t, 0)
         if m_t is not None:
@@ -117,7 +117,7 @@ def _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, b_hn, unroll, mm=None, emit_
     return hN, cN, hs, buf, small
 
 
-def _backward_loop(fp, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll, mm=None):
+def _backward_loop(fp, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, extra, unroll, mm=None):
     """Reverse scan through one block.
 
     Reads each step's ``big`` residual from ``buf`` and writes that step's dz_x over it in place.
@@ -142,7 +142,7 @@ def _backward_loop(fp, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh, unroll, 
             dh_cell = jnp.where(m, dh, zero)
             dc_cell = jnp.where(m, dc, zero) if lstm else None
         dz_x, dz_h, dh_extra, dc_prev = fp.backward(big_t, small_t, h_t, c_new, dh_cell,
-                                                   dc_cell)
+                                                   dc_cell, extra)
         buf = jax.lax.dynamic_update_index_in_dim(buf, dz_x, t, 0)
         big_next = _row(buf, jnp.maximum(t - 1, 0))
         dh_prev = _dot(dz_x if dz_h is None else dz_h, w_hh, mm, ((1,), (1,)))
@@ -176,8 +176,9 @@ def _h_prev(h0, hs):
     return jnp.concatenate([h0[None], hs[:-1]])
 
 
-def _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih):
-    """The large matmuls over all steps of a block: dW_ih, dbias, dW_hh, db_hn, dxs.
+def _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih, small, cN):
+    """The large matmuls over all steps of a block: dW_ih, dbias, dW_hh, dxs, and the gradients
+    of the cell's extra parameters (``FusedPath.extra_grad``, reductions over all steps).
 
     Written on 2-D views, ``(dzᵀ x)ᵀ``: an einsum contracting (S, B) at once made XLA:CPU
     transpose both operands first, 2× slower.
@@ -188,25 +189,31 @@ def _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih):
     dbias = dz_x2.sum(0)
     dw_hh = (dz_h2.T @ h_prev.reshape(-1, H)).T
     dxs = (dz_x2 @ w_ih.T).reshape(*xs.shape)
-    db_hn = None if fp.extra is None else fp.extra_grad(dz_h2)
-    return dw_ih, dbias, dw_hh, db_hn, dxs
+    dextra = ()
+    if fp.extra:
+        flat = lambda a: a.reshape(-1, a.shape[-1])
+        # the cell state after each step: the next step's c_{t−1} (small[0] by convention), then cN
+        c_new = None if cN is None else jnp.concatenate([small[0][1:], cN[None]])
+        dextra = tuple(fp.extra_grad(dz_x2, dz_h2, tuple(flat(a) for a in small),
+                                     None if c_new is None else flat(c_new)))
+    return dw_ih, dbias, dw_hh, dextra, dxs
 
 
-def _block_backward(fp, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll,
-                    mm):
+def _block_backward(fp, xs, w_ih, w_hh, extra, mask, h0, hs, cN, buf, small, dhs, dhN, dcN,
+                    unroll, mm):
     """The backward loop through one block, then its weight gradients.
 
     ``w_ih``/``w_hh`` are already in the matmul dtype ``mm``; only the loop's per-step products
     use it. The weight gradients and ``dxs`` are products in the cotangents' dtype (on XLA:CPU,
     bfloat16 made those large products slower, ``benchmarks/README.md``).
 
-    Returns (dh0, dc0, (dW_ih, dbias, dW_hh, db_hn, dxs)).
+    Returns (dh0, dc0, (dW_ih, dbias, dW_hh, dextra, dxs)).
     """
     h_prev = _h_prev(h0, hs)
     h_in = {"new": hs, "prev": h_prev}.get(fp.h_residual)  # what the backward loop reads as h_t
     dh0, dc0, dz_x, dz_h = _backward_loop(fp, buf, small, h_in, cN, mask, dhs, dhN, dcN, w_hh,
-                                          unroll, mm)
-    return dh0, dc0, _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih)
+                                          extra, unroll, mm)
+    return dh0, dc0, _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih, small, cN)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,18 +226,18 @@ def _in_matmul_dtype(mm, *weights):
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
-def _layer(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
-    out, _ = _layer_fwd(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0)
+def _layer(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, extra, mask, h0, c0):
+    out, _ = _layer_fwd(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, extra, mask, h0, c0)
     return out
 
 
-def _layer_fwd(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0):
+def _layer_fwd(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, extra, mask, h0, c0):
     w_ih, w_hh = _in_matmul_dtype(mm, w_ih, w_hh)
     if segment is None:
         xw = _project(xs, w_ih, mm)
-        hN, cN, hs, buf, small = _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, b_hn, unroll,
+        hN, cN, hs, buf, small = _forward_loop(fp, xw, bias, mask, h0, c0, w_hh, extra, unroll,
                                                mm)
-        return (hs, hN, cN), (xs, w_ih, w_hh, mask, h0, hs, cN, buf, small)
+        return (hs, hN, cN), (xs, w_ih, w_hh, extra, mask, h0, hs, cN, buf, small)
     T = xs.shape[0]
     nseg = T // segment
     xs_s = xs.reshape(nseg, segment, *xs.shape[1:])
@@ -240,12 +247,12 @@ def _layer_fwd(fp, segment, unroll, mm, xs, w_ih, bias, w_hh, b_hn, mask, h0, c0
         h, c = carry
         xs_k, m_k = inputs
         hN, cN, hs_k, _, _ = _forward_loop(fp, _project(xs_k, w_ih, mm), bias, m_k, h, c,
-                                           w_hh, b_hn, unroll, mm)
+                                           w_hh, extra, unroll, mm)
         return (hN, cN), (hs_k, h, c)
 
     (hN, cN), (hs_s, h_starts, c_starts) = jax.lax.scan(seg_body, (h0, c0), (xs_s, mask_s))
     hs = hs_s.reshape(T, *hs_s.shape[2:])
-    return (hs, hN, cN), (xs, w_ih, bias, w_hh, b_hn, mask, h_starts, c_starts)
+    return (hs, hN, cN), (xs, w_ih, bias, w_hh, extra, mask, h_starts, c_starts)
 
 
 def _layer_bwd(fp, segment, unroll, mm, saved, cotangents):
@@ -253,34 +260,34 @@ def _layer_bwd(fp, segment, unroll, mm, saved, cotangents):
     cotangents' dtype."""
     dhs, dhN, dcN = cotangents
     if segment is None:
-        xs, w_ih, w_hh, mask, h0, hs, cN, buf, small = saved
-        dh0, dc0, (dw_ih, dbias, dw_hh, db_hn, dxs) = _block_backward(
-            fp, xs, w_ih, w_hh, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll, mm)
-        return dxs, dw_ih, dbias, dw_hh, db_hn, None, dh0, dc0
-    xs, w_ih, bias, w_hh, b_hn, mask, h_starts, c_starts = saved
+        xs, w_ih, w_hh, extra, mask, h0, hs, cN, buf, small = saved
+        dh0, dc0, (dw_ih, dbias, dw_hh, dextra, dxs) = _block_backward(
+            fp, xs, w_ih, w_hh, extra, mask, h0, hs, cN, buf, small, dhs, dhN, dcN, unroll, mm)
+        return dxs, dw_ih, dbias, dw_hh, dextra, None, dh0, dc0
+    xs, w_ih, bias, w_hh, extra, mask, h_starts, c_starts = saved
     T = xs.shape[0]
     nseg = T // segment
     xs_s = xs.reshape(nseg, segment, *xs.shape[1:])
     mask_s = None if mask is None else mask.reshape(nseg, segment, mask.shape[1])
     dhs_s = dhs.reshape(nseg, segment, *dhs.shape[1:])
     zeros = lambda a: None if a is None else jnp.zeros(a.shape, dhs.dtype)
-    acc0 = (zeros(w_ih), zeros(bias), zeros(w_hh), zeros(b_hn))
+    acc0 = (zeros(w_ih), zeros(bias), zeros(w_hh), tuple(zeros(e) for e in extra))
 
     def seg_body(carry, inputs):
         (dh, dc), acc = carry
         xs_k, m_k, dhs_k, h_k, c_k = inputs
         _, cN_k, hs_k, buf_k, small_k = _forward_loop(fp, _project(xs_k, w_ih, mm), bias, m_k,
-                                                      h_k, c_k, w_hh, b_hn, unroll, mm)
-        dh, dc, grads = _block_backward(fp, xs_k, w_ih, w_hh, m_k, h_k, hs_k, cN_k, buf_k,
-                                        small_k, dhs_k, dh, dc, unroll, mm)
-        acc = tuple(None if a is None else a + g for a, g in zip(acc, grads[:4], strict=True))
+                                                      h_k, c_k, w_hh, extra, unroll, mm)
+        dh, dc, grads = _block_backward(fp, xs_k, w_ih, w_hh, extra, m_k, h_k, hs_k, cN_k,
+                                        buf_k, small_k, dhs_k, dh, dc, unroll, mm)
+        acc = jax.tree.map(lambda a, g: a + g, acc, grads[:4])
         return ((dh, dc), acc), grads[4]
 
     ((dh0, dc0), acc), dxs_s = jax.lax.scan(seg_body, ((dhN, dcN), acc0),
                                             (xs_s, mask_s, dhs_s, h_starts, c_starts),
                                             reverse=True)
-    dw_ih, dbias, dw_hh, db_hn = acc
-    return dxs_s.reshape(xs.shape), dw_ih, dbias, dw_hh, db_hn, None, dh0, dc0
+    dw_ih, dbias, dw_hh, dextra = acc
+    return dxs_s.reshape(xs.shape), dw_ih, dbias, dw_hh, dextra, None, dh0, dc0
 
 
 _layer.defvjp(_layer_fwd, _layer_bwd)
@@ -315,7 +322,7 @@ def fused_layer(cell, params: dict, xs: jax.Array, mask: jax.Array | None, carry
       cell: a cell's :class:`~lstm_jax.cells.CellStep` with a fused path (``step_fn(config)``),
         or a registered name (its default configuration), e.g. ``"lstm"``.
       params: ``w_ih (D,G·H)``, ``w_hh (H,G·H)``, ``bias (G·H,)`` and the fused path's ``extra``
-        parameter, if any (GRU ``b_hn (H,)``).
+        parameters, if any (GRU ``b_hn (H,)``; the peephole LSTM's ``p_i, p_f, p_o (H,)``).
       xs: ``(T, B, D)``; mask ``(T, B)`` bool or None; carry0 ``{"h": (B,H)[, "c": (B,H)]}``.
       unroll: ``lax.scan`` unroll factor of the forward and backward loops. Keep 1: with the
         in-place buffer, ``unroll=2`` made XLA copy the whole buffer every step (10× slower).
@@ -337,7 +344,7 @@ def fused_layer(cell, params: dict, xs: jax.Array, mask: jax.Array | None, carry
     T = xs.shape[0]
     h0 = carry0["h"]
     c0 = carry0["c"] if step.has_cell_state else None
-    b_hn = None if fp.extra is None else params[fp.extra]
+    extra = tuple(params[n] for n in fp.extra)
     seg = None
     xs_in, mask_in = xs, mask
     if remat:
@@ -353,7 +360,7 @@ def fused_layer(cell, params: dict, xs: jax.Array, mask: jax.Array | None, carry
     mesh = mesh_to_split(h0.shape[0])
     if mesh is not None:
         layer = _split_batch(layer, mesh)
-    hs, hN, cN = layer(xs_in, params["w_ih"], params["bias"], params["w_hh"], b_hn, mask_in, h0,
+    hs, hN, cN = layer(xs_in, params["w_ih"], params["bias"], params["w_hh"], extra, mask_in, h0,
                        c0)
     final = {"h": hN, "c": cN} if step.has_cell_state else {"h": hN}
     return final, {"h": hs[:T]}
@@ -390,10 +397,10 @@ def forward_with_residuals(cell, params: dict, xs: jax.Array, mask: jax.Array | 
     fp = _require(step)
     h0 = carry0["h"]
     c0 = carry0["c"] if step.has_cell_state else None
-    b_hn = None if fp.extra is None else params[fp.extra]
+    extra = tuple(params[n] for n in fp.extra)
     xw = _project(xs, params["w_ih"])
     _, _, hs, buf, small, cs = _forward_loop(fp, xw, params["bias"], mask, h0, c0,
-                                             params["w_hh"], b_hn, 1, emit_c=True)
-    big = jax.eval_shape(fp.forward, xw[0], h0, c0, params["w_hh"], b_hn)[2]
+                                             params["w_hh"], extra, 1, emit_c=True)
+    big = jax.eval_shape(fp.forward, xw[0], h0, c0, params["w_hh"], extra)[2]
     h_res = {"new": hs, "prev": _h_prev(h0, hs)}.get(fp.h_residual)
     return hs, cs, StepResiduals(None if big is None else buf, small, h_res, cs, mask)

@@ -17,7 +17,7 @@ from lstm_jax.errors import UserError
 from lstm_jax.fused import default_segment, fused_arch, fused_layer
 from lstm_jax.recurrence import Recurrence, scan_layer
 
-ARCHS = ("rnn", "lstm", "gru", "cifg", "janet")
+ARCHS = ("rnn", "lstm", "gru", "cifg", "janet", "peephole")
 
 
 def _setup(arch, dtype, T=9, B=3, D=4, H=5, seed=0, mask_p=0.7):
@@ -80,7 +80,8 @@ def test_fused_matches_scan_float64_no_mask(arch):
         _compare(arch, jnp.float64, [(False, None), (True, 4)], tol=1e-11, use_mask=False)
 
 
-@pytest.mark.parametrize("arch", ["lstm", "cifg", "janet", pytest.param("rnn", marks=pytest.mark.slow),
+@pytest.mark.parametrize("arch", ["lstm", "cifg", "janet", "peephole",
+                                  pytest.param("rnn", marks=pytest.mark.slow),
                                   pytest.param("gru", marks=pytest.mark.slow)])
 def test_fused_matches_scan_at_one_step_and_with_a_fully_padded_row(arch):
     """Edge cases of the loops: T = 1 (the backward loop's first row is also its last), and a

@@ -3,7 +3,8 @@
 In a process with 4 fake CPU devices and a data mesh in context (``jax.set_mesh``), the fused
 layer runs each device's share of the batch under ``jax.shard_map``. Reference: ``jax.grad`` of
 the plain scan on one device, float64; outputs and gradients with respect to parameters, inputs
-and the initial carry, with a mask, with and without segment remat, for the RNN, LSTM and GRU.
+and the initial carry, with a mask, with and without segment remat, for every cell with a fused
+path.
 The compiled step must not gather the batch (the partitioner, left alone, all-gathered inside
 the step and ran 2× slower), and a batch that does not split evenly falls back to one program.
 """
@@ -28,7 +29,7 @@ SCRIPT = textwrap.dedent("""
     mesh = data_mesh()
     report = {}
     with jax.enable_x64(True):
-        for arch in ("rnn", "lstm", "gru", "cifg", "janet"):
+        for arch in ("rnn", "lstm", "gru", "cifg", "janet", "peephole"):
             for B in (8, 6):
                 cell, params, xs, mask, carry0, w_seq = _setup(arch, jnp.float64, T=9, B=B)
                 step = step_fn(cell.config)
@@ -62,7 +63,7 @@ def test_split_batch_matches_one_device_and_never_gathers():
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(report) == 20  # 5 cells × 2 batches × remat or not
+    assert len(report) == 24  # 6 cells × 2 batches × remat or not
     for case, r in report.items():
         assert r["err"] < 1e-11, (case, r)
         assert r["all-gather"] == 0 and r["all-to-all"] == 0, (case, r)

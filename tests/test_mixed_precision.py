@@ -65,6 +65,11 @@ def _reference_layer(arch, p, xs, mask, carry0):
             f, o = jax.nn.sigmoid(blk(a, 0)), jax.nn.sigmoid(blk(a, 2))
             c_new = f * c + (1 - f) * jnp.tanh(blk(a, 1))
             h_new = o * jnp.tanh(c_new)
+        elif arch == "peephole":  # i, f see C_{t−1}; o sees C_t
+            i = jax.nn.sigmoid(blk(a, 0) + p["p_i"] * c)
+            f = jax.nn.sigmoid(blk(a, 1) + p["p_f"] * c)
+            c_new = f * c + i * jnp.tanh(blk(a, 2))
+            h_new = jax.nn.sigmoid(blk(a, 3) + p["p_o"] * c_new) * jnp.tanh(c_new)
         elif arch == "janet":  # β = 1
             s = blk(a, 0)
             h_new = jax.nn.sigmoid(s) * h + (1 - jax.nn.sigmoid(s - 1.0)) * jnp.tanh(blk(a, 1))
@@ -95,7 +100,7 @@ def _rel(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
-@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru", "cifg", "janet"])
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru", "cifg", "janet", "peephole"])
 def test_bfloat16_fused_layer_matches_mixed_precision_reference(arch):
     cell, params, xs, mask, carry0, w_seq = _setup(arch, jnp.float32, T=12, B=4, D=6, H=16)
     ref = _outputs_and_grads(lambda p, x, c: _reference_layer(arch, p, x, mask, c), w_seq,

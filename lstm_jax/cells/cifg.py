@@ -49,7 +49,7 @@ def _forward(xw_t, h, c, w_hh, extra, mm=None):
     return o * jnp.tanh(c_new), c_new, gates, (c,)
 
 
-def _backward(big, small, h_t, c_new, dh, dc):
+def _backward(big, small, h_t, c_new, dh, dc, extra):
     (c_prev,) = small
     tc = jnp.tanh(c_new)
     f, g, o = jnp.split(big, 3, axis=-1)

@@ -29,7 +29,8 @@ from lstm_jax.cells.kernel import CellStep, FusedPath, JacobianPath, StepJacobia
 from lstm_jax.cells.registry import register
 
 
-def _forward(xw_t, h, c, w_hh, b_hn, mm=None):
+def _forward(xw_t, h, c, w_hh, extra, mm=None):
+    (b_hn,) = extra
     xr, xz, xn = jnp.split(xw_t, 3, axis=-1)
     hr, hz, hn = jnp.split(matmul(h, w_hh, mm), 3, axis=-1)
     r, z = jax.nn.sigmoid(xr + hr), jax.nn.sigmoid(xz + hz)
@@ -39,7 +40,7 @@ def _forward(xw_t, h, c, w_hh, b_hn, mm=None):
     return h_new, None, jnp.concatenate([r, z, n], axis=-1), (u,)
 
 
-def _backward(big, small, h_t, c_new, dh, dc):
+def _backward(big, small, h_t, c_new, dh, dc, extra):
     (u,) = small
     h_prev = h_t
     r, z, n = jnp.split(big, 3, axis=-1)
@@ -52,9 +53,9 @@ def _backward(big, small, h_t, c_new, dh, dc):
     return dz_x, dz_h, dh * z, None
 
 
-def _b_hn_grad(dz_h2):
-    H = dz_h2.shape[-1] // 3
-    return dz_h2[:, 2 * H:].sum(0)
+def _b_hn_grad(dz_x, dz_h, small, c_new):
+    H = dz_h.shape[-1] // 3
+    return (dz_h[:, 2 * H:].sum(0),)
 
 
 def _factors(res) -> StepJacobian:
@@ -89,7 +90,7 @@ class GRUCell(RecurrentCell):
     recurrent_names = ("w_hh", "b_hn")
     options = frozenset({"chrono_tmax", "gru_reset_after"})
     torch_module = "GRU"
-    fused = FusedPath(_forward, _backward, h_residual="prev", extra="b_hn",
+    fused = FusedPath(_forward, _backward, h_residual="prev", extra=("b_hn",),
                       extra_grad=_b_hn_grad, gate_blocks=(("r", 0), ("z", 1)))
     jacobian = JacobianPath(_factors, _pullback)
 

@@ -54,7 +54,7 @@ def _forward(xw_t, h, c, w_hh, extra, mm=None):
     return f * h + (1.0 - q) * g, None, gates, (q,)
 
 
-def _backward(big, small, h_t, c_new, dh, dc):
+def _backward(big, small, h_t, c_new, dh, dc, extra):
     (q,) = small
     h_prev = h_t
     f, g = jnp.split(big, 2, axis=-1)

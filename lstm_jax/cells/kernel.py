@@ -40,21 +40,26 @@ class FusedPath:
     Attributes:
       forward: ``(xw_t, h, c, w_hh, extra, mm) -> (h', c' or None, big or None, small)``: one
         step; ``big (B, G·H)`` is written over ``xw_t``'s row in place, ``small`` a tuple of
-        ``(B, H)`` residuals. ``mm`` is the matmul dtype (:func:`matmul`).
-      backward: ``(big, small, h_t, c_new, dh, dc) -> (dz_x, dz_h or None, dh_extra or None,
-        dc_prev or None)``: gradients w.r.t. ``xw_t`` and ``h W_hh`` (None: the same), the direct
-        h→h' path and the previous cell state.
+        ``(B, H)`` residuals (a cell with a cell state puts ``c_{t−1}`` first). ``extra`` is the
+        tuple of the ``extra`` parameters' values, ``mm`` the matmul dtype (:func:`matmul`).
+      backward: ``(big, small, h_t, c_new, dh, dc, extra) -> (dz_x, dz_h or None, dh_extra or
+        None, dc_prev or None)``: gradients w.r.t. ``xw_t`` and ``h W_hh`` (None: the same), the
+        direct h→h' path and the previous cell state.
       h_residual: which h the backward step reads as ``h_t``: ``"new"`` (the step's output),
         ``"prev"`` (its input) or None.
-      extra: name of one ``(H,)`` parameter inside the recurrent product (GRU ``b_hn``) or None.
-      extra_grad: ``(dz_h (N, G·H)) -> (H,)``, the gradient of ``extra``.
+      extra: names of the cell's ``(H,)`` parameters besides ``w_ih, w_hh, bias`` that the step
+        reads (GRU ``("b_hn",)``, the peephole LSTM's ``("p_i", "p_f", "p_o")``); ``()``: none.
+      extra_grad: ``(dz_x, dz_h, small, c_new) -> tuple of (H,)``, the gradients of ``extra``
+        from every step at once: ``dz_x, dz_h (N, G·H)`` and ``small``'s residuals and the cell
+        state after each step ``c_new (N, H)`` (None without a cell state), N = steps × batch.
+        Like the weight gradients, a reduction after the backward loop, not a per-step carry.
       gate_blocks: ``((gate, block), …)``: which block of ``big`` holds each gate.
     """
 
     forward: Callable
     backward: Callable
     h_residual: str | None = None
-    extra: str | None = None
+    extra: tuple[str, ...] = ()
     extra_grad: Callable | None = None
     gate_blocks: tuple = ()
 

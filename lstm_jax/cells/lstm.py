@@ -65,7 +65,7 @@ def _forward(xw_t, h, c, w_hh, extra, mm=None):
     return o * jnp.tanh(c_new), c_new, gates, (c,)
 
 
-def _backward(big, small, h_t, c_new, dh, dc):
+def _backward(big, small, h_t, c_new, dh, dc, extra):
     (c_prev,) = small
     tc = jnp.tanh(c_new)
     i, f, g, o = jnp.split(big, 4, axis=-1)

@@ -15,9 +15,17 @@ Initialisation: the peephole weights uniform in [−0.1, 0.1], as Gers et al. (2
 their weights; everything else as :mod:`lstm_jax.cells.lstm` (forget bias or chrono), so the
 ``lstm`` and ``peephole`` arms differ by the peepholes only. With ``p = 0`` the cell is the LSTM.
 
-No fast paths: the cell trains through ``lax.scan`` + ``jax.grad`` and is probed by ``jax.vjp``
-of its step. The peepholes add a direct path to ∂C_t/∂C_{t−1}: ``diag(f)`` plus the terms
-through ``p_f ⊙ C_{t−1}`` and ``p_i ⊙ C_{t−1}``.
+Fused backward (:mod:`lstm_jax.fused`; pre-activations ``a``, ``c = C_{t−1}``, ``c' = C_t``)::
+
+    da_o = dh' tanh c' · o(1 − o)
+    dc̄ = dc' + dh' o (1 − tanh²c') + da_o p_o          (o peeks at c', so dc̄ gains its term)
+    da_i = dc̄ g · i(1 − i),  da_f = dc̄ c · f(1 − f),  da_g = dc̄ i · (1 − g²)
+    dc = dc̄ f + da_i p_i + da_f p_f                      (the peepholes' extra paths back to c)
+    dp_i = Σ_t da_i c,  dp_f = Σ_t da_f c,  dp_o = Σ_t da_o c'   (after the loop, over all steps)
+
+The probes have no factored Jacobian for it: they use ``jax.vjp`` of its step. The peepholes add
+a direct path to ∂C_t/∂C_{t−1}: ``diag(f)`` plus the terms through ``p_f ⊙ C_{t−1}`` and
+``p_i ⊙ C_{t−1}``.
 """
 
 from __future__ import annotations
@@ -25,9 +33,41 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstm_jax.cells.base import RecurrentCell
+from lstm_jax.cells.base import RecurrentCell, matmul
+from lstm_jax.cells.kernel import FusedPath
 from lstm_jax.cells.lstm import lstm_bias
 from lstm_jax.cells.registry import register
+
+
+def _forward(xw_t, h, c, w_hh, extra, mm=None):
+    p_i, p_f, p_o = extra
+    zi, zf, zg, zo = jnp.split(xw_t + matmul(h, w_hh, mm), 4, axis=-1)
+    i, f = jax.nn.sigmoid(zi + p_i * c), jax.nn.sigmoid(zf + p_f * c)
+    g = jnp.tanh(zg)
+    c_new = f * c + i * g
+    o = jax.nn.sigmoid(zo + p_o * c_new)
+    return o * jnp.tanh(c_new), c_new, jnp.concatenate([i, f, g, o], axis=-1), (c,)
+
+
+def _backward(big, small, h_t, c_new, dh, dc, extra):
+    p_i, p_f, p_o = extra
+    (c_prev,) = small
+    i, f, g, o = jnp.split(big, 4, axis=-1)
+    tc = jnp.tanh(c_new)
+    da_o = dh * tc * o * (1.0 - o)
+    dcb = dc + dh * o * (1.0 - tc * tc) + da_o * p_o
+    da_i = dcb * g * i * (1.0 - i)
+    da_f = dcb * c_prev * f * (1.0 - f)
+    da_g = dcb * i * (1.0 - g * g)
+    dc_prev = dcb * f + da_i * p_i + da_f * p_f
+    return jnp.concatenate([da_i, da_f, da_g, da_o], axis=-1), None, None, dc_prev
+
+
+def _peephole_grads(dz_x, dz_h, small, c_new):
+    """``dp_i, dp_f, dp_o`` from every step's gate gradients ``dz_x (N, 4H)``."""
+    (c_prev,) = small
+    da_i, da_f, _, da_o = jnp.split(dz_x, 4, axis=-1)
+    return (da_i * c_prev).sum(0), (da_f * c_prev).sum(0), (da_o * c_new).sum(0)
 
 
 @register("peephole", "LSTM with diagonal peepholes: i, f see C_{t−1}, o sees C_t",
@@ -41,6 +81,8 @@ class PeepholeLSTMCell(RecurrentCell):
     forget_gate = "f"
     options = frozenset({"forget_bias", "chrono_tmax"})
     recurrent_names = ("w_hh", "p_i", "p_f", "p_o")
+    fused = FusedPath(_forward, _backward, extra=("p_i", "p_f", "p_o"),
+                      extra_grad=_peephole_grads, gate_blocks=(("i", 0), ("f", 1), ("o", 3)))
 
     def _init_bias(self, key, dtype):
         return lstm_bias(key, self.hidden, self.config, dtype)
