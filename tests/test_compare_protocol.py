@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lstm_jax.compare.protocol import Point, chrono_tmax, load_protocol, parse_protocol
+from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
 
 PROTOCOLS = Path(__file__).parent.parent / "experiments" / "protocols"
@@ -66,7 +67,10 @@ BAD = [
     ("arms.x", {"arch": "lstm", "chrono": 1.5}, "arms.x.chrono"),
     ("arms.x", {"arch": "lstm", "chrono": "T/0"}, "arms.x.chrono"),  # not a ZeroDivisionError
     ("arms.x", {"arch": "lstm", "chrono": "0T"}, "arms.x.chrono"),
-    ("arms.x", {"arch": "lstm", "hidden": 64}, "arms.x.hidden"),
+    ("arms.x", {"arch": "lstm", "hidden": 0}, "arms.x.hidden"),
+    ("arms.x", {"arch": "lstm", "hidden": "wide"}, "arms.x.hidden"),
+    ("arms.x", {"arch": "lstm", "hidden": 64.0}, "arms.x.hidden"),
+    ("arms.x", {"arch": "lstm", "width": 64}, "arms.x.width"),
     ("arms.x", {"arch": "rnn", "chrono": "T"}, "arms.x"),  # the tanh RNN has no gates
     ("arms.x", {"arch": "gru", "forget_bias": 2.0}, "arms.x.forget_bias"),  # GRU: no forget gate
     ("arms.x", {"arch": "exprnn", "recurrent_scale": 0.5}, "arms.x.recurrent_scale"),
@@ -115,6 +119,19 @@ def test_readout_per_arm_or_for_every_arm_never_both():
     del raw["arms"]["lstm"]
     shared = parse_protocol(raw)
     assert {shared.config(q).readout for q in shared.points()} == {"max"}
+
+
+def test_an_arm_may_set_its_own_width_over_train():
+    """``hidden`` in [train] is every arm's width; an arm's own ``hidden`` wins (a wider RNN with
+    the LSTM's parameter count is a declared arm, not a change to [train])."""
+    raw = _with("arms.wide", {"arch": "rnn", "hidden": 32})
+    p = parse_protocol(raw)
+    width = {q.arm: p.config(q).hidden for q in p.points()}
+    assert width == {"rnn": 8, "lstm+chrono": 8, "wide": 32}  # smoke.toml: [train] hidden = 8
+    del raw["train"]["hidden"]
+    p = parse_protocol(raw)
+    default = TrainConfig().hidden
+    assert {q.arm: p.config(q).hidden for q in p.points()}["rnn"] == default
 
 
 def test_points_and_configs():
@@ -258,6 +275,24 @@ def test_janet_init_protocol_changes_only_the_kernels_init():
     for key, cfg in got.items():
         assert cfg == base[key] | {"input_init": "glorot", "recurrent_init": "glorot"}, key
     assert (proto.seeds, proto.test_size) == (cells.seeds, cells.test_size)
+
+
+def test_rnn_width_protocol_changes_only_the_width():
+    """adding_rnn_width.toml is adding.toml's tanh RNN arm at T = 100 with H = 256, which gives
+    it the LSTM's parameter count to within 1 % (closed form: G·(D·H + H² + H) + H + 1)."""
+    adding = load_protocol(PROTOCOLS / "adding.toml")
+    proto = load_protocol(PROTOCOLS / "adding_rnn_width.toml")
+    base = {(q.T, q.lr): adding.config(q).to_dict() for q in adding.points()
+            if q.arm == "rnn" and q.T == 100}
+    got = {(q.T, q.lr): proto.config(q).to_dict() for q in proto.points()}
+    assert sorted(got) == sorted(base) and len(got) == 2
+    for key, cfg in got.items():
+        assert cfg == base[key] | {"hidden": 256}, key
+    assert (proto.seeds, proto.test_size, proto.steps, proto.batch) == (
+        adding.seeds, adding.test_size, adding.steps, adding.batch)
+    n = lambda G, H, D=2: G * (D * H + H * H + H) + H + 1  # noqa: E731
+    assert (n(1, 256), n(4, 128)) == (66_561, 67_201)
+    assert abs(n(1, 256) / n(4, 128) - 1) < 0.01
 
 
 def test_exprnn_orth_lr_protocol_changes_only_the_generators_rate():

@@ -85,6 +85,13 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
         assert r["steps_to_success"] == [h[0] if h else None for h in hits]  # criterion: < 0.1
         assert r["successes"] == sum(bool(h) for h in hits)
         assert r["lr"] == 0.03 and r["past_budget"] is False and r["seeds"] == 2
+    # parameters per model, against the closed form (adding: D = 2 inputs, one output; H = 8):
+    # G blocks of (D·H + H² + H), plus the head's H + 1
+    D, H = 2, 8
+    assert [r["parameters"] for r in rows] == [G * (D * H + H * H + H) + H + 1 for G in (1, 4)]
+    md = (out / "results.md").read_text()
+    assert "| T | arm | parameters | success [95 % Wilson]" in md
+    assert "| 10 | rnn | 97 | " in md and "| 10 | lstm+chrono | 361 | " in md
     d = [x for x in results["differences"] if x["quantity"] == "test loss"][0]
     want = [a - b for a, b in zip(rows[0]["test_per_seed"], rows[1]["test_per_seed"], strict=True)]
     assert d["per_seed"] == pytest.approx(want)
@@ -290,6 +297,8 @@ def test_a_point_finished_before_its_claim_is_not_trained_again(smoke_one_lr, tm
     res = run_comparison(smoke_one_lr, out, log=lambda m: None)
     assert (res["status"], res["trained"]) == ("completed", 0)
     assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp
+    # parameters per model reach the rows (closed form in the test above: rnn 97, lstm 361)
+    assert [r["parameters"] for r in res["results"]["rows"]] == [97, 361]
 
 
 def test_a_yaml_comparison_keeps_its_yaml_and_refuses_a_changed_protocol(tmp_path):

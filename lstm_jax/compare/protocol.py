@@ -35,7 +35,8 @@ The same protocol in YAML (a ``.yaml`` or ``.yml`` file) has the same fields: ``
 read as a number there too.
 
 An arm may also set ``readout`` and ``bidirectional`` (e.g. IMDB's ``lstm/mean``), unless
-``[train]`` sets them for every arm.
+``[train]`` sets them for every arm, and ``hidden``, which overrides ``[train]``'s (an arm
+``"rnn H=256"`` with about as many parameters as an LSTM of H = 128).
 
 :func:`load_protocol` parses and checks the file; every problem is a :class:`UserError` naming
 the field (``arms.rnn.chrono``, ``tasks.copy.success.below``, ...). Each (task, T, arm, lr) is
@@ -55,14 +56,19 @@ from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
 
 ARM_FIELDS = ("arch", "forget_bias", "chrono", "recurrent_init", "recurrent_scale",
-              "gru_reset_after", "indrnn_init", "input_init", "readout", "bidirectional")
+              "gru_reset_after", "indrnn_init", "input_init", "readout", "bidirectional",
+              "hidden")
 # Arm fields that [train] may set for every arm instead (never both for one arm).
 SHARED_ARM_FIELDS = frozenset({"readout", "bidirectional"})
+# Arm fields that [train] sets for every arm and an arm may override (a wider tanh RNN with as
+# many parameters as the LSTM is its own declared arm).
+OVERRIDABLE_ARM_FIELDS = frozenset({"hidden"})
 TOP_FIELDS = ("name", "description", "seeds", "first_seed", "lr_grid", "budget", "eval", "train",
               "tasks", "arms")
 # TrainConfig fields the protocol sets itself (so [train] may not).
 RESERVED = frozenset({"task", "seq_len", "steps", "batch", "lr", "seeds", "seed", "eval_every",
-                      "eval_size", "probe_every", *ARM_FIELDS}) - SHARED_ARM_FIELDS
+                      "eval_size", "probe_every", *ARM_FIELDS}) - SHARED_ARM_FIELDS \
+    - OVERRIDABLE_ARM_FIELDS
 WHEN = ("any", "final")
 _CHRONO = re.compile(r"^\s*(?:(\d+(?:\.\d*)?)\s*\*?\s*)?T\s*(?:/\s*(\d+(?:\.\d*)?))?\s*$")
 
@@ -212,8 +218,8 @@ class Protocol:
         """The :class:`TrainConfig` of one point (same budget, batch and seeds for every arm)."""
         return TrainConfig(task=p.task, seq_len=p.T, steps=self.steps, batch=self.batch, lr=p.lr,
                            seeds=self.seeds, seed=self.first_seed, eval_every=self.eval_every,
-                           eval_size=self.eval_size, **dict(self.train),
-                           **self.arm(p.arm).fields(p.T))
+                           eval_size=self.eval_size,
+                           **{**dict(self.train), **self.arm(p.arm).fields(p.T)})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -316,7 +322,7 @@ def parse_protocol(raw: dict, default_name: str = "comparison") -> Protocol:
     arms = tuple(_parse_arm(n, _table(f"arms.{n}", a)) for n, a in arms_raw.items())
     for arm in arms:
         for k, _ in arm.options:
-            if k in train:
+            if k in train and k not in OVERRIDABLE_ARM_FIELDS:
                 raise UserError(f"arms.{arm.name}.{k} is also set in [train]; declare it in one "
                                 "place (in [train] for every arm, or per arm)")
     proto = Protocol(name=name, description=str(raw.get("description", "")), seeds=seeds,
@@ -380,4 +386,6 @@ def _parse_arm(name: str, a: dict) -> Arm:
                                 f"read {field}); leave it out of the arm")
     if "chrono" in options:
         options["chrono"] = parse_chrono(f"{where}.chrono", options["chrono"])
+    if "hidden" in options:
+        _int(f"{where}.hidden", options["hidden"])
     return Arm(name, a["arch"], tuple(sorted(options.items())))

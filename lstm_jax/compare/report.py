@@ -4,7 +4,8 @@
     results.csv        the rows (lists joined with ';')
     differences.csv    paired bootstrap CIs of arm a − arm b per (task, T)
     results.md         Markdown tables: per task first arms × lengths (successes and test mean),
-                       then every row: success rate [Wilson 95 % CI], median steps-to-success,
+                       then every row: parameters per model, success rate [Wilson 95 % CI],
+                       median steps-to-success,
                        test metric mean ± sd, the selected lr, flags
     success_vs_T.png   success rate against T per arm, one panel per task, Wilson bars
     final_by_arm.png   every seed's final validation and test metric per arm, one panel per
@@ -20,7 +21,8 @@ from pathlib import Path
 
 from lstm_jax.io import atomic_write_text, write_json
 
-ROW_FIELDS = ("task", "T", "arm", "arch", "status", "lr", "seeds", "successes", "success_rate",
+ROW_FIELDS = ("task", "T", "arm", "arch", "parameters", "status", "lr", "seeds", "successes",
+              "success_rate",
               "wilson_low", "wilson_high", "median_steps_to_success", "steps_to_success",
               "val_final_mean", "val_final_sd",
               "test_metric", "test_mean", "test_sd", "test_per_seed", "test_step",
@@ -79,12 +81,12 @@ def markdown(proto, results: dict) -> str:
         lines += [f"## {t.name}: success = {t.success}", "",
                   f"Seeds that succeeded · test {t.success.metric} (mean over seeds), each arm "
                   "at its validation-chosen learning rate:", "", *by_length(t.name, rows), "",
-                  "| T | arm | success [95 % Wilson] | median steps to success | "
+                  "| T | arm | parameters | success [95 % Wilson] | median steps to success | "
                   f"validation {t.success.metric} (final, mean ± sd) | "
-                  f"test {t.success.metric} (mean ± sd) | lr | flags |", "|---" * 8 + "|"]
+                  f"test {t.success.metric} (mean ± sd) | lr | flags |", "|---" * 9 + "|"]
         for r in (r for r in rows if r["task"] == t.name):
             if r["status"] != "done":
-                lines.append(f"| {r['T']} | {r['arm']} | pending | | | | | |")
+                lines.append(f"| {r['T']} | {r['arm']} | | pending | | | | | |")
                 continue
             flags = [f for f in ("past_budget", "diverged", "test_step_not_budget",
                                                 "test_size_not_protocol") if r.get(f)]
@@ -95,7 +97,8 @@ def markdown(proto, results: dict) -> str:
             val = (f"{_fmt(r.get('val_final_mean'), '.4g')} ± {_fmt(r.get('val_final_sd'), '.2g')}"
                    if r.get("val_final_mean") is not None else "—")
             lines.append(
-                f"| {r['T']} | {r['arm']} | {r['successes']}/{r['seeds']} "
+                f"| {r['T']} | {r['arm']} | {_fmt(r.get('parameters'), ',')} | "
+                f"{r['successes']}/{r['seeds']} "
                 f"[{r['wilson_low']:.2f}, {r['wilson_high']:.2f}] | "
                 f"{_fmt(r['median_steps_to_success'], 'g')} | {val} | {test} | {r['lr']:g} | "
                 f"{', '.join(flags)} |")

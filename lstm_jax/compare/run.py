@@ -261,6 +261,7 @@ def _row(proto: Protocol, out: Path, task, T: int, arm: str, score_test: bool, l
         "median_steps_to_success": statistics.median(steps) if steps else None,
         "val_final_per_seed": o["final"], "val_final_mean": _mean(o["final"]),
         "val_final_sd": _sd(o["final"]), "last_eval_step": o["last_step"],
+        "parameters": summary.get("parameters_per_model"),
         "trained_steps": summary.get("steps"), "diverged": summary.get("status") == "diverged",
         "past_budget": o["past_budget"] or (summary.get("steps") or 0) > budget,
     })
