@@ -5,7 +5,7 @@
 #   experiments/commit_finished_points.sh experiments/results/compare_adding && git commit
 set -euo pipefail
 out=${1:?usage: $0 COMPARISON_DIR}
-git add "$out"/*.md "$out"/*.csv "$out"/*.json "$out"/*.png "$out"/protocol.toml 2>/dev/null || true
+git add "$out"/*.md "$out"/*.csv "$out"/*.json "$out"/*.png "$out"/protocol.* 2>/dev/null || true
 find "$out/runs" -name summary.json | while read -r s; do
   d=$(dirname "$s")
   if python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1])).get("status") not in ("completed","diverged"))' "$s"; then
