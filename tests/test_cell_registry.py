@@ -41,6 +41,36 @@ def test_registry_lists_every_cell_with_description_and_paper(capsys):
         assert re.search(rf"^{name}\s", out, re.M) and entries[name].paper in out
 
 
+def test_archs_counts_parameters_and_finds_matching_widths(capsys):
+    """One layer's parameters against the closed forms G·(D·H + H² + H) (+ H for the GRU's b_hn,
+    + 3H for the peepholes), and the width of each cell closest to the LSTM's count."""
+    from lstm_jax.cli import main
+    from lstm_jax.cli.archs import layer_parameters, matching_width
+
+    D, H = 2, 128
+    block = D * H + H * H + H
+    want = {"rnn": block, "lstm": 4 * block, "gru": 3 * block + H, "cifg": 3 * block,
+            "janet": 2 * block, "peephole": 4 * block + 3 * H}
+    assert {a: layer_parameters(a, D, H) for a in want} == want
+    target = want["lstm"]  # 67,072
+    # the tanh RNN: H'² + 3H' = 66,820 at 257, 67,338 at 258: 257 is the closer
+    assert matching_width("rnn", D, target) == 257
+    for arch in ("gru", "janet", "lru"):  # any cell: no other width is closer
+        h = matching_width(arch, D, target)
+        gap = abs(layer_parameters(arch, D, h) - target)
+        for other in (h - 2, h - 1, h + 1, h + 2):
+            try:
+                assert abs(layer_parameters(arch, D, other) - target) >= gap, (arch, other)
+            except UserError:  # the LRU refuses odd widths
+                assert arch == "lru" and other % 2
+    assert matching_width("lstm", D, target) == H
+    assert main(["archs", "--hidden", "128", "--input-dim", "2", "--match-params", "lstm"]) == 0
+    out = capsys.readouterr().out
+    assert "16,768 parameters in one layer (H=128, D=2); H=257 has 66,820" in out
+    assert main(["archs", "--match-params", "lstm"]) == 2
+    assert "--match-params needs --hidden" in capsys.readouterr().err
+
+
 def test_unknown_arch_lists_the_registered_names():
     from lstm_jax.cli.common import parse_archs
     from lstm_jax.config import TrainConfig
