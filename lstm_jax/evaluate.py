@@ -65,8 +65,10 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
         ``eval_size``); rounded to whole batches as during training, except that a whole split
         of a task with an exact evaluator (IMDB) is scored review by review, every one once.
       force: score test again although it was scored before (counted in ``times_scored``).
-      lock: hold the run's lock (:func:`lstm_jax.io.run_lock`) while scoring, so two processes
-        never score one run's test split at once; False when the caller holds it.
+      lock: hold the run's lock (:func:`lstm_jax.io.run_lock`) while scoring test, so two
+        processes never score one run's test split at once (and a run still training is not
+        scored on test); False when the caller holds it. Validation never takes it: scoring a
+        checkpoint of a running run on validation stays allowed.
 
     Returns:
       The record written to ``RUN_DIR/<split>_metrics.json``.
@@ -76,7 +78,8 @@ def score(run_dir: str | Path, split: str = "test", *, step: int | None = None,
     from lstm_jax.io import run_lock
     from lstm_jax.sharding import is_primary
 
-    with run_lock(Path(run_dir), "RUN_DIR") if lock and is_primary() else contextlib.nullcontext():
+    held = lock and split == "test" and is_primary()
+    with run_lock(Path(run_dir), "RUN_DIR") if held else contextlib.nullcontext():
         return _score(Path(run_dir), split, step, size, force)
 
 

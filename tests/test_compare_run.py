@@ -343,6 +343,7 @@ def test_test_is_scored_once_when_another_process_holds_the_point(smoke_one_lr, 
     held.wait(10)
     with pytest.raises(UserError, match="in use by another lstm-jax process"):
         score(first, "test")
+    assert score(first, "validation", size=32)["split"] == "validation"  # reading is allowed
     lines = []
     timer = threading.Timer(0.5, release.set)
     timer.start()
