@@ -353,3 +353,37 @@ def test_test_is_scored_once_when_another_process_holds_the_point(smoke_one_lr, 
     assert not any(f"scoring test once: {first}" in x for x in lines)
     assert len(read_jsonl(first / "test_log.jsonl")) == 1
     assert res["rows"][0]["test_times_scored"] == 1
+
+
+def test_a_point_let_go_unfinished_by_another_process_is_taken_over(smoke_one_lr, tmp_path):
+    """The other process holds the first point, then stops (its lock goes) while this one trains
+    the second: this process comes back for the first instead of calling it someone else's."""
+    import threading
+
+    from lstm_jax.io import run_lock
+
+    out = tmp_path / "cmp"
+    first, second = (run_dir(out, p) for p in load_protocol(smoke_one_lr).points())
+    first.mkdir(parents=True)
+    held, second_started = threading.Event(), threading.Event()
+
+    def other_process():
+        with run_lock(first):
+            held.set()
+            second_started.wait(30)  # it stops while this process trains the second point
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    held.wait(10)
+    lines = []
+
+    def log(msg):
+        lines.append(msg)
+        if msg.startswith("[2/2]"):
+            second_started.set()
+            thread.join()
+
+    res = run_comparison(smoke_one_lr, out, log=log)
+    assert (res["status"], res["trained"]) == ("completed", 2)
+    assert [x[:5] for x in lines if x.startswith("[")] == ["[2/2]", "[1/2]"]
+    assert [r["status"] for r in res["results"]["rows"]] == ["done", "done"]

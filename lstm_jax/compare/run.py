@@ -15,8 +15,9 @@ budget is flagged (``past_budget``) and credited with the evaluations up to the 
 
 Several processes may run the same comparison on one ``OUT`` (two terminals, or machines sharing
 the directory): each claims a point by taking its run lock (:func:`lstm_jax.io.try_run_lock`)
-and passes over the points others hold, so the points are shared without any coordination. On a
-2-core CPU two processes gave about 30 % more points per hour than one.
+and passes over the points others hold, so the points are shared without any coordination. A
+point whose process let go of it unfinished (stopped or killed) is taken over by a process still
+running, once it has been through the others.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from lstm_jax.compare.protocol import (
 from lstm_jax.compare.stats import paired_bootstrap, wilson
 from lstm_jax.config import TrainConfig
 from lstm_jax.errors import UserError
-from lstm_jax.io import atomic_write_text, ensure_out_dir, read_json, try_run_lock
+from lstm_jax.io import atomic_write_text, ensure_out_dir, lock_holder, read_json, try_run_lock
 from lstm_jax.metrics import read_jsonl
 
 MAY_DIFFER = ("steps", "impl")
@@ -148,41 +149,48 @@ def run_comparison(protocol: str | Path, out: str | Path, *, max_points: int | N
     for p in points:  # refuse a foreign point before training anything
         check_point(proto.config(p), run_dir(out, p))
     trained, status, results, busy = 0, "completed", None, {}
-    for i, p in enumerate(points, 1):
-        where = run_dir(out, p)
-        if point_status(where, proto.steps) == "done":
-            continue
-        if max_points is not None and trained >= max_points:
-            status = "stopped"
-            break
-        with _claim(where) as holder:
-            if holder is not None:  # another process is training this point: leave it to it
-                busy[p.slug] = holder
+    todo = list(enumerate(points, 1))
+    while todo and status == "completed":
+        for i, p in todo:
+            where = run_dir(out, p)
+            if point_status(where, proto.steps) == "done":
                 continue
-            state = point_status(where, proto.steps)  # again: it may have finished meanwhile
-            if state == "done":
-                continue
-            log(f"[{i}/{len(points)}] {p.task} T={p.T} {p.arm} lr={p.lr:g} → {where}")
-            if state == "partial":
-                (where / "checkpoints").mkdir(exist_ok=True)  # see point_status
-            try:
-                summary = train(proto.config(p), where, resume=state == "partial",
-                                progress=progress, log=log, lock=False)
-            except Diverged as e:
-                log(f"  diverged: {e}")
-                summary = {"status": "diverged"}
-        trained += 1
-        if summary["status"] not in FINISHED:
-            status = "interrupted"
-            break
-        # figures too: a comparison stopped hard (a second signal) still has them up to here
-        results = collect(proto, out, score_test=score_test, log=log)
-        write_report(out, proto, results)
+            if max_points is not None and trained >= max_points:
+                status = "stopped"
+                break
+            with _claim(where) as holder:
+                if holder is not None:  # another process is training this point: leave it
+                    busy[(i, p)] = holder
+                    continue
+                busy.pop((i, p), None)
+                state = point_status(where, proto.steps)  # again: it may have finished meanwhile
+                if state == "done":
+                    continue
+                log(f"[{i}/{len(points)}] {p.task} T={p.T} {p.arm} lr={p.lr:g} → {where}")
+                if state == "partial":
+                    (where / "checkpoints").mkdir(exist_ok=True)  # see point_status
+                try:
+                    summary = train(proto.config(p), where, resume=state == "partial",
+                                    progress=progress, log=log, lock=False)
+                except Diverged as e:
+                    log(f"  diverged: {e}")
+                    summary = {"status": "diverged"}
+            trained += 1
+            if summary["status"] not in FINISHED:
+                status = "interrupted"
+                break
+            # figures too: a comparison stopped hard (a second signal) still has them up to here
+            results = collect(proto, out, score_test=score_test, log=log)
+            write_report(out, proto, results)
+        # another pass for the points whose process let go of them unfinished (stopped, killed)
+        todo = [(i, p) for (i, p) in busy
+                if point_status(run_dir(out, p), proto.steps) != "done"
+                and lock_holder(run_dir(out, p)) is None]
     if results is None:  # nothing finished in this call (all done before, stopped, interrupted)
         results = collect(proto, out, score_test=score_test, log=log)
         write_report(out, proto, results)
-    busy = {slug: pid for slug, pid in busy.items()
-            if point_status(out / "runs" / slug, proto.steps) != "done"}
+    busy = {p.slug: pid for (_, p), pid in busy.items()
+            if point_status(run_dir(out, p), proto.steps) != "done"}
     if busy and status == "completed":
         status = "shared"
         log(f"{len(busy)} point(s) are being trained by other processes ("
