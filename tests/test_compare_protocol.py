@@ -308,23 +308,7 @@ def test_exprnn_orth_lr_protocol_changes_only_the_generators_rate():
     assert (proto.seeds, proto.test_size) == (cells.seeds, cells.test_size)
 
 
-SMOKE_YAML = """\
-# the smoke protocol in YAML: the same fields, the same meaning
-name: smoke
-description: 2 arms, adding at T=10, 2 seeds, 30 steps
-seeds: 2
-lr_grid: [1e-2, 3e-2]          # YAML 1.1 would read these as strings; we read numbers
-budget: {steps: 30, batch: 8}
-eval: {every: 10, size: 32, test_size: 48}
-train: {hidden: 8, checkpoint_every: 10}
-tasks:
-  adding:
-    lengths: [10]
-    success: {metric: loss, below: 0.1}
-arms:
-  rnn: {arch: rnn}
-  lstm+chrono: {arch: lstm, chrono: T}
-"""
+SMOKE_YAML = (PROTOCOLS / "smoke.yaml").read_text()  # smoke.toml in YAML
 
 
 def test_a_yaml_protocol_is_the_toml_one(tmp_path):
