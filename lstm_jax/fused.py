@@ -189,13 +189,7 @@ def _weight_grads(fp, xs, h_prev, dz_x, dz_h, w_ih, small, cN):
     dbias = dz_x2.sum(0)
     dw_hh = (dz_h2.T @ h_prev.reshape(-1, H)).T
     dxs = (dz_x2 @ w_ih.T).reshape(*xs.shape)
-    dextra = ()
-    if fp.extra:
-        flat = lambda a: a.reshape(-1, a.shape[-1])
-        # the cell state after each step: the next step's c_{t−1} (small[0] by convention), then cN
-        c_new = None if cN is None else jnp.concatenate([small[0][1:], cN[None]])
-        dextra = tuple(fp.extra_grad(dz_x2, dz_h2, tuple(flat(a) for a in small),
-                                     None if c_new is None else flat(c_new)))
+    dextra = tuple(fp.extra_grad(dz_x, dz_h, small, cN)) if fp.extra else ()
     return dw_ih, dbias, dw_hh, dextra, dxs
 
 

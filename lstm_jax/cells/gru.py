@@ -53,9 +53,9 @@ def _backward(big, small, h_t, c_new, dh, dc, extra):
     return dz_x, dz_h, dh * z, None
 
 
-def _b_hn_grad(dz_x, dz_h, small, c_new):
+def _b_hn_grad(dz_x, dz_h, small, cN):
     H = dz_h.shape[-1] // 3
-    return (dz_h[:, 2 * H:].sum(0),)
+    return (dz_h[..., 2 * H:].sum((0, 1)),)
 
 
 def _factors(res) -> StepJacobian:

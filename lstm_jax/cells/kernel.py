@@ -49,10 +49,11 @@ class FusedPath:
         ``"prev"`` (its input) or None.
       extra: names of the cell's ``(H,)`` parameters besides ``w_ih, w_hh, bias`` that the step
         reads (GRU ``("b_hn",)``, the peephole LSTM's ``("p_i", "p_f", "p_o")``); ``()``: none.
-      extra_grad: ``(dz_x, dz_h, small, c_new) -> tuple of (H,)``, the gradients of ``extra``
-        from every step at once: ``dz_x, dz_h (N, G·H)`` and ``small``'s residuals and the cell
-        state after each step ``c_new (N, H)`` (None without a cell state), N = steps × batch.
-        Like the weight gradients, a reduction after the backward loop, not a per-step carry.
+      extra_grad: ``(dz_x, dz_h, small, cN) -> tuple of (H,)``, the gradients of ``extra``
+        from every step at once: ``dz_x, dz_h (S, B, G·H)``, ``small``'s stacked ``(S, B, H)``
+        residuals and the block's final cell state ``cN (B, H)`` (None without one; the state
+        after step t < S−1 is ``small[0][t+1]``). Like the weight gradients, a reduction after
+        the backward loop, not a per-step carry.
       gate_blocks: ``((gate, block), …)``: which block of ``big`` holds each gate.
     """
 

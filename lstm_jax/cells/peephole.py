@@ -63,11 +63,13 @@ def _backward(big, small, h_t, c_new, dh, dc, extra):
     return jnp.concatenate([da_i, da_f, da_g, da_o], axis=-1), None, None, dc_prev
 
 
-def _peephole_grads(dz_x, dz_h, small, c_new):
-    """``dp_i, dp_f, dp_o`` from every step's gate gradients ``dz_x (N, 4H)``."""
+def _peephole_grads(dz_x, dz_h, small, cN):
+    """``dp_i, dp_f, dp_o`` from every step's gate gradients ``dz_x (S, B, 4H)``: i and f read
+    ``C_{t−1}`` (``small``), o reads ``C_t``, which is step t+1's ``C_{t−1}`` (and ``cN`` last)."""
     (c_prev,) = small
     da_i, da_f, _, da_o = jnp.split(dz_x, 4, axis=-1)
-    return (da_i * c_prev).sum(0), (da_f * c_prev).sum(0), (da_o * c_new).sum(0)
+    dp_o = (da_o[:-1] * c_prev[1:]).sum((0, 1)) + (da_o[-1] * cN).sum(0)
+    return (da_i * c_prev).sum((0, 1)), (da_f * c_prev).sum((0, 1)), dp_o
 
 
 @register("peephole", "LSTM with diagonal peepholes: i, f see C_{t−1}, o sees C_t",
