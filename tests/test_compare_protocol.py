@@ -264,32 +264,30 @@ def test_indrnn_init_protocols_change_only_the_init():
             base_proto.seeds, base_proto.test_size, base_proto.tasks)
 
 
-def test_janet_init_protocol_changes_only_the_kernels_init():
-    """adding_janet_init.toml is adding_cells.toml's JANET arm at T = 200 with Glorot kernels."""
-    cells = load_protocol(PROTOCOLS / "adding_cells.toml")
-    proto = load_protocol(PROTOCOLS / "adding_janet_init.toml")
-    base = {(q.T, q.lr): cells.config(q).to_dict() for q in cells.points()
-            if q.arm == "janet+chrono" and q.T == 200}
+def _assert_one_change(base_file: str, arm: str, T: int, file: str, change: dict):
+    """``file``'s points are ``base_file``'s points of ``arm`` at ``T``, with ``change`` alone."""
+    base_proto = load_protocol(PROTOCOLS / base_file)
+    proto = load_protocol(PROTOCOLS / file)
+    base = {(q.T, q.lr): base_proto.config(q).to_dict() for q in base_proto.points()
+            if q.arm == arm and q.T == T}
     got = {(q.T, q.lr): proto.config(q).to_dict() for q in proto.points()}
     assert sorted(got) == sorted(base) and len(got) == 2
     for key, cfg in got.items():
-        assert cfg == base[key] | {"input_init": "glorot", "recurrent_init": "glorot"}, key
-    assert (proto.seeds, proto.test_size) == (cells.seeds, cells.test_size)
+        assert cfg == base[key] | change, key
+    assert (proto.seeds, proto.test_size, proto.steps, proto.batch) == (
+        base_proto.seeds, base_proto.test_size, base_proto.steps, base_proto.batch)
+
+
+def test_janet_init_protocol_changes_only_the_kernels_init():
+    """adding_janet_init.toml is adding_cells.toml's JANET arm at T = 200 with Glorot kernels."""
+    _assert_one_change("adding_cells.toml", "janet+chrono", 200, "adding_janet_init.toml",
+                       {"input_init": "glorot", "recurrent_init": "glorot"})
 
 
 def test_rnn_width_protocol_changes_only_the_width():
     """adding_rnn_width.toml is adding.toml's tanh RNN arm at T = 100 with H = 256, which gives
     it the LSTM's parameter count to within 1 % (closed form: G·(D·H + H² + H) + H + 1)."""
-    adding = load_protocol(PROTOCOLS / "adding.toml")
-    proto = load_protocol(PROTOCOLS / "adding_rnn_width.toml")
-    base = {(q.T, q.lr): adding.config(q).to_dict() for q in adding.points()
-            if q.arm == "rnn" and q.T == 100}
-    got = {(q.T, q.lr): proto.config(q).to_dict() for q in proto.points()}
-    assert sorted(got) == sorted(base) and len(got) == 2
-    for key, cfg in got.items():
-        assert cfg == base[key] | {"hidden": 256}, key
-    assert (proto.seeds, proto.test_size, proto.steps, proto.batch) == (
-        adding.seeds, adding.test_size, adding.steps, adding.batch)
+    _assert_one_change("adding.toml", "rnn", 100, "adding_rnn_width.toml", {"hidden": 256})
     n = lambda G, H, D=2: G * (D * H + H * H + H) + H + 1  # noqa: E731
     assert (n(1, 256), n(4, 128)) == (66_561, 67_201)
     assert abs(n(1, 256) / n(4, 128) - 1) < 0.01
