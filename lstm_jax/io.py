@@ -144,10 +144,13 @@ def run_lock(directory: Path, field: str = "--out"):
 
 
 @contextlib.contextmanager
-def try_run_lock(directory: Path, field: str = "--out"):
+def try_run_lock(directory: Path, field: str = "--out", *, wait=None):
     """:func:`run_lock` without the error: yields None when this process now holds the lock, or
     the holder's PID (a string, "unknown" if it wrote none yet) when another process does, so a
-    caller can pass the directory by (``lstm-jax compare`` run in several processes does)."""
+    caller can pass the directory by (``lstm-jax compare`` run in several processes does).
+
+    With ``wait`` (a callable), a held lock is waited for instead: ``wait(holder)`` is called
+    once, the process blocks until the holder lets go, and None is yielded."""
     path = Path(directory) / ".lock"
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -157,9 +160,12 @@ def try_run_lock(directory: Path, field: str = "--out"):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.read(fd, 32).decode("utf-8", "replace").strip() or "unknown"
-        os.close(fd)
-        yield holder
-        return
+        if wait is None:
+            os.close(fd)
+            yield holder
+            return
+        wait(holder)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocks until the holder's descriptor is closed
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -11,6 +11,7 @@ comparison at matched parameter counts (``hidden`` in a protocol arm, docs/compa
 
 from __future__ import annotations
 
+import functools
 import json
 
 from lstm_jax.cli.common import positive_int
@@ -30,6 +31,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+@functools.cache  # the width search and the table ask for the same counts again
 def layer_parameters(arch: str, in_dim: int, hidden: int) -> int:
     """Parameters of one layer of ``arch`` (default options) at width ``hidden`` reading
     ``in_dim`` features, counted from shapes alone (``nnx.eval_shape``: nothing is allocated)."""

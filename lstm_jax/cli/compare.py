@@ -11,6 +11,7 @@ share the points between two processes (each claims the points it trains). See d
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lstm_jax.cli.common import nonneg_int
 
@@ -48,16 +49,12 @@ def run(args) -> int:
               sep="\n")
     print(f"{res['status']}: {res['trained']} point(s) trained now; {done}/{len(rows)} "
           f"(task, T, arm) configurations done")
-    from pathlib import Path
-
     print(f"wrote {args.out}/results.md, results.csv, results.json, differences.csv, "
           f"success_vs_T.png, final_by_arm.png, protocol{Path(args.protocol).suffix.lower()}")
     return 130 if res["status"] == "interrupted" else 0
 
 
 def status(args) -> int:
-    from pathlib import Path
-
     from lstm_jax.compare import load_protocol
     from lstm_jax.compare.status import format_status, status_rows
     from lstm_jax.errors import UserError

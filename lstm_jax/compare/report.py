@@ -22,9 +22,8 @@ from pathlib import Path
 from lstm_jax.io import atomic_write_text, write_json
 
 ROW_FIELDS = ("task", "T", "arm", "arch", "parameters", "status", "lr", "seeds", "successes",
-              "success_rate",
-              "wilson_low", "wilson_high", "median_steps_to_success", "steps_to_success",
-              "val_final_mean", "val_final_sd",
+              "success_rate", "wilson_low", "wilson_high", "median_steps_to_success",
+              "steps_to_success", "val_final_mean", "val_final_sd",
               "test_metric", "test_mean", "test_sd", "test_per_seed", "test_step",
               "test_examples", "test_times_scored", "budget_steps", "batch", "trained_steps",
               "past_budget", "diverged", "criterion", "run_dir")

@@ -293,7 +293,7 @@ def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, lo
     if path.is_file():
         rec = read_json(path)
     elif score_test:
-        with _wait_for_lock(where, log):  # another process may be scoring it right now
+        with _hold(where, log):  # another process may be scoring it right now
             if path.is_file():
                 rec = read_json(path)
             else:
@@ -302,7 +302,6 @@ def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, lo
                     return {"test_note": "no checkpoint at or before the budget"}
                 log(f"  scoring test once: {where} at step {steps[-1]}")
                 rec = score(where, "test", step=steps[-1], size=size, lock=False)
-                _per_example_test(rec, where, log)
     else:
         return {}
     m = rec["metrics"].get(metric, {})
@@ -311,48 +310,25 @@ def _test(where: Path, budget: int, size: int, metric: str, score_test: bool, lo
            "test_examples": rec["examples"], "test_times_scored": rec["times_scored"],
            "test_step_not_budget": rec["step"] != budget,
            "test_size_not_protocol": not _scored_at_size(rec, size)}
-    if _whole_split(rec):
-        from lstm_jax.evaluate import per_example_path
+    if rec["examples"] == rec.get("splits", {}).get("sizes", {}).get("test"):
+        # a whole split scored review by review keeps per-review outcomes (for paired CIs);
+        # score() writes them, a record older than that file gets them recounted here
+        from lstm_jax.evaluate import per_example, per_example_path
 
-        if score_test and not per_example_path(where, "test").is_file():
-            with _wait_for_lock(where, log):
-                _per_example_test(rec, where, log)
-        if per_example_path(where, "test").is_file():
-            out["test_per_example"] = str(per_example_path(where, "test"))
+        per_review = per_example_path(where, "test")
+        if score_test and not per_review.is_file() and (where / "checkpoints").is_dir():
+            with _hold(where, log):
+                if not per_review.is_file():
+                    log(f"  per-review test outcomes (a recount of the recorded score): {where}")
+                    per_example(where, "test")
+        if per_review.is_file():
+            out["test_per_example"] = str(per_review)
     return out
 
 
-def _whole_split(rec: dict) -> bool:
-    return rec["examples"] == rec.get("splits", {}).get("sizes", {}).get("test")
-
-
-def _per_example_test(rec: dict, where: Path, log) -> None:
-    """A whole test split scored review by review keeps its per-review outcomes (for paired CIs);
-    a record older than that file gets them recounted from its checkpoint. Call holding the
-    point's lock."""
-    from lstm_jax.evaluate import per_example, per_example_path
-
-    if (_whole_split(rec) and not per_example_path(where, "test").is_file()
-            and (where / "checkpoints").is_dir()):
-        log(f"  per-review test outcomes (a recount of the recorded score): {where}")
-        per_example(where, "test")
-
-
-@contextlib.contextmanager
-def _wait_for_lock(where: Path, log, poll_s: float = 2.0):
-    """Hold ``where``'s run lock for the block, waiting while another process holds it."""
-    import time
-
-    said = False
-    while True:
-        with try_run_lock(where) as holder:
-            if holder is None:
-                yield
-                return
-        if not said:
-            log(f"  waiting for PID {holder}, which holds {where}")
-            said = True
-        time.sleep(poll_s)
+def _hold(where: Path, log):
+    """Hold ``where``'s run lock, waiting (and saying so once) while another process holds it."""
+    return try_run_lock(where, wait=lambda pid: log(f"  waiting for PID {pid}, which holds {where}"))
 
 
 def _scored_at_size(rec: dict, size: int) -> bool:
