@@ -39,7 +39,7 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     assert (first / "summary.json").is_file() and not second.exists()
     assert [r["status"] for r in res["results"]["rows"]] == ["done", "pending"]
     stamp = (first / "metrics.jsonl").stat().st_mtime_ns
-    figures = [out / "success_vs_T.png", out / "final_by_arm.png"]
+    figures = [out / "success_vs_T.png", out / "final_by_arm.png", out / "curves.png"]
     assert all(f.is_file() for f in figures)  # drawn after every finished point
     for f in figures:
         f.unlink()
@@ -66,7 +66,7 @@ def test_compare_stops_resumes_and_scores_test_once(smoke_one_lr, tmp_path, caps
     assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp  # not retrained
     results = json.loads((out / "results.json").read_text())
     for f in ("results.md", "results.csv", "differences.csv", "success_vs_T.png",
-              "final_by_arm.png"):
+              "final_by_arm.png", "curves.png"):
         assert (out / f).is_file(), f
     assert (out / "protocol.toml").read_text() == smoke_one_lr.read_text()
     rows = results["rows"]

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lstm_jax.compare.outcome import point_outcome, selection_key
+from lstm_jax.compare.outcome import point_outcome, selection_key, validation_curve
 from lstm_jax.compare.protocol import Criterion
 from lstm_jax.compare.stats import paired_bootstrap, wilson, z_value
 from lstm_jax.errors import UserError
@@ -104,6 +104,22 @@ def test_steps_to_success_within_budget():
     assert within["past_budget"] is False
     full = point_outcome(_records(), Criterion("loss", "below", 0.1), budget=40, seeds=3)
     assert full["steps_to_success"] == [20, 40, 10]
+
+
+def test_validation_curve_is_the_credited_lines_in_step_order():
+    recs = _records()
+    shuffled = [recs[2], {"step": 25, "train/loss": [1.0] * 3}, recs[0], recs[3], recs[1]]
+    steps, values = validation_curve(shuffled, "loss", budget=30)
+    assert steps.tolist() == [10, 20, 30]  # sorted, without the train-only line or step 40
+    np.testing.assert_array_equal(values, np.array([r["eval/loss"] for r in recs[:3]]))
+    assert values.shape == (3, 3)
+    # the same lines point_outcome credits: its final values are the curve's last row
+    o = point_outcome(shuffled, Criterion("loss", "below", 0.1), budget=30, seeds=3)
+    np.testing.assert_array_equal(values[-1], o["final"])
+    one = validation_curve([{"step": 5, "eval/accuracy": 0.5}], "accuracy", budget=10)
+    assert one[0].tolist() == [5] and one[1].shape == (1, 1)  # a single-seed scalar
+    empty = validation_curve(recs, "loss", budget=5)
+    assert empty[0].shape == (0,) and empty[1].shape[0] == 0
 
 
 def test_a_diverged_run_has_no_final_value():

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from lstm_jax.compare import report as compare_report
-from lstm_jax.compare.protocol import load_protocol
+from lstm_jax.compare.protocol import Point, load_protocol
+from lstm_jax.compare.run import run_dir
 from lstm_jax.plots import compare, imdb, probes, states, style, training
 from lstm_jax.plots import runs as run_plots
 
@@ -88,6 +89,16 @@ def _figures(tmp_path, probe_results):
                                                        tmp_path / "success.png")
     yield "final_by_arm", compare_report.plot_final_by_arm(proto, {"rows": result_rows},
                                                             tmp_path / "final_by_arm.png")
+    cmp_out = tmp_path / "cmp"
+    for r in result_rows:
+        r |= {"arch": proto.arm(r["arm"]).arch, "lr": 0.01}
+        where = run_dir(cmp_out, Point("adding", 10, r["arm"], 0.01))
+        where.mkdir(parents=True)
+        (where / "metrics.jsonl").write_text("".join(
+            json.dumps({"step": s, "eval/loss": [v * (30 / s), 2 * v * (30 / s)]}) + "\n"
+            for s, v in ((s, r["val_final_per_seed"][0]) for s in (10, 20, 30))))
+    yield "curves", compare_report.plot_curves(proto, {"rows": result_rows}, cmp_out,
+                                               tmp_path / "curves.png")
     for p in training.plot_run(runs["lstm"]):
         yield p.stem, p
     rows = [{"task": task, "arch": a, "seq_len": T, "hidden": 8,

@@ -48,6 +48,23 @@ def point_outcome(records: list[dict], criterion: Criterion, budget: int, seeds:
             "evaluations": len(kept)}
 
 
+def validation_curve(records: list[dict], metric: str, budget: int):
+    """One point's validation curve within budget, from its ``metrics.jsonl`` records.
+
+    Returns ``(steps, values)``: ``steps`` (n,) the evaluated steps ≤ ``budget`` in order,
+    ``values`` (n, seeds) ``eval/<metric>`` at those steps (the lines :func:`point_outcome`
+    credits; later lines of a point resumed past its budget are left out).
+    """
+    import numpy as np
+
+    key = f"eval/{metric}"
+    kept = sorted((r for r in records if key in r and r["step"] <= budget), key=lambda r: r["step"])
+    steps = np.array([int(r["step"]) for r in kept], dtype=int)
+    if not kept:
+        return steps, np.zeros((0, 0))
+    return steps, np.array([np.atleast_1d(r[key]) for r in kept], dtype=float)
+
+
 def selection_key(outcome: dict, criterion: Criterion) -> tuple[float, float]:
     """Learning-rate selection on validation: most successes, then the best mean final value
     in the criterion's direction (non-finite = worst). Larger keys are better."""

@@ -10,6 +10,8 @@
     success_vs_T.png   success rate against T per arm, one panel per task, Wilson bars
     final_by_arm.png   every seed's final validation and test metric per arm, one panel per
                        (task, T), the success threshold drawn
+    curves.png         validation metric against step per arm (its chosen learning rate): every
+                       seed thin, the median over seeds bold; one panel per (task, T)
 """
 
 from __future__ import annotations
@@ -202,6 +204,57 @@ def plot_final_by_arm(proto, results: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+def plot_curves(proto, results: dict, out: Path, path: Path) -> Path:
+    """Validation metric against training step for every finished arm at its chosen learning
+    rate, one panel per (task, T): each seed a thin line, the median over seeds bold, the
+    success threshold dashed. Read from the points' ``metrics.jsonl`` (steps ≤ budget): where a
+    final value sits on a plateau or on a slope that the budget cut off."""
+    import numpy as np
+
+    from lstm_jax.compare.outcome import validation_curve
+    from lstm_jax.compare.protocol import Point
+    from lstm_jax.compare.run import run_dir
+    from lstm_jax.metrics import read_jsonl
+    from lstm_jax.plots.common import ARCH_COLORS, save
+    from lstm_jax.plots.style import legend_outside, new_figure, percent
+
+    done = [r for r in results["rows"] if r["status"] == "done"]
+    panels = list(dict.fromkeys((r["task"], r["T"]) for r in done)) or \
+        [(t.name, t.lengths[0]) for t in proto.tasks[:1]]
+    fig, axes = new_figure(4.6 * len(panels) + 2.5, 4.0, ncols=len(panels))
+    axes = np.atleast_1d(axes)
+    dashes = ("-", "--", "-.", ":")
+    for ax, (task, T) in zip(axes, panels, strict=True):
+        crit = next(t.success for t in proto.tasks if t.name == task)
+        acc = crit.metric == "accuracy"
+        positive = True
+        seen: list[str] = []
+        for r in (r for r in done if (r["task"], r["T"]) == (task, T)):
+            where = run_dir(out, Point(task, T, r["arm"], r["lr"]))
+            steps, values = validation_curve(read_jsonl(where / "metrics.jsonl"), crit.metric,
+                                             proto.steps)
+            if not len(steps):
+                continue
+            values = percent(values) if acc else values
+            color = ARCH_COLORS.get(r["arch"], f"C{len(seen) % 10}")
+            ls = dashes[seen.count(r["arch"]) % len(dashes)]
+            seen.append(r["arch"])
+            ax.plot(steps, values, ls, color=color, lw=0.7, alpha=0.35)
+            ax.plot(steps, np.median(values, axis=1), ls, color=color, lw=2,
+                    label=f"{r['arm']} (lr {r['lr']:g})")
+            positive &= bool(np.all(values > 0))
+        ax.axhline(percent(crit.threshold) if acc else crit.threshold, color="0.4", ls=(0, (4, 3)),
+                   lw=1, label="success threshold")
+        if not acc and positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"validation {'accuracy (%)' if acc else crit.metric}")
+        ax.set_title(f"{task}, T={T}: bold median of {proto.seeds} seeds, thin each seed",
+                     fontsize=9)
+        legend_outside(ax, fontsize=7)
+    return save(fig, path)
+
+
 def write_report(out: Path, proto, results: dict, plot: bool = True) -> None:
     write_json(out / "results.json", {**results, "protocol_fields": proto.to_dict()})
     atomic_write_text(out / "results.csv", _csv(results["rows"], ROW_FIELDS))
@@ -210,3 +263,4 @@ def write_report(out: Path, proto, results: dict, plot: bool = True) -> None:
     if plot:
         plot_success(proto, results, out / "success_vs_T.png")
         plot_final_by_arm(proto, results, out / "final_by_arm.png")
+        plot_curves(proto, results, out, out / "curves.png")
