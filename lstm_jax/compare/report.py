@@ -21,7 +21,11 @@ import io
 import re
 from pathlib import Path
 
+from lstm_jax.compare.outcome import validation_curve
+from lstm_jax.compare.protocol import Point
+from lstm_jax.compare.run import run_dir
 from lstm_jax.io import atomic_write_text, write_json
+from lstm_jax.metrics import read_jsonl
 
 ROW_FIELDS = ("task", "T", "arm", "arch", "parameters", "status", "lr", "seeds", "successes",
               "success_rate", "wilson_low", "wilson_high", "median_steps_to_success",
@@ -211,10 +215,6 @@ def plot_curves(proto, results: dict, out: Path, path: Path) -> Path:
     final value sits on a plateau or on a slope that the budget cut off."""
     import numpy as np
 
-    from lstm_jax.compare.outcome import validation_curve
-    from lstm_jax.compare.protocol import Point
-    from lstm_jax.compare.run import run_dir
-    from lstm_jax.metrics import read_jsonl
     from lstm_jax.plots.common import ARCH_COLORS, save
     from lstm_jax.plots.style import legend_outside, new_figure, percent
 
