@@ -50,7 +50,7 @@ def run(args) -> int:
     print(f"{res['status']}: {res['trained']} point(s) trained now; {done}/{len(rows)} "
           f"(task, T, arm) configurations done")
     print(f"wrote {args.out}/results.md, results.csv, results.json, differences.csv, "
-          f"success_vs_T.png, final_by_arm.png, protocol{Path(args.protocol).suffix.lower()}")
+          f"success_vs_T.png, final_by_arm.png, curves.png, protocol{Path(args.protocol).suffix.lower()}")
     return 130 if res["status"] == "interrupted" else 0
 
 
