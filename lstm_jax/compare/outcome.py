@@ -21,6 +21,12 @@ import math
 from lstm_jax.compare.protocol import Criterion
 
 
+def _credited(records: list[dict], key: str, budget: int) -> list[dict]:
+    """The evaluation lines that count: those holding ``key`` at a step ≤ ``budget``, in step
+    order."""
+    return sorted((r for r in records if key in r and r["step"] <= budget), key=lambda r: r["step"])
+
+
 def point_outcome(records: list[dict], criterion: Criterion, budget: int, seeds: int,
                   diverged: bool = False) -> dict:
     """Per-seed success, steps-to-success and final value (see the module docstring);
@@ -30,7 +36,7 @@ def point_outcome(records: list[dict], criterion: Criterion, budget: int, seeds:
     "last_step": int|None, "past_budget": bool, "evaluations": int}``.
     """
     key = f"eval/{criterion.metric}"
-    kept = sorted((r for r in records if key in r and r["step"] <= budget), key=lambda r: r["step"])
+    kept = _credited(records, key, budget)
     past = any(r.get("step", 0) > budget for r in records)
     first: list[int | None] = [None] * seeds
     for r in kept:
@@ -58,7 +64,7 @@ def validation_curve(records: list[dict], metric: str, budget: int):
     import numpy as np
 
     key = f"eval/{metric}"
-    kept = sorted((r for r in records if key in r and r["step"] <= budget), key=lambda r: r["step"])
+    kept = _credited(records, key, budget)
     steps = np.array([int(r["step"]) for r in kept], dtype=int)
     if not kept:
         return steps, np.zeros((0, 0))

@@ -163,6 +163,13 @@ def plot_success(proto, results: dict, path: Path) -> Path:
     return save(fig, path)
 
 
+def _panels(proto, results: dict) -> list[tuple[str, int]]:
+    """The (task, T) panels of the per-length figures: those with a finished arm, in order (the
+    protocol's first task and length while none has finished, so the figure exists)."""
+    panels = sorted({(r["task"], r["T"]) for r in results["rows"] if r["status"] == "done"})
+    return panels or [(t.name, t.lengths[0]) for t in proto.tasks[:1]]
+
+
 def plot_final_by_arm(proto, results: dict, path: Path) -> Path:
     """Every seed's final validation metric (open circle) and test metric (filled dot) per arm,
     one panel per (task, T), with the success threshold: the spread a mean ± sd hides."""
@@ -171,14 +178,12 @@ def plot_final_by_arm(proto, results: dict, path: Path) -> Path:
     from lstm_jax.plots.common import save
     from lstm_jax.plots.style import legend_outside, new_figure, percent
 
-    panels = sorted({(r["task"], r["T"]) for r in results["rows"] if r["status"] == "done"})
-    if not panels:
-        panels = [(t.name, t.lengths[0]) for t in proto.tasks[:1]]
+    panels = _panels(proto, results)
     fig, axes = new_figure(max(4.5, 0.55 * len(proto.arms) + 1) * len(panels) + 2.5, 4.4,
                            ncols=len(panels))
     axes = np.atleast_1d(axes)
     for ax, (task, T) in zip(axes, panels, strict=True):
-        crit = next(t.success for t in proto.tasks if t.name == task)
+        crit = proto.task(task).success
         acc = crit.metric == "accuracy"
         scale = percent if acc else (lambda v: v)
         rows = [r for r in results["rows"] if (r["task"], r["T"]) == (task, T)]
@@ -215,30 +220,26 @@ def plot_curves(proto, results: dict, out: Path, path: Path) -> Path:
     final value sits on a plateau or on a slope that the budget cut off."""
     import numpy as np
 
-    from lstm_jax.plots.common import ARCH_COLORS, save
+    from lstm_jax.plots.common import save
+    from lstm_jax.plots.runs import line_styles
     from lstm_jax.plots.style import legend_outside, new_figure, percent
 
-    done = [r for r in results["rows"] if r["status"] == "done"]
-    panels = list(dict.fromkeys((r["task"], r["T"]) for r in done)) or \
-        [(t.name, t.lengths[0]) for t in proto.tasks[:1]]
+    panels = _panels(proto, results)
     fig, axes = new_figure(4.6 * len(panels) + 2.5, 4.0, ncols=len(panels))
     axes = np.atleast_1d(axes)
-    dashes = ("-", "--", "-.", ":")
     for ax, (task, T) in zip(axes, panels, strict=True):
-        crit = next(t.success for t in proto.tasks if t.name == task)
+        crit = proto.task(task).success
         acc = crit.metric == "accuracy"
         positive = True
-        seen: list[str] = []
-        for r in (r for r in done if (r["task"], r["T"]) == (task, T)):
+        rows = [r for r in results["rows"] if (r["task"], r["T"]) == (task, T)
+                and r["status"] == "done"]
+        for r, (color, ls) in zip(rows, line_styles(rows), strict=True):
             where = run_dir(out, Point(task, T, r["arm"], r["lr"]))
             steps, values = validation_curve(read_jsonl(where / "metrics.jsonl"), crit.metric,
                                              proto.steps)
             if not len(steps):
                 continue
             values = percent(values) if acc else values
-            color = ARCH_COLORS.get(r["arch"], f"C{len(seen) % 10}")
-            ls = dashes[seen.count(r["arch"]) % len(dashes)]
-            seen.append(r["arch"])
             ax.plot(steps, values, ls, color=color, lw=0.7, alpha=0.35)
             ax.plot(steps, np.median(values, axis=1), ls, color=color, lw=2,
                     label=f"{r['arm']} (lr {r['lr']:g})")

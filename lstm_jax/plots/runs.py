@@ -62,7 +62,7 @@ def run_labels(configs: Sequence[dict], names: Sequence[str]) -> list[str]:
     return labels
 
 
-def _styles(configs: Sequence[dict]) -> list[tuple]:
+def line_styles(configs: Sequence[dict]) -> list[tuple]:
     """(colour, line style) per run: the architecture's colour when the runs differ by
     architecture (then runs of one architecture get different dashes) or there is one run,
     else one colour each."""
@@ -133,7 +133,7 @@ def plot_run_curves(run_dirs: Sequence[str | Path], path: str | Path, *,
         raise UserError(f"--labels has {len(labels)} names for {len(dirs)} run directories")
     fig, ax = new_figure()
     positive = True
-    for (_, recs), label, (color, ls) in zip(runs, labels, _styles(configs), strict=True):
+    for (_, recs), label, (color, ls) in zip(runs, labels, line_styles(configs), strict=True):
         recs = [r for r in recs if metric in r]
         steps = np.array([r["step"] for r in recs])
         values = np.array([np.atleast_1d(r[metric]) for r in recs], dtype=float)  # (n, seeds)
